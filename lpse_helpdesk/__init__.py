@@ -1,0 +1,1 @@
+"""lpse-helpdesk: the LPSE e-mail helpdesk run from a Telegram group."""
