@@ -1,0 +1,5 @@
+import sys
+
+from lpse_helpdesk.cli import main
+
+sys.exit(main())

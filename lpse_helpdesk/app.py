@@ -1,0 +1,110 @@
+"""`lpse-helpdesk run`: every piece of the service in one asyncio process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from lpse_helpdesk.config.settings import Settings
+from lpse_helpdesk.domain.model import DomainConfig
+from lpse_helpdesk.storage.db import Database, upgrade
+from lpse_helpdesk.timekeeping.calendar import BusinessCalendar
+from lpse_helpdesk.timekeeping.clock import Clock, SystemClock
+from lpse_helpdesk.workflow.mail_plan import Addresses, OutboxMailPlanner
+from lpse_helpdesk.workflow.tickets import Workflow
+
+log = logging.getLogger("lpse_helpdesk")
+
+
+class Piece(Protocol):
+    """A long-running part of the service (mail intake, mail sender, bot, scheduler)."""
+
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclass
+class Services:
+    """What the pieces share; built once in `build_services`, nothing at import time."""
+
+    settings: Settings
+    domain: DomainConfig
+    clock: Clock
+    db: Database
+    calendar: BusinessCalendar
+    workflow: Workflow
+
+
+def build_services(
+    settings: Settings, domain: DomainConfig, clock: Clock | None = None
+) -> Services:
+    clock = clock or SystemClock()
+    db = Database.from_url(settings.DATABASE_URL)
+    calendar = BusinessCalendar(domain.working_hours, settings.timezone)
+    planner = OutboxMailPlanner(
+        domain, Addresses(helpdesk=settings.HELPDESK_EMAIL, lkpp=settings.LKPP_HELPDESK_EMAIL)
+    )
+    workflow = Workflow(
+        domain,
+        calendar,
+        clock,
+        planner,
+        ticket_prefix=settings.TICKET_PREFIX,
+        timezone=settings.timezone,
+    )
+    return Services(settings, domain, clock, db, calendar, workflow)
+
+
+PieceFactory = Callable[[Services], Piece]
+
+
+def piece_factories() -> list[PieceFactory]:
+    """The pieces `run` starts, in order; they are stopped in reverse order."""
+    return []
+
+
+async def serve(
+    services: Services,
+    factories: list[PieceFactory] | None = None,
+    *,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run until SIGTERM/SIGINT (or `stop` is set), then stop every piece cleanly."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
+
+    await asyncio.to_thread(upgrade, services.db.engine)
+    log.info("started database (%s)", services.db.engine.dialect.name)
+    started: list[Piece] = []
+    try:
+        for factory in piece_factories() if factories is None else factories:
+            piece = factory(services)
+            await piece.start()
+            started.append(piece)
+            log.info("started %s", piece.name)
+        log.info("lpse-helpdesk is running; stop with Ctrl+C or SIGTERM")
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        for piece in reversed(started):
+            try:
+                await piece.stop()
+                log.info("stopped %s", piece.name)
+            except Exception:
+                log.exception("error while stopping %s", piece.name)
+        await asyncio.to_thread(services.db.close)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signum)
+        log.info("stopped")

@@ -1,0 +1,116 @@
+"""The `lpse-helpdesk` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from lpse_helpdesk.config.check import ConfigReport, check_config, summary
+
+EXIT_CONFIG = 2
+
+DESCRIPTION = """\
+Helpdesk e-mail LPSE yang dijalankan dari grup Telegram, mengikuti SOP Penanganan
+Permasalahan Pengguna SPSE melalui E-mail. Settings come from the environment and .env."""
+
+
+def _report_problems(report: ConfigReport) -> int:
+    print("Konfigurasi belum benar / configuration problems:", file=sys.stderr)
+    for line in report.problems:
+        print(f"  {line}", file=sys.stderr)
+    return EXIT_CONFIG
+
+
+def _load(env_file: Path) -> ConfigReport:
+    return check_config(env_file if env_file.exists() else None)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    report = _load(args.env_file)
+    if not report.ok:
+        return _report_problems(report)
+    assert report.settings is not None and report.domain is not None
+    print("Konfigurasi OK")
+    for line in summary(report.settings, report.domain):
+        print(f"  {line}")
+    return 0
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # Library loggers that would print URLs with the bot token at INFO/DEBUG.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    report = _load(args.env_file)
+    if not report.ok:
+        return _report_problems(report)
+    assert report.settings is not None and report.domain is not None
+    _setup_logging(report.settings.LOG_LEVEL)
+
+    from lpse_helpdesk.app import build_services, serve
+
+    services = build_services(report.settings, report.domain)
+    try:
+        asyncio.run(serve(services))
+    except KeyboardInterrupt:  # a second Ctrl+C while stopping
+        return 130
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    report = _load(args.env_file)
+    if report.settings is None:
+        return _report_problems(report)
+    from lpse_helpdesk.storage.db import current_revision, make_engine, upgrade
+
+    engine = make_engine(report.settings.DATABASE_URL)
+    try:
+        upgrade(engine)
+        print(f"Database up to date (revision {current_revision(engine)})")
+    finally:
+        engine.dispose()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lpse-helpdesk", description=DESCRIPTION)
+    parser.add_argument(
+        "--env-file",
+        type=Path,
+        default=Path(".env"),
+        help="settings file read before the environment (default: .env)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = commands.add_parser(
+        "run", help="check the settings, upgrade the database and run the service"
+    )
+    run.set_defaults(handler=cmd_run)
+    check = commands.add_parser(
+        "check-config", help="check the settings: exit 0 with a summary, or 2 with the problems"
+    )
+    check.set_defaults(handler=cmd_check_config)
+    db = commands.add_parser("db", help="database maintenance")
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
+    db_upgrade = db_commands.add_parser("upgrade", help="apply the database migrations")
+    db_upgrade.set_defaults(handler=cmd_db_upgrade)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""Validate the settings and the domain file; report each problem as one line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import SecretStr, ValidationError
+
+from lpse_helpdesk.config.settings import Settings
+from lpse_helpdesk.domain.loader import DomainConfigError, load_domain
+from lpse_helpdesk.domain.model import DomainConfig
+
+_MISSING = "is required but not set"
+
+
+@dataclass(frozen=True)
+class ConfigReport:
+    settings: Settings | None
+    domain: DomainConfig | None
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _describe(error: dict[str, object]) -> str:
+    location = error.get("loc") or ("(settings)",)
+    name = str(location[0]) if isinstance(location, tuple) else str(location)
+    kind = str(error.get("type", ""))
+    given = error.get("input")
+    if kind == "missing":
+        return f"{name}: {_MISSING}"
+    message = str(error.get("msg", "invalid value"))
+    message = message.removeprefix("Value error, ")
+    if (isinstance(location, tuple) and len(location) > 1) or kind == "list_type":
+        message = f"must be Telegram user ids (numbers) separated by commas; '{given}' is not"
+    elif kind.startswith(("int_", "greater_than", "less_than")):
+        if name.endswith("_PORT"):
+            message = f"'{given}' is not a port number (1-65535)"
+        elif kind.startswith("int_"):
+            message = f"'{given}' is not a number"
+    elif kind == "enum":
+        message = f"'{given}' is not one of: ssl, starttls, plain"
+    elif kind == "string_pattern_mismatch":
+        message = f"'{given}' must be 2-12 capital letters or digits, starting with a letter"
+    return f"{name}: {message}"
+
+
+def check_config(env_file: Path | str | None = ".env") -> ConfigReport:
+    """Load settings and the domain data; collect every problem instead of raising."""
+    try:
+        settings = Settings(_env_file=env_file)  # type: ignore[call-arg]
+    except ValidationError as error:
+        seen: set[str] = set()
+        lines = []
+        for item in error.errors():
+            line = _describe(dict(item))
+            name = line.split(":", 1)[0]
+            if name not in seen:
+                seen.add(name)
+                lines.append(line)
+        return ConfigReport(None, None, tuple(lines))
+    problems: list[str] = []
+    domain = None
+    try:
+        domain = load_domain(settings.HELPDESK_SOP_FILE)
+    except DomainConfigError as error:
+        problems.append(f"HELPDESK_SOP_FILE: {error}")
+    if settings.HELPDESK_EMAIL.lower() == settings.LKPP_HELPDESK_EMAIL.lower():
+        problems.append("LKPP_HELPDESK_EMAIL: must differ from HELPDESK_EMAIL")
+    return ConfigReport(settings, domain, tuple(problems))
+
+
+def mask(secret: SecretStr | None) -> str:
+    if secret is None or not secret.get_secret_value():
+        return "(tidak diisi)"
+    value = secret.get_secret_value()
+    return "****" + value[-4:] if len(value) > 12 else "****"
+
+
+def summary(settings: Settings, domain: DomainConfig) -> list[str]:
+    """A short summary for `check-config`, secrets masked."""
+    staff = ", ".join(map(str, settings.STAFF_IDS)) or "(semua anggota grup)"
+    return [
+        f"Telegram   : {settings.TELEGRAM_API_URL} token {mask(settings.TELEGRAM_BOT_TOKEN)}",
+        f"Grup       : {settings.HELPDESK_CHAT_ID}",
+        f"Supervisor : {', '.join(map(str, settings.SUPERVISOR_IDS)) or '(belum ada)'}",
+        f"Staf       : {staff}",
+        f"IMAP       : {settings.IMAP_USER}@{settings.IMAP_HOST}:{settings.IMAP_PORT} "
+        f"({settings.IMAP_SECURITY.value}, folder {settings.IMAP_FOLDER}) "
+        f"password {mask(settings.IMAP_PASSWORD)}",
+        f"SMTP       : {settings.SMTP_HOST}:{settings.SMTP_PORT} ({settings.SMTP_SECURITY.value})"
+        + (f" user {settings.SMTP_USER}" if settings.SMTP_USER else "")
+        + f" password {mask(settings.SMTP_PASSWORD)}",
+        f"Helpdesk   : {settings.HELPDESK_NAME} <{settings.HELPDESK_EMAIL}>",
+        f"LKPP       : {settings.LKPP_HELPDESK_EMAIL}",
+        f"Database   : {redact_url(settings.DATABASE_URL)}",
+        f"Zona waktu : {settings.HELPDESK_TIMEZONE}",
+        f"Data SOP   : {domain.source} ({len(domain.priorities)} prioritas, "
+        f"{len(domain.categories)} kategori)",
+    ]
+
+
+def redact_url(url: str) -> str:
+    """Hide the password in a database URL."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # a malformed URL is shown masked, never raised
+        return "(URL tidak valid)"

@@ -1,0 +1,130 @@
+"""Settings from the environment and `.env` (pydantic-settings); names are the env names."""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///lpse-helpdesk.sqlite3"
+
+
+class Security(enum.StrEnum):
+    SSL = "ssl"
+    STARTTLS = "starttls"
+    PLAIN = "plain"
+
+
+def _id_list(value: object) -> object:
+    """Accept "1, 2,3" (as written in .env) as well as a list."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, int):
+        return [value]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every setting of the service; see `.env.example` for one line on each."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        case_sensitive=True,
+        extra="ignore",
+        validate_default=True,
+    )
+
+    # Telegram
+    TELEGRAM_BOT_TOKEN: SecretStr
+    TELEGRAM_API_URL: str = "https://api.telegram.org"
+    HELPDESK_CHAT_ID: int
+    SUPERVISOR_IDS: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    STAFF_IDS: Annotated[list[int], NoDecode] = Field(default_factory=list)
+
+    # Mail in (IMAP)
+    IMAP_HOST: str
+    IMAP_PORT: int = Field(default=993, ge=1, le=65535)
+    IMAP_USER: str
+    IMAP_PASSWORD: SecretStr
+    IMAP_SECURITY: Security = Security.SSL
+    IMAP_FOLDER: str = "INBOX"
+
+    # Mail out (SMTP)
+    SMTP_HOST: str
+    SMTP_PORT: int = Field(default=465, ge=1, le=65535)
+    SMTP_USER: str | None = None
+    SMTP_PASSWORD: SecretStr | None = None
+    SMTP_SECURITY: Security = Security.SSL
+
+    # The helpdesk
+    HELPDESK_EMAIL: str
+    HELPDESK_NAME: str = "Helpdesk LPSE"
+    LKPP_HELPDESK_EMAIL: str
+    DATABASE_URL: str = DEFAULT_DATABASE_URL
+    HELPDESK_TIMEZONE: str = "Asia/Jakarta"
+    HELPDESK_SOP_FILE: Path | None = None
+    TICKET_PREFIX: str = Field(default="LPSE", pattern=r"^[A-Z][A-Z0-9]{1,11}$")
+    LOG_LEVEL: str = "INFO"
+
+    _split_ids = field_validator("SUPERVISOR_IDS", "STAFF_IDS", mode="before")(_id_list)
+
+    @field_validator("TELEGRAM_API_URL")
+    @classmethod
+    def _check_api_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @field_validator("HELPDESK_EMAIL", "LKPP_HELPDESK_EMAIL")
+    @classmethod
+    def _check_address(cls, value: str) -> str:
+        value = value.strip()
+        local, _, domain = value.rpartition("@")
+        if not local or "." not in domain or " " in value:
+            raise ValueError(f"'{value}' is not an e-mail address")
+        return value
+
+    @field_validator("HELPDESK_TIMEZONE")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"'{value}' is not a time zone (use Asia/Jakarta, Asia/Makassar or Asia/Jayapura)"
+            ) from None
+        return value
+
+    @field_validator("HELPDESK_SOP_FILE", mode="before")
+    @classmethod
+    def _empty_path_is_none(cls, value: object) -> object:
+        return None if value in ("", None) else value
+
+    @field_validator("SMTP_USER", mode="before")
+    @classmethod
+    def _empty_user_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("LOG_LEVEL")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        value = value.upper()
+        if value not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return value
+
+    @property
+    def timezone(self) -> ZoneInfo:
+        return ZoneInfo(self.HELPDESK_TIMEZONE)
+
+    def telegram_base_url(self) -> str:
+        """Base URL for PTB: requests go to {TELEGRAM_API_URL}/bot{token}/{method}."""
+        return f"{self.TELEGRAM_API_URL}/bot"
+
+    def telegram_file_url(self) -> str:
+        return f"{self.TELEGRAM_API_URL}/file/bot"

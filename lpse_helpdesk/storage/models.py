@@ -1,0 +1,287 @@
+"""The database schema: tickets, messages, attachments, audit, cards, outbox, SLA, mailbox."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from lpse_helpdesk.domain.model import SopStep
+from lpse_helpdesk.sop.machine import State
+from lpse_helpdesk.storage.types import UTCDateTime
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    # Stored as plain strings: adding a state later needs no ALTER TYPE on PostgreSQL.
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=False,
+        length=32,
+        values_callable=lambda e: [m.value for m in e],
+    )
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Direction(enum.StrEnum):
+    IN = "in"
+    OUT = "out"
+
+
+class MessageKind(enum.StrEnum):
+    USER = "user"  # from the requester or someone on the thread
+    LKPP = "lkpp"  # from Helpdesk LKPP
+    AUTO_REPLY = "auto_reply"
+    BOUNCE = "bounce"
+    HELPDESK = "helpdesk"  # our own mail out
+
+
+class Channel(enum.StrEnum):
+    TELEGRAM = "telegram"
+    EMAIL = "email"
+    SYSTEM = "system"
+    CLI = "cli"
+
+
+class OutboxChannel(enum.StrEnum):
+    MAIL = "mail"
+    TELEGRAM = "telegram"
+
+
+class OutboxStatus(enum.StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"  # permanent failure or retries exhausted; staff were told
+    CANCELLED = "cancelled"  # refused by a rule (loop, cap), kept for the record
+
+
+class TicketCounter(Base):
+    """The last sequence number used for ticket numbers, per year."""
+
+    __tablename__ = "ticket_counters"
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    requester_name: Mapped[str] = mapped_column(String(255), default="")
+    requester_email: Mapped[str] = mapped_column(String(320), index=True)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    problem_text: Mapped[str] = mapped_column(Text, default="")
+    category: Mapped[str | None] = mapped_column(String(64))
+    suggested_category: Mapped[str | None] = mapped_column(String(64))
+    priority: Mapped[str | None] = mapped_column(String(32))
+    suggested_priority: Mapped[str | None] = mapped_column(String(32))
+    state: Mapped[State] = mapped_column(
+        _enum(State, "ticket_state"), default=State.NEW, index=True
+    )
+    solution: Mapped[str | None] = mapped_column(Text)
+    remarks: Mapped[str | None] = mapped_column(Text)
+    tender_codes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    phone_numbers: Mapped[list[str]] = mapped_column(JSON, default=list)
+    linked_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    reopen_count: Mapped[int] = mapped_column(Integer, default=0)
+
+    received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    priority_set_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    data_requested_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    phone_confirmed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    data_received_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    analysis_started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    escalated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    lkpp_answered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    reopened_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's API
+
+    messages: Mapped[list[Message]] = relationship(
+        back_populates="ticket", order_by="Message.id", lazy="raise"
+    )
+
+
+class Message(Base):
+    """Every mail in and out, with its raw bytes."""
+
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_message_id", "message_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    direction: Mapped[Direction] = mapped_column(_enum(Direction, "message_direction"))
+    kind: Mapped[MessageKind] = mapped_column(_enum(MessageKind, "message_kind"))
+    message_id: Mapped[str] = mapped_column(String(998))
+    in_reply_to: Mapped[str | None] = mapped_column(String(998))
+    references: Mapped[list[str]] = mapped_column(JSON, default=list)
+    from_address: Mapped[str] = mapped_column(String(320), default="")
+    from_name: Mapped[str] = mapped_column(String(255), default="")
+    to_addresses: Mapped[list[str]] = mapped_column(JSON, default=list)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    text: Mapped[str] = mapped_column(Text, default="")
+    stripped_text: Mapped[str] = mapped_column(Text, default="")
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    mailbox: Mapped[str | None] = mapped_column(String(255))  # folder it came from
+    uid: Mapped[int | None] = mapped_column(BigInteger)
+    note: Mapped[str | None] = mapped_column(Text)  # e.g. why it did not open a ticket
+
+    ticket: Mapped[Ticket | None] = relationship(back_populates="messages", lazy="raise")
+
+
+class Attachment(Base):
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
+    filename: Mapped[str] = mapped_column(String(255), default="")
+    content_type: Mapped[str] = mapped_column(String(255), default="application/octet-stream")
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    inline: Mapped[bool] = mapped_column(Boolean, default=False)
+    content_id: Mapped[str | None] = mapped_column(String(998))
+    # The bytes stay inside the raw mail (messages.raw); `part_index` finds them again.
+    part_index: Mapped[int | None] = mapped_column(Integer)
+    omitted_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    channel: Mapped[Channel] = mapped_column(_enum(Channel, "audit_channel"))
+    actor_id: Mapped[str | None] = mapped_column(String(64))  # Telegram user id, address...
+    actor_name: Mapped[str | None] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(64))
+    from_state: Mapped[str | None] = mapped_column(String(32))
+    to_state: Mapped[str | None] = mapped_column(String(32))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class TelegramCard(Base):
+    """Where a ticket's card lives in the group, so edits survive restarts."""
+
+    __tablename__ = "telegram_cards"
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), primary_key=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    message_id: Mapped[int] = mapped_column(BigInteger)
+    rendered_hash: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class OutboxItem(Base):
+    """A mail or Telegram operation written with the change that causes it."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "channel", "next_attempt_at"),
+        UniqueConstraint("dedup_key", name="uq_outbox_dedup_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[OutboxChannel] = mapped_column(_enum(OutboxChannel, "outbox_channel"))
+    kind: Mapped[str] = mapped_column(String(64))  # MailKind, or a Telegram operation
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    recipient: Mapped[str | None] = mapped_column(String(320))
+    message_id: Mapped[str | None] = mapped_column(String(998))  # fixed when written
+    importance: Mapped[int] = mapped_column(Integer, default=50)  # lower goes first
+    status: Mapped[OutboxStatus] = mapped_column(
+        _enum(OutboxStatus, "outbox_status"), default=OutboxStatus.PENDING
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    dedup_key: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    done_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class SlaClock(Base):
+    """One run of an SOP step's clock on a ticket; met/missed is kept when it stops."""
+
+    __tablename__ = "sla_clocks"
+    __table_args__ = (Index("ix_sla_clocks_open", "stopped_at", "deadline_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    step: Mapped[SopStep] = mapped_column(_enum(SopStep, "sop_step"))
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    budget_minutes: Mapped[float] = mapped_column(Float)  # business minutes allowed
+    deadline_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # None while paused
+    paused_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    used_minutes: Mapped[float] = mapped_column(Float, default=0.0)  # before the last resume
+    resumed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    stopped_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    business_minutes: Mapped[float | None] = mapped_column(Float)
+    met: Mapped[bool | None] = mapped_column(Boolean)
+    reminded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    breach_alerted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class MailboxState(Base):
+    """IMAP sync position per folder."""
+
+    __tablename__ = "mailbox_state"
+
+    folder: Mapped[str] = mapped_column(String(255), primary_key=True)
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class FailedMail(Base):
+    """A mail that could not be processed: retried, then quarantined, never dropped."""
+
+    __tablename__ = "failed_mails"
+    __table_args__ = (UniqueConstraint("folder", "uidvalidity", "uid", name="uq_failed_mails_uid"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    folder: Mapped[str] = mapped_column(String(255))
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    uid: Mapped[int] = mapped_column(BigInteger)
+    message_id: Mapped[str | None] = mapped_column(String(998))
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    quarantined: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

@@ -1,0 +1,265 @@
+"""Open tickets and apply SOP actions: the state change, its mails and Telegram messages,
+its SLA clocks and its audit event are written in the caller's one transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from lpse_helpdesk.domain.model import DomainConfig, SopStep
+from lpse_helpdesk.sop import machine
+from lpse_helpdesk.sop.machine import Action, Effect, State
+from lpse_helpdesk.storage.models import AuditEvent, Ticket
+from lpse_helpdesk.timekeeping.calendar import BusinessCalendar
+from lpse_helpdesk.timekeeping.clock import Clock
+from lpse_helpdesk.workflow.actors import Actor
+from lpse_helpdesk.workflow.mail_plan import MailPlanner
+from lpse_helpdesk.workflow.numbering import next_number
+from lpse_helpdesk.workflow.outbox import Importance, TelegramOp, enqueue_telegram
+from lpse_helpdesk.workflow.sla import SlaKeeper
+
+
+class Refused(Exception):
+    """A request that changes nothing; `message` is a short Indonesian text for staff."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class TicketNotFound(Refused):
+    def __init__(self) -> None:
+        super().__init__("Tiket tidak ditemukan.")
+
+
+class StaleTicket(Refused):
+    def __init__(self) -> None:
+        super().__init__(
+            "Tiket ini baru saja diubah oleh petugas lain. Kartu terbaru ditampilkan; "
+            "silakan periksa lalu ulangi bila masih perlu."
+        )
+
+
+@dataclass(frozen=True)
+class NewTicket:
+    requester_name: str
+    requester_email: str
+    subject: str
+    problem_text: str
+    received_at: dt.datetime
+    suggested_category: str | None = None
+    suggested_priority: str | None = None
+    tender_codes: tuple[str, ...] = ()
+    phone_numbers: tuple[str, ...] = ()
+    linked_ticket_id: int | None = None
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    ticket_id: int
+    number: str
+    action: Action
+    from_state: State
+    to_state: State
+    version: int
+    effects: tuple[Effect, ...] = field(default_factory=tuple)
+
+
+class Workflow:
+    """The one place where SOP outcomes are applied to storage."""
+
+    def __init__(
+        self,
+        domain: DomainConfig,
+        calendar: BusinessCalendar,
+        clock: Clock,
+        mail: MailPlanner,
+        *,
+        ticket_prefix: str = "LPSE",
+        timezone: ZoneInfo | None = None,
+    ) -> None:
+        self.domain = domain
+        self.calendar = calendar
+        self.clock = clock
+        self.mail = mail
+        self.sla = SlaKeeper(domain, calendar)
+        self.ticket_prefix = ticket_prefix
+        self.timezone = timezone or calendar.timezone
+
+    def open_ticket(self, session: Session, new: NewTicket, actor: Actor) -> Ticket:
+        now = self.clock.now()
+        year = new.received_at.astimezone(self.timezone).year
+        ticket = Ticket(
+            number=next_number(session, self.ticket_prefix, year),
+            requester_name=new.requester_name,
+            requester_email=new.requester_email.lower(),
+            subject=new.subject,
+            problem_text=new.problem_text,
+            suggested_category=new.suggested_category,
+            suggested_priority=new.suggested_priority,
+            state=State.NEW,
+            tender_codes=list(new.tender_codes),
+            phone_numbers=list(new.phone_numbers),
+            linked_ticket_id=new.linked_ticket_id,
+            reopen_count=0,
+            received_at=new.received_at,
+            updated_at=now,
+        )
+        session.add(ticket)
+        session.flush()
+        self.sla.start(session, ticket, SopStep.SET_PRIORITY, new.received_at)
+        self._audit(session, ticket, actor, "open", None, State.NEW, {})
+        enqueue_telegram(
+            session,
+            TelegramOp.CARD,
+            ticket_id=ticket.id,
+            payload={},
+            importance=Importance.NEW_TICKET,
+            now=now,
+        )
+        return ticket
+
+    def act(
+        self,
+        session: Session,
+        ticket_id: int,
+        action: Action,
+        actor: Actor,
+        *,
+        expected_version: int | None = None,
+        text: str | None = None,
+        priority: str | None = None,
+        category: str | None = None,
+        message_pk: int | None = None,
+    ) -> ActionResult:
+        """Apply `action`; raise Refused (or machine.ActionNotAllowed) and change nothing."""
+        try:
+            ticket = session.get(Ticket, ticket_id, with_for_update=True, populate_existing=True)
+        except StaleDataError:
+            raise StaleTicket from None
+        if ticket is None:
+            raise TicketNotFound
+        if expected_version is not None and ticket.version != expected_version:
+            raise StaleTicket
+        self._validate(action, text=text, priority=priority, category=category)
+        facts = machine.TicketFacts(
+            state=ticket.state,
+            priority=ticket.priority,
+            phone_confirmed=ticket.phone_confirmed_at is not None,
+        )
+        if action is Action.SET_CATEGORY and category == ticket.category:
+            raise Refused("Kategori tiket sudah demikian.")
+        outcome = machine.apply(facts, action, priority=priority)
+        now = self.clock.now()
+        before = ticket.state
+        detail: dict[str, object] = {}
+        if priority is not None:
+            detail["priority"] = priority
+            ticket.priority = priority
+            if ticket.category is None and ticket.suggested_category is not None:
+                ticket.category = ticket.suggested_category  # confirmed with the priority
+        if category is not None:
+            detail["category"] = category
+            ticket.category = category
+        if text is not None:
+            detail["text"] = text
+            if action is Action.RESOLVE:
+                ticket.solution = text
+        if message_pk is not None:
+            detail["message"] = message_pk
+        if action is Action.REOPEN:
+            ticket.reopen_count += 1
+        ticket.state = outcome.state
+        ticket.updated_at = now
+        self._apply_effects(session, ticket, outcome.effects, text=text, actor=actor, now=now)
+        self._audit(session, ticket, actor, action.value, before, outcome.state, detail)
+        try:
+            session.flush()  # bumps the version; a concurrent change fails here
+        except StaleDataError:
+            raise StaleTicket from None
+        return ActionResult(
+            ticket_id=ticket.id,
+            number=ticket.number,
+            action=action,
+            from_state=before,
+            to_state=outcome.state,
+            version=ticket.version,
+            effects=outcome.effects,
+        )
+
+    def _validate(
+        self, action: Action, *, text: str | None, priority: str | None, category: str | None
+    ) -> None:
+        priorities = {p.code for p in self.domain.priorities}
+        categories = {c.code for c in self.domain.categories}
+        if action is Action.SET_PRIORITY and priority not in priorities:
+            raise Refused("Prioritas tidak dikenal.")
+        if action is Action.SET_CATEGORY and category not in categories:
+            raise Refused("Kategori tidak dikenal.")
+        needs_text = action in machine.TEXT_ACTIONS and action in machine.STAFF_ACTIONS
+        if needs_text and (text is None or not text.strip()):
+            raise Refused("Teks tidak boleh kosong.")
+
+    def _apply_effects(
+        self,
+        session: Session,
+        ticket: Ticket,
+        effects: tuple[Effect, ...],
+        *,
+        text: str | None,
+        actor: Actor,
+        now: dt.datetime,
+    ) -> None:
+        for effect in effects:
+            if isinstance(effect, machine.SetStamp):
+                setattr(ticket, effect.stamp.value, now)
+            elif isinstance(effect, machine.SendMail):
+                self.mail.plan(session, ticket, effect, text=text, actor=actor, now=now)
+            elif isinstance(effect, machine.UpdateCard):
+                enqueue_telegram(
+                    session,
+                    TelegramOp.CARD,
+                    ticket_id=ticket.id,
+                    payload={},
+                    importance=Importance.CARD_EDIT,
+                    now=now,
+                )
+            elif isinstance(effect, machine.PostNotice):
+                enqueue_telegram(
+                    session,
+                    TelegramOp.NOTICE,
+                    ticket_id=ticket.id,
+                    payload={"notice": effect.notice.value},
+                    importance=Importance.NOTICE,
+                    now=now,
+                )
+            else:
+                self.sla.apply(session, ticket, effect, now)
+
+    def _audit(
+        self,
+        session: Session,
+        ticket: Ticket,
+        actor: Actor,
+        action: str,
+        before: State | None,
+        after: State | None,
+        detail: dict[str, object],
+    ) -> None:
+        session.add(
+            AuditEvent(
+                ticket_id=ticket.id,
+                at=self.clock.now(),
+                channel=actor.channel,
+                actor_id=actor.id,
+                actor_name=actor.name,
+                action=action,
+                from_state=before.value if before else None,
+                to_state=after.value if after else None,
+                detail=detail,
+            )
+        )

@@ -1,0 +1,58 @@
+"""Shared fixtures: domain data, an injected clock, a migrated database, the workflow."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from lpse_helpdesk.domain.loader import load_domain
+from lpse_helpdesk.domain.model import DomainConfig
+from lpse_helpdesk.storage.db import Database, make_engine, upgrade
+from lpse_helpdesk.timekeeping.calendar import BusinessCalendar
+from lpse_helpdesk.timekeeping.clock import FixedClock
+from lpse_helpdesk.workflow.mail_plan import Addresses, OutboxMailPlanner
+from lpse_helpdesk.workflow.tickets import Workflow
+
+WIB = ZoneInfo("Asia/Jakarta")
+HELPDESK = "helpdesk@lpse.test"
+LKPP = "helpdesk@lkpp.test"
+
+
+@pytest.fixture(scope="session")
+def domain() -> DomainConfig:
+    return load_domain()
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    # Tuesday 24 November 2026, 09:00 WIB: a working day.
+    return FixedClock(dt.datetime(2026, 11, 24, 9, 0, tzinfo=WIB))
+
+
+@pytest.fixture
+def calendar(domain: DomainConfig) -> BusinessCalendar:
+    return BusinessCalendar(domain.working_hours, WIB)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'helpdesk.sqlite3'}"
+
+
+@pytest.fixture
+def db(sqlite_url: str) -> Iterator[Database]:
+    engine = make_engine(sqlite_url)
+    upgrade(engine)
+    database = Database(engine)
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def workflow(domain: DomainConfig, calendar: BusinessCalendar, clock: FixedClock) -> Workflow:
+    planner = OutboxMailPlanner(domain, Addresses(helpdesk=HELPDESK, lkpp=LKPP))
+    return Workflow(domain, calendar, clock, planner, ticket_prefix="LPSE", timezone=WIB)
