@@ -17,6 +17,8 @@ from lpse_helpdesk.timekeeping.clock import FixedClock
 from lpse_helpdesk.workflow.mail_plan import Addresses, OutboxMailPlanner
 from lpse_helpdesk.workflow.tickets import Workflow
 
+pytest_plugins = ["tests.servers.fixtures"]
+
 WIB = ZoneInfo("Asia/Jakarta")
 HELPDESK = "helpdesk@lpse.test"
 LKPP = "helpdesk@lkpp.test"
