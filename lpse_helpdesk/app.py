@@ -10,6 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from lpse_helpdesk.bridge.imap_client import ImapAccount
+from lpse_helpdesk.bridge.inbound import IntakeOptions, MailIntakeService
+from lpse_helpdesk.bridge.intake import Intake, IntakeConfig
 from lpse_helpdesk.config.settings import Settings
 from lpse_helpdesk.domain.model import DomainConfig
 from lpse_helpdesk.storage.db import Database, upgrade
@@ -50,7 +53,9 @@ def build_services(
     db = Database.from_url(settings.DATABASE_URL)
     calendar = BusinessCalendar(domain.working_hours, settings.timezone)
     planner = OutboxMailPlanner(
-        domain, Addresses(helpdesk=settings.HELPDESK_EMAIL, lkpp=settings.LKPP_HELPDESK_EMAIL)
+        domain,
+        Addresses(helpdesk=settings.HELPDESK_EMAIL, lkpp=settings.LKPP_HELPDESK_EMAIL),
+        auto_mail_per_hour=settings.AUTO_MAIL_PER_HOUR,
     )
     workflow = Workflow(
         domain,
@@ -66,9 +71,42 @@ def build_services(
 PieceFactory = Callable[[Services], Piece]
 
 
+def mail_intake(services: Services) -> Piece:
+    settings = services.settings
+    account = ImapAccount(
+        host=settings.IMAP_HOST,
+        port=settings.IMAP_PORT,
+        user=settings.IMAP_USER,
+        password=settings.IMAP_PASSWORD.get_secret_value(),
+        security=settings.IMAP_SECURITY,
+        folder=settings.IMAP_FOLDER,
+        timeout=settings.IMAP_TIMEOUT,
+    )
+    intake = Intake(services.workflow, services.domain, intake_config(settings))
+    options = IntakeOptions(
+        poll_seconds=settings.IMAP_POLL_SECONDS,
+        idle_seconds=settings.IMAP_IDLE_SECONDS,
+        processed_folder=settings.IMAP_PROCESSED_FOLDER,
+        quarantine_folder=settings.IMAP_QUARANTINE_FOLDER,
+    )
+    return MailIntakeService(account, intake, services.db, services.clock, options)
+
+
+def intake_config(settings: Settings) -> IntakeConfig:
+    return IntakeConfig(
+        helpdesk_addresses=frozenset({settings.HELPDESK_EMAIL.lower()}),
+        lkpp_address=settings.LKPP_HELPDESK_EMAIL,
+        ticket_prefix=settings.TICKET_PREFIX,
+        max_bytes=settings.MAIL_MAX_BYTES,
+        reopen_days=settings.REOPEN_DAYS,
+        new_tickets_per_sender_per_hour=settings.NEW_TICKETS_PER_SENDER_PER_HOUR,
+        send_acknowledgement=settings.SEND_ACKNOWLEDGEMENT,
+    )
+
+
 def piece_factories() -> list[PieceFactory]:
     """The pieces `run` starts, in order; they are stopped in reverse order."""
-    return []
+    return [mail_intake]
 
 
 async def serve(

@@ -85,9 +85,7 @@ def test_check_config_missing_token_and_bad_port(tmp_path: Path) -> None:
         ("LKPP_HELPDESK_EMAIL", "helpdesk@lpse.test", "LKPP_HELPDESK_EMAIL: must differ"),
     ],
 )
-def test_each_bad_setting_is_one_line(
-    tmp_path: Path, name: str, value: str, expected: str
-) -> None:
+def test_each_bad_setting_is_one_line(tmp_path: Path, name: str, value: str, expected: str) -> None:
     _env_file(tmp_path, {**GOOD_ENV, name: value})
     result = _run(tmp_path, "check-config")
     assert result.returncode == 2 and "Traceback" not in result.stderr

@@ -51,8 +51,8 @@ def _open(db: Database, workflow: Workflow, clock: FixedClock) -> int:
                 ticket_id=ticket.id,
                 direction=Direction.IN,
                 kind=MessageKind.USER,
-                message_id="<first@example.co.id>",
-                references=["<older@example.co.id>"],
+                message_id="first@example.co.id",
+                references=["older@example.co.id"],
                 raw=b"raw",
                 at=clock.now(),
             )
@@ -123,10 +123,11 @@ def test_the_sop_path_with_data_request(
     assert len(mails) == 1
     request = mails[0]
     assert request.kind == "data_request" and request.recipient == "vendor@example.co.id"
-    assert request.message_id and request.message_id.endswith("@lpse.test>")
+    assert request.message_id and request.message_id.endswith("@lpse.test")
+    assert not request.message_id.startswith("<")
     assert request.payload["staff_text"] == "Mohon kirim tangkapan layar."
-    assert request.payload["in_reply_to"] == "<first@example.co.id>"
-    assert request.payload["references"] == ["<older@example.co.id>", "<first@example.co.id>"]
+    assert request.payload["in_reply_to"] == "first@example.co.id"
+    assert request.payload["references"] == ["older@example.co.id", "first@example.co.id"]
     assert request.payload["staff_name"] == "Budi"
 
     clock.advance(minutes=2)

@@ -68,6 +68,8 @@ def check_config(env_file: Path | str | None = ".env") -> ConfigReport:
         domain = load_domain(settings.HELPDESK_SOP_FILE)
     except DomainConfigError as error:
         problems.append(f"HELPDESK_SOP_FILE: {error}")
+    if settings.TEMPLATE_DIR is not None and not settings.TEMPLATE_DIR.is_dir():
+        problems.append(f"TEMPLATE_DIR: {settings.TEMPLATE_DIR} is not a folder")
     if settings.HELPDESK_EMAIL.lower() == settings.LKPP_HELPDESK_EMAIL.lower():
         problems.append("LKPP_HELPDESK_EMAIL: must differ from HELPDESK_EMAIL")
     return ConfigReport(settings, domain, tuple(problems))

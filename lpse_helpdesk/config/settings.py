@@ -53,6 +53,14 @@ class Settings(BaseSettings):
     IMAP_PASSWORD: SecretStr
     IMAP_SECURITY: Security = Security.SSL
     IMAP_FOLDER: str = "INBOX"
+    IMAP_PROCESSED_FOLDER: str | None = None
+    IMAP_QUARANTINE_FOLDER: str | None = None
+    IMAP_POLL_SECONDS: int = Field(default=60, ge=5, le=3600)
+    IMAP_IDLE_SECONDS: int = Field(default=1740, ge=10, le=1740)
+    IMAP_TIMEOUT: float = Field(default=30.0, gt=0, le=600)
+    MAIL_MAX_BYTES: int = Field(default=25 * 1024 * 1024, ge=64 * 1024)
+    REOPEN_DAYS: int = Field(default=7, ge=0, le=365)
+    NEW_TICKETS_PER_SENDER_PER_HOUR: int = Field(default=10, ge=1, le=1000)
 
     # Mail out (SMTP)
     SMTP_HOST: str
@@ -60,10 +68,17 @@ class Settings(BaseSettings):
     SMTP_USER: str | None = None
     SMTP_PASSWORD: SecretStr | None = None
     SMTP_SECURITY: Security = Security.SSL
+    SMTP_TIMEOUT: float = Field(default=30.0, gt=0, le=600)
+    SMTP_RETRY_HOURS: float = Field(default=24.0, gt=0, le=24 * 14)
+    SEND_ACKNOWLEDGEMENT: bool = True
+    AUTO_MAIL_PER_HOUR: int = Field(default=5, ge=0, le=1000)
+    TEMPLATE_DIR: Path | None = None
 
     # The helpdesk
     HELPDESK_EMAIL: str
     HELPDESK_NAME: str = "Helpdesk LPSE"
+    LPSE_NAME: str = "LPSE"
+    HELPDESK_PHONE: str | None = None
     LKPP_HELPDESK_EMAIL: str
     DATABASE_URL: str = DEFAULT_DATABASE_URL
     HELPDESK_TIMEZONE: str = "Asia/Jakarta"
@@ -100,9 +115,16 @@ class Settings(BaseSettings):
             ) from None
         return value
 
-    @field_validator("HELPDESK_SOP_FILE", mode="before")
+    @field_validator(
+        "HELPDESK_SOP_FILE",
+        "TEMPLATE_DIR",
+        "IMAP_PROCESSED_FOLDER",
+        "IMAP_QUARANTINE_FOLDER",
+        "HELPDESK_PHONE",
+        mode="before",
+    )
     @classmethod
-    def _empty_path_is_none(cls, value: object) -> object:
+    def _empty_is_none(cls, value: object) -> object:
         return None if value in ("", None) else value
 
     @field_validator("SMTP_USER", mode="before")

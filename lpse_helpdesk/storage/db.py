@@ -98,6 +98,11 @@ class Database:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self.run_sync, work)
 
+    async def run_plain(self, work: Callable[[], T]) -> T:
+        """Run `work()` on a worker thread; it opens its own transactions."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, work)
+
     def close(self) -> None:
         self._pool.shutdown(wait=True)
         self.engine.dispose()

@@ -285,3 +285,15 @@ class FailedMail(Base):
     quarantined: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class FlaggedAddress(Base):
+    """An address whose mail bounced: shown on the card; automatic mail to it stops."""
+
+    __tablename__ = "flagged_addresses"
+
+    address: Mapped[str] = mapped_column(String(320), primary_key=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    permanent: Mapped[bool] = mapped_column(Boolean, default=True)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    flagged_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

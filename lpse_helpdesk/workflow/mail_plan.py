@@ -8,16 +8,27 @@ sends the same Message-ID again.
 from __future__ import annotations
 
 import datetime as dt
-import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from lpse_helpdesk.bridge.compose import AUTOMATIC_KINDS, make_message_id
+from lpse_helpdesk.bridge.loops import over_hourly_cap, refusal_reason
+from lpse_helpdesk.bridge.parsing import normalise_message_id
 from lpse_helpdesk.domain.model import DomainConfig
 from lpse_helpdesk.sop.machine import MailKind, Recipient, SendMail
-from lpse_helpdesk.storage.models import Direction, Message, MessageKind, Ticket
+from lpse_helpdesk.storage.models import (
+    Direction,
+    FlaggedAddress,
+    Message,
+    MessageKind,
+    OutboxChannel,
+    OutboxItem,
+    OutboxStatus,
+    Ticket,
+)
 from lpse_helpdesk.workflow.actors import Actor
 from lpse_helpdesk.workflow.outbox import enqueue_mail
 
@@ -36,23 +47,31 @@ class MailPlanner(Protocol):
 
 
 def new_message_id(address: str) -> str:
-    """A unique Message-ID in our own domain, e.g. <20261128.ab12...@lpse.example.go.id>."""
-    domain = address.rpartition("@")[2] or "lpse-helpdesk.invalid"
-    return f"<{secrets.token_hex(12)}@{domain}>"
+    """A unique Message-ID in our own domain, stored without angle brackets."""
+    return normalise_message_id(make_message_id(address.rpartition("@")[2]))
 
 
 @dataclass(frozen=True)
 class Addresses:
     helpdesk: str
     lkpp: str
+    #: Other addresses that are ours (aliases); mail to them would loop.
+    aliases: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def own(self) -> frozenset[str]:
+        return frozenset({self.helpdesk.lower(), *(a.lower() for a in self.aliases)})
 
 
 class OutboxMailPlanner:
     """Writes mails for the outbound bridge to render and send."""
 
-    def __init__(self, domain: DomainConfig, addresses: Addresses) -> None:
+    def __init__(
+        self, domain: DomainConfig, addresses: Addresses, *, auto_mail_per_hour: int = 5
+    ) -> None:
         self.domain = domain
         self.addresses = addresses
+        self.auto_mail_per_hour = auto_mail_per_hour
 
     def plan(
         self,
@@ -75,7 +94,8 @@ class OutboxMailPlanner:
         payload.update(self.thread(session, ticket, effect.to))
         if effect.kind is MailKind.LKPP_FORWARD:
             payload["original_message_pk"] = self.first_user_message(session, ticket.id)
-        enqueue_mail(
+        refusal = self.refusal(session, to, effect.kind, now)
+        item = enqueue_mail(
             session,
             kind=effect.kind.value,
             ticket_id=ticket.id,
@@ -84,6 +104,33 @@ class OutboxMailPlanner:
             payload=payload,
             now=now,
         )
+        if refusal is not None:
+            # Kept for the record (and shown to staff), never sent.
+            item.status = OutboxStatus.CANCELLED
+            item.last_error = refusal
+            item.done_at = now
+
+    def refusal(self, session: Session, to: str, kind: MailKind, now: dt.datetime) -> str | None:
+        """Why a mail must not go to `to`: loop rules, bounced address, hourly cap."""
+        reason = refusal_reason(to, own_addresses=self.addresses.own)
+        if reason is not None:
+            return reason
+        if kind not in AUTOMATIC_KINDS:
+            return None  # a person wrote it: staff decide, even after a bounce
+        if session.get(FlaggedAddress, to.lower()) is not None:
+            return "address flagged after a bounce"
+        sent = session.scalars(
+            select(OutboxItem.created_at).where(
+                OutboxItem.channel == OutboxChannel.MAIL,
+                OutboxItem.recipient == to,
+                OutboxItem.kind.in_([k.value for k in AUTOMATIC_KINDS]),
+                OutboxItem.status != OutboxStatus.CANCELLED,
+                OutboxItem.created_at > now - dt.timedelta(hours=1),
+            )
+        ).all()
+        if over_hourly_cap(list(sent), now, self.auto_mail_per_hour):
+            return f"more than {self.auto_mail_per_hour} automatic mails to this address per hour"
+        return None
 
     def thread(self, session: Session, ticket: Ticket, to: Recipient) -> dict[str, Any]:
         """In-Reply-To and References so the mail lands in the recipient's thread."""

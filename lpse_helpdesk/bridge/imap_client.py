@@ -1,0 +1,151 @@
+"""A blocking IMAP session (imap-tools) used from one worker thread by the intake service."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import socket
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from imap_tools import MailBox, MailBoxStartTls, MailBoxUnencrypted, MailMessage, MailMessageFlags
+from imap_tools.mailbox import BaseMailBox
+
+from lpse_helpdesk.config.settings import Security
+
+log = logging.getLogger(__name__)
+
+FETCH_BATCH = 200  # mails per FETCH command: one round trip for many mails
+_UIDVALIDITY = re.compile(rb"UIDVALIDITY (\d+)")
+
+
+class RawMailMessage(MailMessage):
+    """Keeps the raw bytes and skips imap-tools' own parsing (we parse once, ourselves)."""
+
+    def __init__(self, fetch_data: list[Any]) -> None:
+        raw, uid_data, flag_data = self._get_message_data_parts(fetch_data)
+        self._raw_uid_data = uid_data
+        self._raw_flag_data = flag_data
+        self.raw: bytes = raw
+
+
+@dataclass(frozen=True)
+class ImapAccount:
+    host: str
+    port: int
+    user: str
+    password: str
+    security: Security
+    folder: str = "INBOX"
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class FetchedMail:
+    uid: int
+    raw: bytes
+
+
+class ImapSession:
+    """One logged-in connection with the folder selected. Not thread-safe: one thread only."""
+
+    def __init__(self, account: ImapAccount) -> None:
+        self.account = account
+        self.mailbox: BaseMailBox | None = None
+        self.supports_idle = False
+
+    def connect(self) -> None:
+        account = self.account
+        mailbox: BaseMailBox
+        if account.security is Security.SSL:
+            mailbox = MailBox(account.host, account.port, timeout=account.timeout)
+        elif account.security is Security.STARTTLS:
+            mailbox = MailBoxStartTls(account.host, account.port, timeout=account.timeout)
+        else:
+            mailbox = MailBoxUnencrypted(account.host, account.port, timeout=account.timeout)
+        mailbox.email_message_class = RawMailMessage
+        try:
+            mailbox.login(account.user, account.password, initial_folder=account.folder)
+            # imaplib caches the pre-login capabilities; ask again after login.
+            typ, data = mailbox.client.capability()
+            caps = data[0].upper().split() if typ == "OK" and data and data[0] else []
+            self.supports_idle = b"IDLE" in caps
+        except BaseException:
+            with contextlib.suppress(Exception):
+                mailbox.logout()
+            raise
+        self.mailbox = mailbox
+
+    @property
+    def box(self) -> BaseMailBox:
+        if self.mailbox is None:
+            raise ConnectionError("not connected")
+        return self.mailbox
+
+    def uidvalidity(self) -> int:
+        typ, data = self.box.client.status(_quote(self.account.folder), "(UIDVALIDITY)")
+        match = _UIDVALIDITY.search(data[0] or b"") if typ == "OK" and data else None
+        if match is None:
+            raise ConnectionError("the server did not report UIDVALIDITY")
+        return int(match.group(1))
+
+    def uids_after(self, last_uid: int) -> list[int]:
+        """UIDs above `last_uid`, seen or not (a person may have read them already)."""
+        found = self.box.uids(f"UID {last_uid + 1}:*")
+        return sorted(uid for uid in map(int, found) if uid > last_uid)
+
+    def unseen_uids_up_to(self, last_uid: int) -> list[int]:
+        if last_uid <= 0:
+            return []
+        return [int(u) for u in self.box.uids(f"UNSEEN UID 1:{last_uid}")]
+
+    def fetch(self, uids: Sequence[int]) -> list[FetchedMail]:
+        """The raw mails, in bulk, without setting \\Seen (that waits for the commit)."""
+        if not uids:
+            return []
+        result = []
+        for message in self.box.fetch(
+            uid_list=[str(u) for u in uids], mark_seen=False, bulk=FETCH_BATCH
+        ):
+            if isinstance(message, RawMailMessage) and message.uid is not None:
+                result.append(FetchedMail(int(message.uid), message.raw))
+        return result
+
+    def mark_handled(self, uids: Iterable[int], move_to: str | None) -> None:
+        """\\Seen, then move to the processed folder when one is configured."""
+        uid_list = [str(u) for u in uids]
+        if not uid_list:
+            return
+        self.box.flag(uid_list, MailMessageFlags.SEEN, True)
+        if move_to:
+            self.ensure_folder(move_to)
+            self.box.move(uid_list, move_to)
+
+    def ensure_folder(self, folder: str) -> None:
+        if not self.box.folder.exists(folder):
+            self.box.folder.create(folder)
+
+    def idle(self, timeout: float) -> list[bytes]:
+        """Wait for the server to report a change (IDLE), at most `timeout` seconds."""
+        return list(self.box.idle.wait(timeout=min(timeout, 29 * 60)))
+
+    def interrupt(self) -> None:
+        """From another thread: make a blocking IDLE return now (used when stopping)."""
+        mailbox = self.mailbox
+        if mailbox is not None:
+            with contextlib.suppress(OSError, AttributeError):
+                mailbox.client.sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        mailbox, self.mailbox = self.mailbox, None
+        if mailbox is not None:
+            with contextlib.suppress(Exception):
+                mailbox.logout()
+            with contextlib.suppress(Exception):
+                mailbox.client.shutdown()
+
+
+def _quote(folder: str) -> str:
+    return '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'

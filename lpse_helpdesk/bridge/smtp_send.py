@@ -1,0 +1,174 @@
+"""Send one mail over SMTP and say whether a failure is worth retrying.
+
+`send` raises TemporaryFailure (retry later: 4xx replies, refused or dropped connections,
+timeouts, DNS and TLS errors, a rejected login) or PermanentFailure (do not retry: 5xx replies
+to the sender, the recipients or the data). Reasons are short English strings with the SMTP
+code; they never contain the password or the mail's content.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import ssl
+from collections.abc import Sequence
+from email.message import EmailMessage
+from typing import TYPE_CHECKING, Literal
+
+import aiosmtplib
+
+if TYPE_CHECKING:
+    from lpse_helpdesk.config.settings import Security
+
+__all__ = [
+    "AuthenticationFailure",
+    "PermanentFailure",
+    "SendFailure",
+    "TemporaryFailure",
+    "backoff_seconds",
+    "send",
+]
+
+log = logging.getLogger(__name__)
+
+_REASON_LIMIT = 200
+
+
+class SendFailure(Exception):
+    """A mail was not sent; ``reason`` is short English text, ``code`` the SMTP reply code."""
+
+    def __init__(self, reason: str, *, code: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+
+
+class TemporaryFailure(SendFailure):
+    """Try again later."""
+
+
+class AuthenticationFailure(TemporaryFailure):
+    """The server refused our login: an operator must fix the credentials; the mail waits."""
+
+
+class PermanentFailure(SendFailure):
+    """The server refused this mail for good; retrying will not help."""
+
+
+async def send(
+    message: EmailMessage,
+    *,
+    host: str,
+    port: int,
+    security: Literal["ssl", "starttls", "plain"] | Security,
+    username: str | None,
+    password: str | None,
+    timeout: float,
+    sender: str,
+    recipients: Sequence[str],
+    tls_context: ssl.SSLContext | None = None,
+) -> None:
+    """Deliver ``message`` to ``recipients`` with envelope sender ``sender``.
+
+    ``security``: "ssl" (implicit TLS, port 465), "starttls" (required, port 587) or "plain"
+    (no TLS at all; for a relay on the same host). When some recipients are refused and
+    others accepted the mail counts as sent and the refusals are logged.
+    """
+    if security not in ("ssl", "starttls", "plain"):
+        raise ValueError(f"unknown SMTP security {security!r}")
+    if not recipients:
+        raise ValueError("a mail needs at least one recipient")
+    try:
+        refused, _ = await aiosmtplib.send(
+            message,
+            sender=sender,
+            recipients=list(recipients),
+            hostname=host,
+            port=port,
+            username=username,
+            password=password,
+            use_tls=security == "ssl",
+            start_tls=security == "starttls",
+            timeout=timeout,
+            tls_context=tls_context,
+        )
+    except aiosmtplib.SMTPException as exc:
+        raise _classify(exc) from None
+    except ssl.SSLError as exc:
+        raise TemporaryFailure(_short(f"TLS error: {exc.reason or exc}")) from None
+    except TimeoutError:
+        raise TemporaryFailure("timeout") from None
+    except OSError as exc:
+        raise TemporaryFailure(_short(f"connection failed: {exc.strerror or exc}")) from None
+    except ValueError as exc:  # aiosmtplib refuses addresses unsafe on an SMTP command line
+        raise PermanentFailure(_short(f"invalid address: {exc}")) from None
+    if refused:
+        codes = ", ".join(sorted({str(response.code) for response in refused.values()}))
+        log.warning(
+            "SMTP server refused %d of %d recipients (%s)", len(refused), len(recipients), codes
+        )
+    log.debug("SMTP server accepted the mail for %d recipient(s)", len(recipients) - len(refused))
+
+
+def _classify(exc: aiosmtplib.SMTPException) -> SendFailure:
+    """Map an aiosmtplib error to a temporary or permanent failure."""
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        codes = [refusal.code for refusal in exc.recipients]
+        detail = "; ".join(_reply(r.code, r.message) for r in exc.recipients)
+        reason = _short(f"all recipients refused at RCPT TO: {detail}")
+        if codes and all(500 <= code < 600 for code in codes):
+            return PermanentFailure(reason, code=codes[0])
+        return TemporaryFailure(reason, code=codes[0] if codes else None)
+    if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+        reason = _short(f"login refused: {_reply(exc.code, exc.message)}")
+        return AuthenticationFailure(reason, code=exc.code)
+    if isinstance(exc, aiosmtplib.SMTPTimeoutError):
+        return TemporaryFailure(_short(f"timeout: {exc}"))
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        stage = _STAGES.get(type(exc), "SMTP")
+        reason = _short(f"{stage} refused: {_reply(exc.code, exc.message)}")
+        if 500 <= exc.code < 600:
+            return PermanentFailure(reason, code=exc.code)
+        return TemporaryFailure(reason, code=exc.code)
+    if isinstance(exc, aiosmtplib.SMTPConnectError | aiosmtplib.SMTPServerDisconnected):
+        return TemporaryFailure(_short(f"connection failed: {exc}"))
+    # SMTPNotSupported (no STARTTLS, no AUTH, no SMTPUTF8...) and anything else: configuration
+    # or server trouble, not this mail's fault; keep it for a retry.
+    return TemporaryFailure(_short(f"{type(exc).__name__}: {exc}"))
+
+
+_STAGES: dict[type[aiosmtplib.SMTPException], str] = {
+    aiosmtplib.SMTPConnectResponseError: "connection",
+    aiosmtplib.SMTPHeloError: "HELO",
+    aiosmtplib.SMTPSenderRefused: "MAIL FROM",
+    aiosmtplib.SMTPRecipientRefused: "RCPT TO",
+    aiosmtplib.SMTPDataError: "DATA",
+}
+
+
+def _reply(code: int, message: str) -> str:
+    return f"{code} {' '.join(message.split())}".strip()
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _REASON_LIMIT else text[: _REASON_LIMIT - 1] + "…"
+
+
+def backoff_seconds(
+    attempt: int,
+    *,
+    base: float = 30.0,
+    cap: float = 3600.0,
+    rng: random.Random | None = None,
+) -> float:
+    """Seconds to wait before retry number ``attempt`` (1 = after the first failure).
+
+    30 s, 60 s, 120 s ... doubling up to one hour. With ``rng`` the delay varies by up to
+    ±10 % (still at most ``cap``), so mails that failed together do not retry together.
+    """
+    exponent = min(max(attempt, 1) - 1, 32)
+    delay = min(cap, base * 2.0**exponent)
+    if rng is not None:
+        delay = min(cap, delay * rng.uniform(0.9, 1.1))
+    return delay
