@@ -13,6 +13,7 @@ from typing import Protocol
 from lpse_helpdesk.bridge.imap_client import ImapAccount
 from lpse_helpdesk.bridge.inbound import IntakeOptions, MailIntakeService
 from lpse_helpdesk.bridge.intake import Intake, IntakeConfig
+from lpse_helpdesk.bridge.outbound import MailSenderService, SenderOptions, SmtpAccount
 from lpse_helpdesk.config.settings import Settings
 from lpse_helpdesk.domain.model import DomainConfig
 from lpse_helpdesk.storage.db import Database, upgrade
@@ -104,9 +105,32 @@ def intake_config(settings: Settings) -> IntakeConfig:
     )
 
 
+def mail_sender(services: Services) -> Piece:
+    settings = services.settings
+    account = SmtpAccount(
+        host=settings.SMTP_HOST,
+        port=settings.SMTP_PORT,
+        security=settings.SMTP_SECURITY,
+        username=settings.SMTP_USER,
+        password=settings.SMTP_PASSWORD.get_secret_value() if settings.SMTP_PASSWORD else None,
+        timeout=settings.SMTP_TIMEOUT,
+    )
+    options = SenderOptions(
+        helpdesk_address=settings.HELPDESK_EMAIL,
+        helpdesk_name=settings.HELPDESK_NAME,
+        lpse_name=settings.LPSE_NAME,
+        timezone=settings.timezone,
+        helpdesk_phone=settings.HELPDESK_PHONE,
+        template_dir=settings.TEMPLATE_DIR,
+        retry_hours=settings.SMTP_RETRY_HOURS,
+        max_bytes=settings.MAIL_MAX_BYTES,
+    )
+    return MailSenderService(account, services.db, services.clock, services.workflow.sla, options)
+
+
 def piece_factories() -> list[PieceFactory]:
     """The pieces `run` starts, in order; they are stopped in reverse order."""
-    return [mail_intake]
+    return [mail_sender, mail_intake]
 
 
 async def serve(

@@ -250,3 +250,11 @@ def test_labels_cover_every_state_and_action() -> None:
         ("Eskalasi LKPP", Action.ESCALATE),
     ]:
         assert word in labels[action]
+
+
+def test_solution_after_lkpp_relays_the_answer() -> None:
+    outcome = machine.apply(_facts(State.LKPP_ANSWERED), Action.RESOLVE)
+    assert outcome.state is State.RESOLVED
+    assert outcome.mails() == (
+        SendMail(MailKind.LKPP_ANSWER_RELAY, Recipient.USER, completes=SopStep.REPLY_AFTER_SOLVED),
+    )

@@ -274,6 +274,16 @@ _ESCALATE = Transition(
         _CARD,
     ),
 )
+_RELAY_LKPP_ANSWER = Transition(
+    State.RESOLVED,
+    (
+        SendMail(MailKind.LKPP_ANSWER_RELAY, Recipient.USER, completes=SopStep.REPLY_AFTER_SOLVED),
+        SetStamp(Stamp.RESOLVED),
+        *_stop_work(),
+        StartClock(SopStep.REPLY_AFTER_SOLVED),
+        _CARD,
+    ),
+)
 _START_ANALYSIS = Transition(State.IN_ANALYSIS, (SetStamp(Stamp.ANALYSIS_STARTED), _CARD))
 _CLOSE = Transition(State.CLOSED, (SetStamp(Stamp.CLOSED), *_stop_work(), _CARD))
 _MORE_USER_DATA = Transition(
@@ -365,7 +375,8 @@ TRANSITIONS: Mapping[tuple[State, Action], Transition] = {
         None, (SetStamp(Stamp.LKPP_ANSWERED), PostNotice(Notice.LKPP_REPLY), _CARD)
     ),
     (State.LKPP_ANSWERED, Action.REQUEST_DATA): _REQUEST_DATA,
-    (State.LKPP_ANSWERED, Action.RESOLVE): _RESOLVE,
+    # The solution after LKPP's answer relays that answer, with the staff's own words.
+    (State.LKPP_ANSWERED, Action.RESOLVE): _RELAY_LKPP_ANSWER,
     (State.LKPP_ANSWERED, Action.ESCALATE): _ESCALATE,
     (State.LKPP_ANSWERED, Action.CLOSE): _CLOSE,
     # After the solution: the user writes again (reopen), or the ticket is closed.

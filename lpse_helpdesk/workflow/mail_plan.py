@@ -94,6 +94,8 @@ class OutboxMailPlanner:
         payload.update(self.thread(session, ticket, effect.to))
         if effect.kind is MailKind.LKPP_FORWARD:
             payload["original_message_pk"] = self.first_user_message(session, ticket.id)
+        if effect.kind is MailKind.LKPP_ANSWER_RELAY:
+            payload["lkpp_answer_text"] = self.last_lkpp_answer(session, ticket.id)
         refusal = self.refusal(session, to, effect.kind, now)
         item = enqueue_mail(
             session,
@@ -160,6 +162,17 @@ class OutboxMailPlanner:
         if last is None:
             return {"in_reply_to": None, "references": []}
         return {"in_reply_to": last.message_id, "references": [*last.references, last.message_id]}
+
+    @staticmethod
+    def last_lkpp_answer(session: Session, ticket_id: int) -> str:
+        message = session.scalars(
+            select(Message)
+            .where(Message.ticket_id == ticket_id, Message.kind == MessageKind.LKPP)
+            .order_by(Message.id.desc())
+        ).first()
+        if message is None:
+            return "(Jawaban Helpdesk LKPP tidak tersimpan sebagai e-mail.)"
+        return message.stripped_text or message.text
 
     @staticmethod
     def first_user_message(session: Session, ticket_id: int) -> int | None:

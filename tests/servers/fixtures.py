@@ -16,6 +16,7 @@ from tests.servers import dovecot, postgres
 from tests.servers._proc import free_port
 from tests.servers.dovecot import DovecotServer, ImapAccount
 from tests.servers.postgres import PostgresServer
+from tests.servers.telegram import BotApiServer
 
 if TYPE_CHECKING:
     from tests.servers.smtp import SmtpServer
@@ -68,6 +69,17 @@ def smtp_server() -> Iterator[SmtpServer]:
     except ImportError:
         unavailable("aiosmtpd is not installed (pip install aiosmtpd, in the dev extra)")
     with SmtpServer() as server:
+        yield server
+
+
+@pytest.fixture
+def telegram_server() -> Iterator[BotApiServer]:
+    """A Telegram Bot API server on a free port, started and stopped around each test.
+
+    Point PTB at it with ``base_url=telegram_server.bot_base_url`` and
+    ``base_file_url=telegram_server.bot_base_file_url`` (or TELEGRAM_API_URL=base_url).
+    """
+    with BotApiServer() as server:
         yield server
 
 

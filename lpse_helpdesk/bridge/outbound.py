@@ -1,0 +1,352 @@
+"""The mail sender: delivers the outbox's mails over SMTP, retries, records what was sent.
+
+Delivery is at least once. Each outbox row carries the Message-ID fixed when the action
+was taken; a crash after the SMTP server accepted the mail but before the row was marked
+sent makes the sender send it again with the same Message-ID (and the same content, since
+it is rendered from the row's snapshot), which mail clients and Gmail show as one mail.
+A row is never rendered with a new Message-ID, so a retry can never become a second,
+different mail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from lpse_helpdesk.bridge.compose import MailContext, compose
+from lpse_helpdesk.bridge.smtp_send import (
+    AuthenticationFailure,
+    PermanentFailure,
+    TemporaryFailure,
+    backoff_seconds,
+    send,
+)
+from lpse_helpdesk.bridge.templating import Renderer
+from lpse_helpdesk.config.settings import Security
+from lpse_helpdesk.domain.model import SopStep
+from lpse_helpdesk.sop.machine import MailKind
+from lpse_helpdesk.storage.db import Database
+from lpse_helpdesk.storage.models import (
+    Attachment,
+    AuditEvent,
+    Channel,
+    Direction,
+    Message,
+    MessageKind,
+    OutboxChannel,
+    OutboxItem,
+    OutboxStatus,
+    Ticket,
+)
+from lpse_helpdesk.timekeeping.clock import Clock
+from lpse_helpdesk.timekeeping.localtime import long_datetime
+from lpse_helpdesk.workflow.outbox import Importance, TelegramOp, enqueue_telegram
+from lpse_helpdesk.workflow.sla import SlaKeeper
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SmtpAccount:
+    host: str
+    port: int
+    security: Security
+    username: str | None
+    password: str | None
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class SenderOptions:
+    helpdesk_address: str
+    helpdesk_name: str
+    lpse_name: str
+    timezone: ZoneInfo
+    helpdesk_phone: str | None = None
+    template_dir: Path | None = None
+    retry_hours: float = 24.0
+    max_bytes: int = 25 * 1024 * 1024
+    poll_seconds: float = 2.0
+    batch: int = 20
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    item_id: int
+    recipient: str
+    message: EmailMessage
+
+
+class MailSenderService:
+    name = "mail sender (SMTP)"
+
+    def __init__(
+        self,
+        account: SmtpAccount,
+        db: Database,
+        clock: Clock,
+        sla: SlaKeeper,
+        options: SenderOptions,
+    ) -> None:
+        self.account = account
+        self.db = db
+        self.clock = clock
+        self.sla = sla
+        self.options = options
+        self.renderer = Renderer(options.template_dir)
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._auth_reported = False
+
+    # --- Piece -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._stopping.clear()
+        self._task = asyncio.create_task(self._run(), name="smtp-sender")
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def wake(self) -> None:
+        """Something was queued: look now rather than at the next poll."""
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                sent = await self.deliver_due()
+            except Exception:
+                log.exception("mail sender failed; retrying")
+                sent = 0
+            if sent:
+                continue  # more may be due
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.options.poll_seconds)
+
+    # --- one round -------------------------------------------------------------------------
+
+    async def deliver_due(self) -> int:
+        """Send what is due now; returns how many rows were handled."""
+        prepared = await self.db.run(self._prepare_due)
+        for item in prepared:
+            await self._deliver(item)
+        return len(prepared)
+
+    def _prepare_due(self, session: Session) -> list[_Prepared]:
+        now = self.clock.now()
+        items = session.scalars(
+            select(OutboxItem)
+            .where(
+                OutboxItem.channel == OutboxChannel.MAIL,
+                OutboxItem.status == OutboxStatus.PENDING,
+                OutboxItem.next_attempt_at <= now,
+            )
+            .order_by(OutboxItem.importance, OutboxItem.id)
+            .limit(self.options.batch)
+        ).all()
+        prepared = []
+        for item in items:
+            try:
+                prepared.append(
+                    _Prepared(item.id, item.recipient or "", self._render(session, item))
+                )
+            except ValueError as error:
+                # A mail that cannot be made will not get better by retrying.
+                self._fail(session, item, f"cannot compose: {error}", now)
+        return prepared
+
+    def _render(self, session: Session, item: OutboxItem) -> EmailMessage:
+        if item.ticket_id is None or item.recipient is None or item.message_id is None:
+            raise ValueError("outbox row without ticket, recipient or Message-ID")
+        ticket = session.get_one(Ticket, item.ticket_id)
+        payload = item.payload
+        kind = MailKind(item.kind)
+        first = session.scalars(
+            select(Message)
+            .where(Message.ticket_id == ticket.id, Message.direction == Direction.IN)
+            .order_by(Message.id)
+            .limit(1)
+        ).first()
+        attachments = (
+            session.scalars(select(Attachment).where(Attachment.message_id == first.id)).all()
+            if first is not None
+            else []
+        )
+        options = self.options
+        context = MailContext(
+            ticket_number=ticket.number,
+            requester_name=ticket.requester_name,
+            requester_address=ticket.requester_email,
+            subject=ticket.subject,
+            problem_text=ticket.problem_text,
+            lpse_name=options.lpse_name,
+            helpdesk_name=options.helpdesk_name,
+            helpdesk_address=options.helpdesk_address,
+            received_at_local=long_datetime(ticket.received_at, options.timezone),
+            category_label=payload.get("category"),
+            priority_label=payload.get("priority"),
+            tender_codes=tuple(ticket.tender_codes),
+            staff_text=payload.get("staff_text"),
+            staff_name=payload.get("staff_name"),
+            requester_phone=ticket.phone_numbers[0] if ticket.phone_numbers else None,
+            helpdesk_phone=options.helpdesk_phone,
+            attachment_names=tuple(a.filename for a in attachments if not a.inline),
+            lkpp_answer_text=payload.get("lkpp_answer_text"),
+            attachment_limit=f"{options.max_bytes // (1024 * 1024)} MB",
+            oversized_attachments=tuple(a.filename for a in attachments if a.omitted_reason),
+        )
+        original = None
+        if kind is MailKind.LKPP_FORWARD and payload.get("original_message_pk"):
+            original = session.get_one(Message, payload["original_message_pk"]).raw
+        return compose(
+            kind,
+            context,
+            to=item.recipient,
+            to_name=ticket.requester_name if item.recipient == ticket.requester_email else None,
+            message_id=item.message_id,
+            in_reply_to=payload.get("in_reply_to"),
+            references=payload.get("references") or [],
+            date=item.created_at,
+            renderer=self.renderer,
+            original=original,
+        )
+
+    async def _deliver(self, prepared: _Prepared) -> None:
+        account = self.account
+        try:
+            await send(
+                prepared.message,
+                host=account.host,
+                port=account.port,
+                security=account.security,
+                username=account.username,
+                password=account.password,
+                timeout=account.timeout,
+                sender=self.options.helpdesk_address,
+                recipients=[prepared.recipient],
+            )
+        except PermanentFailure as error:
+            reason = error.reason
+            log.warning("mail %s refused permanently: %s", prepared.item_id, reason)
+            await self.db.run(lambda s: self._permanent(s, prepared.item_id, reason))
+        except TemporaryFailure as error:
+            reason = error.reason
+            log.warning("mail %s not sent yet: %s", prepared.item_id, reason)
+            report_auth = isinstance(error, AuthenticationFailure) and not self._auth_reported
+            self._auth_reported = self._auth_reported or report_auth
+            await self.db.run(lambda s: self._temporary(s, prepared.item_id, reason, report_auth))
+        else:
+            self._auth_reported = False
+            await self.db.run(lambda s: self._sent(s, prepared))
+
+    # --- outcomes --------------------------------------------------------------------------
+
+    def _sent(self, session: Session, prepared: _Prepared) -> None:
+        now = self.clock.now()
+        item = session.get_one(OutboxItem, prepared.item_id)
+        if item.status is not OutboxStatus.PENDING:
+            return
+        item.status = OutboxStatus.SENT
+        item.attempts += 1
+        item.done_at = now
+        item.last_error = None
+        message = prepared.message
+        raw = message.as_bytes()
+        session.add(
+            Message(
+                ticket_id=item.ticket_id,
+                direction=Direction.OUT,
+                kind=MessageKind.HELPDESK,
+                message_id=item.message_id or "",
+                in_reply_to=item.payload.get("in_reply_to"),
+                references=list(item.payload.get("references") or []),
+                from_address=self.options.helpdesk_address,
+                from_name=self.options.helpdesk_name,
+                to_addresses=[prepared.recipient],
+                subject=str(message["Subject"] or ""),
+                text="",
+                stripped_text=item.payload.get("staff_text") or "",
+                raw=raw,
+                size=len(raw),
+                at=now,
+                note=item.kind,
+            )
+        )
+        completes = item.payload.get("completes")
+        if completes and item.ticket_id is not None:
+            self.sla.complete(session, item.ticket_id, SopStep(completes), now)
+        self._audit(session, item, "mail_sent", {"kind": item.kind})
+
+    def _temporary(self, session: Session, item_id: int, reason: str, report_auth: bool) -> None:
+        now = self.clock.now()
+        item = session.get_one(OutboxItem, item_id)
+        item.attempts += 1
+        item.last_error = reason
+        if now - item.created_at >= dt.timedelta(hours=self.options.retry_hours):
+            self._fail(session, item, f"gave up after {item.attempts} attempts: {reason}", now)
+            return
+        item.next_attempt_at = now + dt.timedelta(seconds=backoff_seconds(item.attempts))
+        if report_auth:
+            enqueue_telegram(
+                session,
+                TelegramOp.ALERT,
+                ticket_id=None,
+                payload={"alert": "smtp_login", "error": reason},
+                importance=Importance.SLA_ALERT,
+                now=now,
+            )
+
+    def _permanent(self, session: Session, item_id: int, reason: str) -> None:
+        item = session.get_one(OutboxItem, item_id)
+        item.attempts += 1
+        self._fail(session, item, reason, self.clock.now())
+
+    def _fail(self, session: Session, item: OutboxItem, reason: str, now: dt.datetime) -> None:
+        """Recorded on the ticket and told to staff; never silently dropped."""
+        item.status = OutboxStatus.FAILED
+        item.last_error = reason
+        item.done_at = now
+        self._audit(session, item, "mail_failed", {"kind": item.kind, "error": reason})
+        enqueue_telegram(
+            session,
+            TelegramOp.NOTICE,
+            ticket_id=item.ticket_id,
+            payload={
+                "notice": "mail_failed",
+                "kind": item.kind,
+                "recipient": item.recipient,
+                "error": reason,
+            },
+            importance=Importance.SLA_ALERT,
+            now=now,
+        )
+
+    def _audit(
+        self, session: Session, item: OutboxItem, action: str, detail: dict[str, object]
+    ) -> None:
+        session.add(
+            AuditEvent(
+                ticket_id=item.ticket_id,
+                at=self.clock.now(),
+                channel=Channel.EMAIL,
+                actor_id=None,
+                actor_name="sistem",
+                action=action,
+                detail={**detail, "outbox": item.id, "to": item.recipient},
+            )
+        )
