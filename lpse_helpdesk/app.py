@@ -10,12 +10,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from lpse_helpdesk.bot.service import BotSettings, TelegramService
 from lpse_helpdesk.bridge.imap_client import ImapAccount
 from lpse_helpdesk.bridge.inbound import IntakeOptions, MailIntakeService
 from lpse_helpdesk.bridge.intake import Intake, IntakeConfig
 from lpse_helpdesk.bridge.outbound import MailSenderService, SenderOptions, SmtpAccount
 from lpse_helpdesk.config.settings import Settings
 from lpse_helpdesk.domain.model import DomainConfig
+from lpse_helpdesk.sla.monitor import SlaMonitor
+from lpse_helpdesk.sla.scheduler import SlaScheduler
 from lpse_helpdesk.storage.db import Database, upgrade
 from lpse_helpdesk.timekeeping.calendar import BusinessCalendar
 from lpse_helpdesk.timekeeping.clock import Clock, SystemClock
@@ -128,9 +131,38 @@ def mail_sender(services: Services) -> Piece:
     return MailSenderService(account, services.db, services.clock, services.workflow.sla, options)
 
 
+def telegram_bot(services: Services) -> Piece:
+    settings = services.settings
+    bot_settings = BotSettings(
+        token=settings.TELEGRAM_BOT_TOKEN.get_secret_value(),
+        api_url=settings.TELEGRAM_API_URL,
+        chat_id=settings.HELPDESK_CHAT_ID,
+        staff_ids=frozenset(settings.STAFF_IDS),
+        supervisor_ids=frozenset(settings.SUPERVISOR_IDS),
+        ticket_prefix=settings.TICKET_PREFIX,
+    )
+    return TelegramService(
+        bot_settings, services.db, services.clock, services.workflow, services.domain
+    )
+
+
+def sla_scheduler(services: Services) -> Piece:
+    settings = services.settings
+    monitor = SlaMonitor(
+        services.db,
+        services.clock,
+        services.calendar,
+        services.domain,
+        remind_ratio=settings.SLA_REMIND_RATIO,
+        summary_time=settings.SLA_SUMMARY_TIME,
+        timezone=settings.timezone,
+    )
+    return SlaScheduler(monitor, scan_seconds=settings.SLA_SCAN_SECONDS)
+
+
 def piece_factories() -> list[PieceFactory]:
     """The pieces `run` starts, in order; they are stopped in reverse order."""
-    return [mail_sender, mail_intake]
+    return [telegram_bot, mail_sender, mail_intake, sla_scheduler]
 
 
 async def serve(

@@ -49,6 +49,8 @@ def _setup_logging(level: str) -> None:
     # Library loggers that would print URLs with the bot token at INFO/DEBUG.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

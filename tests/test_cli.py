@@ -142,7 +142,7 @@ def test_run_starts_and_stops_cleanly(tmp_path: Path, signum: int) -> None:
     _, rest = process.communicate(timeout=60)
     log = "".join(lines) + rest
     assert process.returncode == 0, log
-    assert "Traceback" not in log
+    assert "Traceback" not in log, log
     assert "started database (sqlite)" in log
     assert log.rstrip().endswith("stopped")
     for secret in ("AAtest-token-that-is-secret", "imap-secret-password"):

@@ -258,3 +258,18 @@ def test_solution_after_lkpp_relays_the_answer() -> None:
     assert outcome.mails() == (
         SendMail(MailKind.LKPP_ANSWER_RELAY, Recipient.USER, completes=SopStep.REPLY_AFTER_SOLVED),
     )
+
+
+def test_waiting_for_lkpp_pauses_the_work_clocks() -> None:
+    escalated = machine.apply(_facts(State.IN_ANALYSIS), Action.ESCALATE)
+    assert machine.PauseClock(SopStep.RESOLVE) in escalated.effects
+    assert StopClock(SopStep.RESOLVE) not in escalated.effects
+    answered = machine.apply(_facts(State.ESCALATED), Action.RECEIVE_LKPP_REPLY)
+    assert machine.ResumeClock(SopStep.RESOLVE) in answered.effects
+    solved = machine.apply(_facts(State.LKPP_ANSWERED), Action.RESOLVE)
+    assert StopClock(SopStep.RESOLVE) in solved.effects
+
+
+def test_user_data_ends_the_request_step() -> None:
+    outcome = machine.apply(_facts(State.WAITING_FOR_DATA), Action.RECEIVE_USER_DATA)
+    assert StopClock(SopStep.REQUEST_DATA) in outcome.effects

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 from pathlib import Path
 from typing import Annotated
@@ -83,6 +84,11 @@ class Settings(BaseSettings):
     DATABASE_URL: str = DEFAULT_DATABASE_URL
     HELPDESK_TIMEZONE: str = "Asia/Jakarta"
     HELPDESK_SOP_FILE: Path | None = None
+    SLA_REMIND_RATIO: float = Field(default=0.8, gt=0, lt=1)
+    SLA_SUMMARY_TIME: dt.time = dt.time(7, 45)
+    SLA_SCAN_SECONDS: int = Field(default=30, ge=1, le=3600)
+    REKAP_MONTHLY: bool = True
+    REKAP_MASK_EMAIL: bool = False
     TICKET_PREFIX: str = Field(default="LPSE", pattern=r"^[A-Z][A-Z0-9]{1,11}$")
     LOG_LEVEL: str = "INFO"
 

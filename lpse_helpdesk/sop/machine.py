@@ -269,7 +269,9 @@ _ESCALATE = Transition(
         SendMail(MailKind.LKPP_FORWARD, Recipient.LKPP),
         SendMail(MailKind.ESCALATION_NOTICE, Recipient.USER, completes=SopStep.ESCALATE_AND_NOTIFY),
         SetStamp(Stamp.ESCALATED),
-        *_stop_work(),
+        StopClock(SopStep.REQUEST_DATA),
+        # Waiting for LKPP pauses the LPSE's clocks; LKPP's answer resumes them.
+        *_pause_work(),
         StartClock(SopStep.ESCALATE_AND_NOTIFY),
         _CARD,
     ),
@@ -331,7 +333,13 @@ TRANSITIONS: Mapping[tuple[State, Action], Transition] = {
     ),
     (State.WAITING_FOR_DATA, Action.RECEIVE_USER_DATA): Transition(
         State.DATA_RECEIVED,
-        (SetStamp(Stamp.DATA_RECEIVED), *_resume_work(), PostNotice(Notice.USER_DATA), _CARD),
+        (
+            SetStamp(Stamp.DATA_RECEIVED),
+            StopClock(SopStep.REQUEST_DATA),  # in case the phone call was never recorded
+            *_resume_work(),
+            PostNotice(Notice.USER_DATA),
+            _CARD,
+        ),
     ),
     (State.WAITING_FOR_DATA, Action.ADD_NOTE): _ADD_NOTE,
     (State.WAITING_FOR_DATA, Action.RESOLVE): _RESOLVE,
@@ -362,7 +370,8 @@ TRANSITIONS: Mapping[tuple[State, Action], Transition] = {
         None, (PostNotice(Notice.USER_MAIL), _CARD)
     ),
     (State.ESCALATED, Action.RECEIVE_LKPP_REPLY): Transition(
-        State.LKPP_ANSWERED, (SetStamp(Stamp.LKPP_ANSWERED), PostNotice(Notice.LKPP_REPLY), _CARD)
+        State.LKPP_ANSWERED,
+        (SetStamp(Stamp.LKPP_ANSWERED), *_resume_work(), PostNotice(Notice.LKPP_REPLY), _CARD),
     ),
     (State.ESCALATED, Action.RESOLVE): _RESOLVE,
     (State.ESCALATED, Action.CLOSE): _CLOSE,

@@ -297,3 +297,30 @@ class FlaggedAddress(Base):
     permanent: Mapped[bool] = mapped_column(Boolean, default=True)
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
     flagged_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class PromptStatus(enum.StrEnum):
+    PENDING = "pending"  # waiting for the staff member's reply
+    DONE = "done"
+    CANCELLED = "cancelled"  # /batal
+    EXPIRED = "expired"
+
+
+class TelegramPrompt(Base):
+    """A ForceReply question waiting for a staff member's typed text; survives restarts."""
+
+    __tablename__ = "telegram_prompts"
+    __table_args__ = (Index("ix_telegram_prompts_message", "chat_id", "message_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    message_id: Mapped[int | None] = mapped_column(BigInteger)  # set once the prompt is posted
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    user_name: Mapped[str] = mapped_column(String(255), default="")
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    status: Mapped[PromptStatus] = mapped_column(
+        _enum(PromptStatus, "prompt_status"), default=PromptStatus.PENDING
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

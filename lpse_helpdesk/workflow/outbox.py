@@ -16,11 +16,19 @@ class TelegramOp(enum.StrEnum):
     CARD = "card"  # post the ticket's card, or edit it in place when it exists
     NOTICE = "notice"  # a short message in reply to the card
     ALERT = "alert"  # a message to the group not tied to one card (e.g. IMAP down)
+    PROMPT = "prompt"  # a ForceReply question for a staff member's typed text
+    MESSAGE = "message"  # a ready-made text (payload: chat_id, text, reply_to)
+    DOCUMENT = "document"  # a file (payload: chat_id, filename, content_hex, caption, reply_to)
+
+
+#: Card edits wait this long so that changes made within a second become one edit.
+CARD_EDIT_DELAY = dt.timedelta(seconds=1)
 
 
 class Importance(enum.IntEnum):
     """Lower goes first when the Telegram budget is short."""
 
+    PROMPT = 5  # a person is waiting for it
     NEW_TICKET = 10
     SLA_ALERT = 20
     NOTICE = 30
@@ -84,6 +92,9 @@ def enqueue_telegram(
         exists = session.scalar(select(OutboxItem.id).where(OutboxItem.dedup_key == dedup_key))
         if exists is not None:
             return None
+    delay = (
+        CARD_EDIT_DELAY if op is TelegramOp.CARD and importance >= Importance.CARD_EDIT else None
+    )
     item = OutboxItem(
         channel=OutboxChannel.TELEGRAM,
         kind=op.value,
@@ -92,7 +103,7 @@ def enqueue_telegram(
         importance=importance,
         status=OutboxStatus.PENDING,
         attempts=0,
-        next_attempt_at=now,
+        next_attempt_at=now + delay if delay else now,
         created_at=now,
         dedup_key=dedup_key,
     )

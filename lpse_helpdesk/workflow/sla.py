@@ -86,6 +86,9 @@ class SlaKeeper:
             return
         deadline = self.calendar.deadline(clock.started_at, duration)
         clock.budget_minutes = self.calendar.elapsed_minutes(clock.started_at, deadline)
+        # A new budget deserves its own reminder and breach alert.
+        clock.reminded_at = None
+        clock.breach_alerted_at = None
         if clock.paused_at is None:
             used = self.used(clock, now)
             clock.used_minutes, clock.resumed_at = used, now

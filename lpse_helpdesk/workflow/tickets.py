@@ -175,7 +175,9 @@ class Workflow:
             ticket.reopen_count += 1
         ticket.state = outcome.state
         ticket.updated_at = now
-        self._apply_effects(session, ticket, outcome.effects, text=text, actor=actor, now=now)
+        self._apply_effects(
+            session, ticket, outcome.effects, text=text, actor=actor, now=now, message_pk=message_pk
+        )
         self._audit(session, ticket, actor, action.value, before, outcome.state, detail)
         try:
             session.flush()  # bumps the version; a concurrent change fails here
@@ -213,6 +215,7 @@ class Workflow:
         text: str | None,
         actor: Actor,
         now: dt.datetime,
+        message_pk: int | None = None,
     ) -> None:
         for effect in effects:
             if isinstance(effect, machine.SetStamp):
@@ -233,7 +236,7 @@ class Workflow:
                     session,
                     TelegramOp.NOTICE,
                     ticket_id=ticket.id,
-                    payload={"notice": effect.notice.value},
+                    payload={"notice": effect.notice.value, "message": message_pk},
                     importance=Importance.NOTICE,
                     now=now,
                 )

@@ -980,7 +980,8 @@ class BotApiServer:
             body["caption"] = message.plain_caption
             if message.caption_entities:
                 body["caption_entities"] = copy.deepcopy(message.caption_entities)
-        if message.reply_markup is not None:
+        if message.reply_markup is not None and "inline_keyboard" in message.reply_markup:
+            # Like Telegram: a Message carries only an inline keyboard, never ForceReply.
             body["reply_markup"] = copy.deepcopy(message.reply_markup)
         if nested and message.reply_to_message_id is not None:
             replied = self._messages.get((message.chat_id, message.reply_to_message_id))

@@ -1,0 +1,300 @@
+"""The ticket card: what staff see in the group, rendered from the database every time.
+
+Pure functions over a `CardData` snapshot; the buttons are exactly the staff actions the
+SOP machine allows in the ticket's state. Everything from mail or staff is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+from html import escape
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from lpse_helpdesk.bot.callback_data import Button, Press
+from lpse_helpdesk.domain.model import SOP_STEP_LABELS, DomainConfig, SopStep
+from lpse_helpdesk.sop import machine
+from lpse_helpdesk.sop.machine import Action, State
+from lpse_helpdesk.storage.models import (
+    Attachment,
+    AuditEvent,
+    Channel,
+    Direction,
+    FlaggedAddress,
+    Message,
+    SlaClock,
+    Ticket,
+)
+from lpse_helpdesk.timekeeping.localtime import clock_time, short_datetime
+
+PREVIEW_CHARS = 800
+STATE_ICONS = {
+    State.NEW: "🆕",
+    State.PRIORITIZED: "📌",
+    State.WAITING_FOR_DATA: "⏳",
+    State.DATA_RECEIVED: "📥",
+    State.IN_ANALYSIS: "🔎",
+    State.RESOLVED: "✅",
+    State.ESCALATED: "⬆️",
+    State.LKPP_ANSWERED: "📨",
+    State.CLOSED: "🔒",
+}
+
+Keyboard = list[list[tuple[str, str]]]  # rows of (label, callback data)
+
+
+@dataclass(frozen=True)
+class Deadline:
+    step: SopStep
+    due: dt.datetime
+    started: dt.datetime
+    budget_minutes: float
+
+
+@dataclass(frozen=True)
+class CardData:
+    ticket_id: int
+    number: str
+    version: int
+    state: State
+    priority: str | None
+    suggested_priority: str | None
+    category: str | None
+    suggested_category: str | None
+    requester_name: str
+    requester_email: str
+    subject: str
+    text: str
+    received_at: dt.datetime
+    tender_codes: tuple[str, ...]
+    phone_numbers: tuple[str, ...]
+    phone_confirmed: bool
+    attachments: int
+    deadline: Deadline | None
+    last_actor: str | None
+    requester_bounced: bool
+    linked_number: str | None
+    reopen_count: int
+
+
+def load_card(session: Session, ticket_id: int) -> CardData | None:
+    ticket = session.get(Ticket, ticket_id)
+    if ticket is None:
+        return None
+    attachments = session.scalar(
+        select(func.count())
+        .select_from(Attachment)
+        .join(Message, Attachment.message_id == Message.id)
+        .where(
+            Message.ticket_id == ticket_id,
+            Message.direction == Direction.IN,
+            Attachment.inline.is_(False),
+        )
+    )
+    clock = session.scalars(
+        select(SlaClock)
+        .where(
+            SlaClock.ticket_id == ticket_id,
+            SlaClock.stopped_at.is_(None),
+            SlaClock.deadline_at.is_not(None),
+        )
+        .order_by(SlaClock.deadline_at)
+    ).first()
+    deadline = None
+    if clock is not None and clock.deadline_at is not None:
+        deadline = Deadline(clock.step, clock.deadline_at, clock.started_at, clock.budget_minutes)
+    last_actor = session.scalar(
+        select(AuditEvent.actor_name)
+        .where(AuditEvent.ticket_id == ticket_id, AuditEvent.channel == Channel.TELEGRAM)
+        .order_by(AuditEvent.id.desc())
+        .limit(1)
+    )
+    linked = (
+        session.scalar(select(Ticket.number).where(Ticket.id == ticket.linked_ticket_id))
+        if ticket.linked_ticket_id
+        else None
+    )
+    return CardData(
+        ticket_id=ticket.id,
+        number=ticket.number,
+        version=ticket.version,
+        state=ticket.state,
+        priority=ticket.priority,
+        suggested_priority=ticket.suggested_priority,
+        category=ticket.category,
+        suggested_category=ticket.suggested_category,
+        requester_name=ticket.requester_name,
+        requester_email=ticket.requester_email,
+        subject=ticket.subject,
+        text=ticket.problem_text,
+        received_at=ticket.received_at,
+        tender_codes=tuple(ticket.tender_codes),
+        phone_numbers=tuple(ticket.phone_numbers),
+        phone_confirmed=ticket.phone_confirmed_at is not None,
+        attachments=attachments or 0,
+        deadline=deadline,
+        last_actor=last_actor,
+        requester_bounced=session.get(FlaggedAddress, ticket.requester_email) is not None,
+        linked_number=linked,
+        reopen_count=ticket.reopen_count,
+    )
+
+
+def _preview(text: str, limit: int = PREVIEW_CHARS) -> str:
+    text = text.strip()
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit * 0.8 else cut).rstrip() + " …"
+
+
+def deadline_line(deadline: Deadline, now: dt.datetime, timezone: ZoneInfo) -> str:
+    """'⏰ Penetapan prioritas: 09.05 WIB (3 menit lagi)', urgent when close or past."""
+    label = SOP_STEP_LABELS[deadline.step]
+    left = (deadline.due - now).total_seconds() / 60
+    span = (deadline.due - deadline.started).total_seconds() / 60 or 1
+    when = clock_time(deadline.due, timezone)
+    if (deadline.due - now).days >= 1 or deadline.due.astimezone(timezone).date() != now.astimezone(
+        timezone
+    ).date():
+        when = short_datetime(deadline.due, timezone)
+    if left < 0:
+        return f"🚨 <b>{escape(label)}: lewat {_duration(-left)}</b> (batas {when})"
+    icon = "⚠️" if left <= span * 0.2 else "⏰"
+    return f"{icon} {escape(label)}: {when} ({_duration(left)} lagi)"
+
+
+def _duration(minutes: float) -> str:
+    minutes = round(minutes)
+    if minutes < 60:
+        return f"{minutes} menit"
+    hours, rest = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} jam" + (f" {rest} menit" if rest else "")
+    days, hours = divmod(hours, 24)
+    return f"{days} hari" + (f" {hours} jam" if hours else "")
+
+
+def render_text(card: CardData, domain: DomainConfig, timezone: ZoneInfo, now: dt.datetime) -> str:
+    icon, label = STATE_ICONS[card.state], machine.STATE_LABELS[card.state]
+    state = f"{icon} <b>{escape(card.number)}</b> · {label}"
+    if card.reopen_count:
+        state += f" (dibuka kembali {card.reopen_count}×)"
+    lines = [state]
+    if card.priority:
+        lines.append(f"Prioritas: <b>{escape(domain.priority_label(card.priority))}</b>")
+    elif card.suggested_priority:
+        suggested = escape(domain.priority_label(card.suggested_priority))
+        lines.append(f"Prioritas: belum ditetapkan (saran: {suggested})")
+    category = card.category or card.suggested_category
+    if category:
+        suffix = "" if card.category else " (saran)"
+        lines.append(f"Kategori: {escape(domain.category_label(category))}{suffix}")
+    sender = escape(card.requester_email)
+    if card.requester_name:
+        sender = f"{escape(card.requester_name)} &lt;{sender}&gt;"
+    if card.requester_bounced:
+        sender += " ⚠️ <i>alamat bounce</i>"
+    lines.append(f"Dari: {sender}")
+    lines.append(f"Subjek: {escape(card.subject or '(tanpa subjek)')}")
+    facts = []
+    if card.tender_codes:
+        facts.append("Kode tender/paket: " + ", ".join(escape(c) for c in card.tender_codes))
+    if card.phone_numbers:
+        phone = ", ".join(escape(p) for p in card.phone_numbers[:2])
+        facts.append(f"Telp: {phone}" + (" ✔️" if card.phone_confirmed else ""))
+    if facts:
+        lines.append(" · ".join(facts))
+    lines.append(f"Diterima: {short_datetime(card.received_at, timezone)}")
+    if card.linked_number:
+        lines.append(f"Terkait tiket {escape(card.linked_number)}")
+    if card.deadline is not None and card.state in machine.OPEN_STATES | {State.RESOLVED}:
+        lines.append(deadline_line(card.deadline, now, timezone))
+    if card.last_actor:
+        lines.append(f"Petugas terakhir: {escape(card.last_actor)}")
+    body = _preview(card.text) or "(tanpa isi)"
+    lines.append("")
+    lines.append(f"<blockquote>{escape(body)}</blockquote>")
+    if card.attachments:
+        lines.append(f"📎 {card.attachments} lampiran")
+    return "\n".join(lines)
+
+
+_ACTION_BUTTONS: list[tuple[Action, Button, str]] = [
+    (Action.REQUEST_DATA, Button.REQUEST_DATA, "📨 Minta Data"),
+    (Action.CONFIRM_PHONE, Button.PHONE, "📞 Telepon"),
+    (Action.START_ANALYSIS, Button.ANALYSE, "🔎 Mulai Analisis"),
+    (Action.RESOLVE, Button.RESOLVE, "✅ Selesai"),
+    (Action.ESCALATE, Button.ESCALATE, "⬆️ Eskalasi LKPP"),
+    (Action.ADD_NOTE, Button.NOTE, "📝 Catatan"),
+    (Action.SET_CATEGORY, Button.CATEGORY_MENU, "🏷 Kategori"),
+    (Action.CLOSE, Button.CLOSE_ASK, "🔒 Tutup"),
+]
+
+
+def render_keyboard(card: CardData, domain: DomainConfig) -> Keyboard:
+    """Only the actions the SOP allows now; the full text and attachments always."""
+    allowed = set(machine.allowed_actions(card.state))
+
+    def press(button: Button, arg: str | None = None) -> str:
+        return Press(button, card.ticket_id, card.version, arg).encode()
+
+    rows: Keyboard = []
+    if Action.SET_PRIORITY in allowed:
+        row = []
+        for priority in domain.priorities:
+            label = priority.label
+            if priority.code == card.priority:
+                label = f"● {label}"
+            elif card.priority is None and priority.code == card.suggested_priority:
+                label = f"⭐ {label}"
+            row.append((label, press(Button.PRIORITY, priority.code)))
+        rows.append(row)
+    buttons = [
+        (label, press(button))
+        for action, button, label in _ACTION_BUTTONS
+        if action in allowed and not (action is Action.CONFIRM_PHONE and card.phone_confirmed)
+    ]
+    rows.extend(buttons[i : i + 2] for i in range(0, len(buttons), 2))
+    extra = [("📄 Teks lengkap", press(Button.FULL_TEXT))]
+    if card.attachments:
+        extra.append((f"📎 Lampiran ({card.attachments})", press(Button.ATTACHMENTS)))
+    rows.append(extra)
+    return rows
+
+
+def category_keyboard(card: CardData, domain: DomainConfig) -> Keyboard:
+    rows: Keyboard = []
+    current = card.category or card.suggested_category
+    buttons = []
+    for index, category in enumerate(domain.categories):
+        label = ("● " if category.code == current else "") + category.label
+        buttons.append(
+            (label, Press(Button.CATEGORY, card.ticket_id, card.version, str(index)).encode())
+        )
+    rows.extend(buttons[i : i + 2] for i in range(0, len(buttons), 2))
+    rows.append([("↩️ Kembali", Press(Button.BACK, card.ticket_id, card.version).encode())])
+    return rows
+
+
+def close_keyboard(card: CardData) -> Keyboard:
+    return [
+        [
+            ("🔒 Ya, tutup tiket", Press(Button.CLOSE, card.ticket_id, card.version).encode()),
+            ("↩️ Batal", Press(Button.BACK, card.ticket_id, card.version).encode()),
+        ]
+    ]
+
+
+def fingerprint(text: str, keyboard: Keyboard) -> str:
+    """Identifies what is on screen, to skip edits that would change nothing."""
+    digest = hashlib.sha256(text.encode())
+    for row in keyboard:
+        for label, data in row:
+            digest.update(f"\x00{label}\x01{data}".encode())
+    return digest.hexdigest()

@@ -1,0 +1,524 @@
+"""Delivers the Telegram outbox: cards, notices, prompts, alerts, documents.
+
+Importance first (new tickets and SLA alerts before edits), under the group's and the
+bot's rate limits, honouring RetryAfter. When more new tickets wait than the group's
+budget lets through within a minute, a digest lists them all at once so every ticket is
+visible quickly; the cards follow as the budget allows. Card edits are coalesced: one
+pending edit per ticket, applied a second after the change, skipped when nothing visible
+changed, and "message is not modified" counts as success.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import warnings
+from dataclasses import dataclass
+from functools import partial
+from html import escape
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from telegram import (
+    Bot,
+    ForceReply,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputFile,
+    ReplyParameters,
+)
+from telegram import (
+    Message as TgMessage,
+)
+from telegram.constants import ParseMode
+from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+
+from lpse_helpdesk.bot import cards, texts
+from lpse_helpdesk.bot.interactions import attachment_bytes
+from lpse_helpdesk.bot.ratelimit import Budget, Limits
+from lpse_helpdesk.domain.model import DomainConfig
+from lpse_helpdesk.storage.db import Database
+from lpse_helpdesk.storage.models import (
+    OutboxChannel,
+    OutboxItem,
+    OutboxStatus,
+    PromptStatus,
+    TelegramCard,
+    TelegramPrompt,
+    Ticket,
+)
+from lpse_helpdesk.timekeeping.clock import Clock
+from lpse_helpdesk.workflow.outbox import TelegramOp
+
+log = logging.getLogger(__name__)
+
+DIGEST_LINES = 30  # tickets per digest message (stays far below 4096 characters)
+#: Group messages per minute kept for digests, prompts, notices and alerts: a new ticket's
+#: own card never takes the last ones, so a burst is always announced at once.
+RESERVE = 3
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One Telegram call prepared from an outbox row (in a database thread)."""
+
+    item_id: int
+    op: str
+    chat_id: int
+    text: str
+    keyboard: cards.Keyboard | None = None
+    reply_to: int | None = None
+    edit_message_id: int | None = None  # edit this message instead of sending
+    fingerprint: str | None = None
+    ticket_id: int | None = None
+    force_reply: bool = False
+    document: tuple[str, bytes] | None = None
+    skip: bool = False  # nothing visible changed
+
+    @property
+    def counts_for_group(self) -> bool:
+        return self.edit_message_id is None
+
+    @property
+    def is_new_card(self) -> bool:
+        return self.op == TelegramOp.CARD and self.edit_message_id is None
+
+
+def retry_seconds(error: RetryAfter) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value: Any = error.retry_after
+    return value.total_seconds() if isinstance(value, dt.timedelta) else float(value)
+
+
+def markup(keyboard: cards.Keyboard | None) -> InlineKeyboardMarkup | None:
+    if keyboard is None:
+        return None
+    return InlineKeyboardMarkup(
+        [
+            [InlineKeyboardButton(label, callback_data=data) for label, data in row]
+            for row in keyboard
+        ]
+    )
+
+
+class TelegramDispatcher:
+    name = "telegram dispatcher"
+
+    def __init__(
+        self,
+        bot: Bot,
+        db: Database,
+        clock: Clock,
+        domain: DomainConfig,
+        timezone: ZoneInfo,
+        chat_id: int,
+        *,
+        limits: Limits | None = None,
+        budget: Budget | None = None,
+        poll_seconds: float = 0.5,
+        batch: int = 40,
+    ) -> None:
+        self.bot = bot
+        self.db = db
+        self.clock = clock
+        self.domain = domain
+        self.timezone = timezone
+        self.chat_id = chat_id
+        self.budget = budget or Budget(limits or Limits())
+        self.poll_seconds = poll_seconds
+        self.batch = batch
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.sent = 0
+        self.retry_after_received = 0
+
+    async def start(self) -> None:
+        self._stopping.clear()
+        self._task = asyncio.create_task(self._run(), name="telegram-dispatcher")
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                progressed = await self.dispatch_once()
+            except Exception:
+                log.exception("telegram dispatcher failed; retrying")
+                progressed = False
+            if progressed:
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+
+    # --- one round -------------------------------------------------------------------------
+
+    async def dispatch_once(self) -> bool:
+        """Send what is due and fits the budget; True when something was done."""
+        await self._digest_if_needed()
+        ids = await self.db.run(self._due_ids)
+        progressed = False
+        for item_id in ids:
+            if self._stopping.is_set():
+                break
+            outgoing = await self.db.run(partial(self._prepare, item_id=item_id))
+            if outgoing is None:
+                progressed = True
+                continue
+            if outgoing.skip:
+                await self.db.run(partial(self._done, out=outgoing, sent=None))
+                progressed = True
+                continue
+            if outgoing.is_new_card and self.budget.group.available() <= RESERVE:
+                await self._digest_if_needed()
+                continue  # the card waits; its ticket is listed in a digest
+            wait = self.budget.wait_time(counts_for_group=outgoing.counts_for_group)
+            if wait > 0:
+                if wait > self.poll_seconds * 2:
+                    break  # the rest waits for budget; look again soon
+                await asyncio.sleep(wait)
+            if not await self._send(outgoing):
+                break
+            progressed = True
+        return progressed
+
+    def _due_ids(self, session: Session) -> list[int]:
+        return list(
+            session.scalars(
+                select(OutboxItem.id)
+                .where(
+                    OutboxItem.channel == OutboxChannel.TELEGRAM,
+                    OutboxItem.status == OutboxStatus.PENDING,
+                    OutboxItem.next_attempt_at <= self.clock.now(),
+                )
+                .order_by(OutboxItem.importance, OutboxItem.id)
+                .limit(self.batch)
+            )
+        )
+
+    # --- preparing (database thread) -------------------------------------------------------
+
+    def _prepare(self, session: Session, item_id: int) -> Outgoing | None:
+        item = session.get(OutboxItem, item_id)
+        if item is None or item.status is not OutboxStatus.PENDING:
+            return None
+        op = item.kind
+        if op == TelegramOp.CARD:
+            return self._prepare_card(session, item)
+        if op == TelegramOp.NOTICE:
+            number, reply_to = self._card_anchor(session, item.ticket_id)
+            ticket = session.get(Ticket, item.ticket_id) if item.ticket_id else None
+            subject = ticket.subject if ticket is not None else ""
+            text = texts.notice_text(session, number, subject, item.payload, self.timezone)
+            return Outgoing(item.id, op, self.chat_id, text, reply_to=reply_to)
+        if op == TelegramOp.ALERT:
+            text = texts.alert_text(session, item.payload, self.timezone)
+            return Outgoing(item.id, op, self.chat_id, text)
+        if op == TelegramOp.PROMPT:
+            prompt = session.get(TelegramPrompt, item.payload.get("prompt"))
+            if prompt is None or prompt.status is not PromptStatus.PENDING:
+                self._finish(item, OutboxStatus.CANCELLED, "prompt no longer pending")
+                return None
+            number, reply_to = self._card_anchor(session, prompt.ticket_id)
+            text = texts.prompt_text(prompt.action, number, prompt.user_id, prompt.user_name)
+            return Outgoing(item.id, op, prompt.chat_id, text, reply_to=reply_to, force_reply=True)
+        if op == TelegramOp.MESSAGE:
+            payload = item.payload
+            return Outgoing(
+                item.id,
+                op,
+                int(payload.get("chat_id", self.chat_id)),
+                str(payload["text"]),
+                reply_to=payload.get("reply_to"),
+            )
+        if op == TelegramOp.DOCUMENT:
+            payload = item.payload
+            if "content_hex" in payload:
+                content: bytes | None = bytes.fromhex(str(payload["content_hex"]))
+            else:
+                content = attachment_bytes(
+                    session, int(payload["message_pk"]), int(payload["part_index"])
+                )
+            if content is None:
+                self._finish(item, OutboxStatus.FAILED, "attachment no longer available")
+                return None
+            return Outgoing(
+                item.id,
+                op,
+                int(payload.get("chat_id", self.chat_id)),
+                str(payload.get("caption", "")),
+                reply_to=payload.get("reply_to"),
+                document=(str(payload["filename"]) or "lampiran", content),
+            )
+        self._finish(item, OutboxStatus.FAILED, f"unknown telegram operation {op}")
+        return None
+
+    def _card_anchor(self, session: Session, ticket_id: int | None) -> tuple[str, int | None]:
+        if ticket_id is None:
+            return "", None
+        ticket = session.get(Ticket, ticket_id)
+        card = session.get(TelegramCard, ticket_id)
+        return (ticket.number if ticket else "?"), (card.message_id if card else None)
+
+    def _prepare_card(self, session: Session, item: OutboxItem) -> Outgoing | None:
+        if item.ticket_id is None:
+            self._finish(item, OutboxStatus.FAILED, "card without ticket")
+            return None
+        data = cards.load_card(session, item.ticket_id)
+        if data is None:
+            self._finish(item, OutboxStatus.FAILED, "ticket not found")
+            return None
+        text = cards.render_text(data, self.domain, self.timezone, self.clock.now())
+        keyboard = cards.render_keyboard(data, self.domain)
+        fingerprint = cards.fingerprint(text, keyboard)
+        card = session.get(TelegramCard, item.ticket_id)
+        if card is not None:
+            return Outgoing(
+                item.id,
+                TelegramOp.CARD,
+                card.chat_id,
+                text,
+                keyboard=keyboard,
+                edit_message_id=card.message_id,
+                fingerprint=fingerprint,
+                ticket_id=item.ticket_id,
+                skip=card.rendered_hash == fingerprint,
+            )
+        return Outgoing(
+            item.id,
+            TelegramOp.CARD,
+            self.chat_id,
+            text,
+            keyboard=keyboard,
+            fingerprint=fingerprint,
+            ticket_id=item.ticket_id,
+        )
+
+    # --- sending ---------------------------------------------------------------------------
+
+    async def _send(self, out: Outgoing) -> bool:
+        """Make the call; False when sending must pause (RetryAfter)."""
+        self.budget.record(counts_for_group=out.counts_for_group)
+        sent: TgMessage | None = None
+        try:
+            sent = await self._call(out)
+        except RetryAfter as error:
+            seconds = retry_seconds(error)
+            self.retry_after_received += 1
+            log.warning("telegram asks to wait %.0f s", seconds)
+            self.budget.block(seconds)
+            await self.db.run(lambda s: self._postpone(s, out.item_id, seconds, "RetryAfter"))
+            return False
+        except BadRequest as error:
+            message = str(error).lower()
+            if "not modified" in message:
+                await self.db.run(lambda s: self._done(s, out, None))
+                return True
+            if out.edit_message_id is not None and "not found" in message:
+                # The card was deleted in the group: post it again.
+                await self.db.run(lambda s: self._forget_card(s, out))
+                return True
+            if out.reply_to is not None and "replied not found" in message:
+                await self.db.run(lambda s: self._drop_reply(s, out))
+                return True
+            log.error("telegram refused %s #%s: %s", out.op, out.item_id, error)
+            reason = f"BadRequest: {error}"
+            await self.db.run(lambda s: self._failed(s, out.item_id, reason))
+            return True
+        except Forbidden as error:
+            log.error("telegram forbids %s #%s: %s", out.op, out.item_id, error)
+            reason = f"Forbidden: {error}"
+            await self.db.run(lambda s: self._postpone(s, out.item_id, 300, reason))
+            return True
+        except (NetworkError, TelegramError) as error:
+            reason = type(error).__name__
+            log.warning("telegram unavailable (%s); retrying", reason)
+            await self.db.run(lambda s: self._postpone(s, out.item_id, 10, reason))
+            return False
+        self.sent += 1
+        await self.db.run(lambda s: self._done(s, out, sent))
+        return True
+
+    async def _call(self, out: Outgoing) -> TgMessage | None:
+        reply = (
+            ReplyParameters(message_id=out.reply_to, allow_sending_without_reply=True)
+            if out.reply_to
+            else None
+        )
+        if out.document is not None:
+            filename, content = out.document
+            return await self.bot.send_document(
+                out.chat_id,
+                InputFile(content, filename=filename),
+                caption=out.text or None,
+                parse_mode=ParseMode.HTML,
+                reply_parameters=reply,
+            )
+        if out.edit_message_id is not None:
+            result = await self.bot.edit_message_text(
+                out.text,
+                chat_id=out.chat_id,
+                message_id=out.edit_message_id,
+                parse_mode=ParseMode.HTML,
+                reply_markup=markup(out.keyboard),
+                disable_web_page_preview=True,
+            )
+            return result if isinstance(result, TgMessage) else None
+        reply_markup: InlineKeyboardMarkup | ForceReply | None = markup(out.keyboard)
+        if out.force_reply:
+            reply_markup = ForceReply(selective=True, input_field_placeholder="Ketik di sini…")
+        return await self.bot.send_message(
+            out.chat_id,
+            out.text,
+            parse_mode=ParseMode.HTML,
+            reply_markup=reply_markup,
+            reply_parameters=reply,
+            disable_web_page_preview=True,
+        )
+
+    # --- outcomes (database thread) --------------------------------------------------------
+
+    def _finish(self, item: OutboxItem, status: OutboxStatus, error: str | None) -> None:
+        item.status = status
+        item.last_error = error
+        item.done_at = self.clock.now()
+
+    def _done(self, session: Session, out: Outgoing, sent: TgMessage | None) -> None:
+        item = session.get_one(OutboxItem, out.item_id)
+        item.attempts += 1
+        self._finish(item, OutboxStatus.SENT, None)
+        now = self.clock.now()
+        if out.op == TelegramOp.CARD and out.ticket_id is not None:
+            card = session.get(TelegramCard, out.ticket_id)
+            if card is None and sent is not None:
+                session.add(
+                    TelegramCard(
+                        ticket_id=out.ticket_id,
+                        chat_id=sent.chat_id,
+                        message_id=sent.message_id,
+                        rendered_hash=out.fingerprint,
+                        updated_at=now,
+                    )
+                )
+            elif card is not None:
+                card.rendered_hash = out.fingerprint
+                card.updated_at = now
+        if out.op == TelegramOp.PROMPT and sent is not None:
+            prompt = session.get(TelegramPrompt, item.payload.get("prompt"))
+            if prompt is not None:
+                prompt.message_id = sent.message_id
+
+    def _postpone(self, session: Session, item_id: int, seconds: float, error: str) -> None:
+        item = session.get_one(OutboxItem, item_id)
+        item.attempts += 1
+        item.last_error = error
+        item.next_attempt_at = self.clock.now() + dt.timedelta(seconds=seconds)
+
+    def _failed(self, session: Session, item_id: int, error: str) -> None:
+        item = session.get_one(OutboxItem, item_id)
+        item.attempts += 1
+        self._finish(item, OutboxStatus.FAILED, error[:2000])
+
+    def _forget_card(self, session: Session, out: Outgoing) -> None:
+        if out.ticket_id is not None:
+            card = session.get(TelegramCard, out.ticket_id)
+            if card is not None:
+                session.delete(card)
+        item = session.get_one(OutboxItem, out.item_id)
+        item.attempts += 1
+        item.importance = min(item.importance, 10)
+
+    def _drop_reply(self, session: Session, out: Outgoing) -> None:
+        item = session.get_one(OutboxItem, out.item_id)
+        item.payload = {**item.payload, "reply_to": None}
+        item.attempts += 1
+
+    # --- the digest ------------------------------------------------------------------------
+
+    async def _digest_if_needed(self) -> None:
+        waiting = await self.db.run(self._undigested_new_tickets)
+        if not waiting:
+            return
+        budget = self.budget.group.available()
+        pending_new = await self.db.run(self._pending_new_cards)
+        if pending_new <= budget - RESERVE:
+            return  # the cards themselves fit within the minute
+        for start in range(0, len(waiting), DIGEST_LINES):
+            chunk = waiting[start : start + DIGEST_LINES]
+            wait = self.budget.wait_time(counts_for_group=True)
+            if wait > 0:
+                return
+            text = self._digest_text(chunk, pending_new)
+            self.budget.record(counts_for_group=True)
+            try:
+                await self.bot.send_message(
+                    self.chat_id, text, parse_mode=ParseMode.HTML, disable_web_page_preview=True
+                )
+            except RetryAfter as error:
+                self.retry_after_received += 1
+                self.budget.block(retry_seconds(error))
+                return
+            except TelegramError as error:
+                log.warning("digest not sent: %s", error)
+                return
+            self.sent += 1
+            ids = [item_id for item_id, *_ in chunk]
+            await self.db.run(partial(self._mark_digested, item_ids=ids))
+
+    def _pending_new_cards(self, session: Session) -> int:
+        return len(self._new_card_items(session))
+
+    def _new_card_items(self, session: Session) -> list[OutboxItem]:
+        items = session.scalars(
+            select(OutboxItem).where(
+                OutboxItem.channel == OutboxChannel.TELEGRAM,
+                OutboxItem.kind == TelegramOp.CARD.value,
+                OutboxItem.status == OutboxStatus.PENDING,
+            )
+        ).all()
+        with_card = set(
+            session.scalars(
+                select(TelegramCard.ticket_id).where(
+                    TelegramCard.ticket_id.in_([i.ticket_id for i in items if i.ticket_id])
+                )
+            )
+        )
+        return [i for i in items if i.ticket_id not in with_card]
+
+    def _undigested_new_tickets(self, session: Session) -> list[tuple[int, str, str, str]]:
+        rows = []
+        for item in self._new_card_items(session):
+            if item.payload.get("digested") or item.ticket_id is None:
+                continue
+            ticket = session.get(Ticket, item.ticket_id)
+            if ticket is not None:
+                sender = ticket.requester_name or ticket.requester_email
+                rows.append((item.id, ticket.number, sender, ticket.subject))
+        return rows
+
+    def _mark_digested(self, session: Session, item_ids: list[int]) -> None:
+        for item in session.scalars(select(OutboxItem).where(OutboxItem.id.in_(item_ids))):
+            item.payload = {**item.payload, "digested": True}
+
+    @staticmethod
+    def _digest_text(rows: list[tuple[int, str, str, str]], pending: int) -> str:
+        lines = [f"📬 <b>{pending} tiket baru</b> menunggu kartunya (dikirim bertahap):"]
+        for _, number, sender, subject in rows:
+            subject = subject if len(subject) <= 60 else subject[:60] + "…"
+            lines.append(f"• <b>{escape(number)}</b> — {escape(sender[:40])}: {escape(subject)}")
+        lines.append("Gunakan /tiket &lt;nomor&gt; untuk menampilkan satu kartu lebih dulu.")
+        return "\n".join(lines)

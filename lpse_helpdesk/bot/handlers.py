@@ -1,0 +1,235 @@
+"""Telegram update handlers: thin glue between PTB and `Interactions` / `queries`.
+
+Every handler answers (a press always gets answerCallbackQuery, a command a reply), checks
+permissions first, and does its database work on the database's threads.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from html import escape
+from typing import Any
+
+from telegram import Update
+from telegram.error import BadRequest
+from telegram.ext import ContextTypes
+
+from lpse_helpdesk.bot import queries, texts
+from lpse_helpdesk.bot.access import NOT_ALLOWED, NOT_SUPERVISOR, Access
+from lpse_helpdesk.bot.callback_data import decode
+from lpse_helpdesk.bot.dispatcher import markup
+from lpse_helpdesk.bot.interactions import Interactions, PressResult
+from lpse_helpdesk.storage.db import Database
+from lpse_helpdesk.storage.models import TelegramCard
+from lpse_helpdesk.workflow.actors import Actor
+from lpse_helpdesk.workflow.outbox import Importance, TelegramOp, enqueue_telegram
+
+log = logging.getLogger(__name__)
+
+Context = ContextTypes.DEFAULT_TYPE
+Rekap = Callable[[Update, list[str]], Awaitable[None]]
+
+
+def _actor(update: Update) -> Actor:
+    user = update.effective_user
+    assert user is not None
+    return Actor.telegram(user.id, user.full_name)
+
+
+class Handlers:
+    def __init__(
+        self,
+        db: Database,
+        interactions: Interactions,
+        access: Access,
+        *,
+        wake: Callable[[], None],
+        ticket_prefix: str,
+        rekap: Rekap | None = None,
+    ) -> None:
+        self.db = db
+        self.interactions = interactions
+        self.access = access
+        self.wake = wake
+        self.prefix = ticket_prefix
+        self.rekap_handler = rekap
+
+    @property
+    def workflow(self) -> Any:
+        return self.interactions.workflow
+
+    # --- presses ---------------------------------------------------------------------------
+
+    async def on_press(self, update: Update, context: Context) -> None:
+        query = update.callback_query
+        if query is None:
+            return
+        if not self.access.is_staff(update):
+            await query.answer(NOT_ALLOWED, show_alert=True)
+            return
+        press = decode(query.data)
+        if press is None:
+            await query.answer(
+                "Tombol ini tidak dikenal lagi; gunakan kartu terbaru.", show_alert=True
+            )
+            return
+        user = update.effective_user
+        assert user is not None
+        actor = _actor(update)
+        result: PressResult = await self.db.run(
+            lambda s: self.interactions.press(s, press, actor, user.id)
+        )
+        if result.queued:
+            self.wake()
+        if result.keyboard is not None and query.message is not None:
+            try:
+                await query.edit_message_reply_markup(reply_markup=markup(result.keyboard))
+            except BadRequest as error:
+                if "not modified" not in str(error).lower():
+                    raise
+        await query.answer(result.answer[:200] or None, show_alert=result.alert)
+
+    # --- typed replies ---------------------------------------------------------------------
+
+    async def on_reply(self, update: Update, context: Context) -> None:
+        message = update.effective_message
+        if message is None or message.reply_to_message is None or not message.text:
+            return
+        if not self.access.is_staff(update):
+            return  # not ours to answer: ordinary chat in some other group
+        user = update.effective_user
+        assert user is not None
+        actor = _actor(update)
+        text = message.text
+        result = await self.db.run(
+            lambda s: self.interactions.reply(
+                s,
+                message.chat_id,
+                message.reply_to_message.message_id,  # type: ignore[union-attr]
+                user.id,
+                text,
+                actor,
+                message.message_id,
+            )
+        )
+        if result.queued:
+            self.wake()
+
+    # --- commands --------------------------------------------------------------------------
+
+    async def _staff_only(self, update: Update) -> bool:
+        if self.access.is_staff(update):
+            return True
+        await self._say(update, NOT_ALLOWED)
+        return False
+
+    async def _say(self, update: Update, text: str) -> None:
+        """Reply through the outbox (it counts against the group's budget)."""
+        message = update.effective_message
+        if message is None:
+            return
+        chat_id, reply_to = message.chat_id, message.message_id
+        await self.db.run(lambda s: self.interactions.say(s, chat_id, reply_to, text))
+        self.wake()
+
+    async def start(self, update: Update, context: Context) -> None:
+        if not await self._staff_only(update):
+            return
+        await self._say(update, texts.HELP)
+
+    async def help(self, update: Update, context: Context) -> None:
+        await self.start(update, context)
+
+    async def cancel(self, update: Update, context: Context) -> None:
+        message, user = update.effective_message, update.effective_user
+        if message is None or user is None or not await self._staff_only(update):
+            return
+        await self.db.run(
+            lambda s: self.interactions.cancel(s, message.chat_id, user.id, message.message_id)
+        )
+        self.wake()
+
+    async def ticket(self, update: Update, context: Context) -> None:
+        if not await self._staff_only(update):
+            return
+        args = context.args or []
+        if not args:
+            await self._say(update, "Gunakan: /tiket &lt;nomor&gt;, mis. /tiket 42")
+            return
+        workflow = self.workflow
+
+        def work(session: Any) -> str | None:
+            ticket = queries.find_ticket(
+                session, args[0], self.prefix, workflow.clock.now(), workflow.timezone
+            )
+            if ticket is None:
+                return None
+            card = session.get(TelegramCard, ticket.id)
+            if card is not None:
+                session.delete(card)  # the next card is posted anew, below the command
+            enqueue_telegram(
+                session,
+                TelegramOp.CARD,
+                ticket_id=ticket.id,
+                payload={},
+                importance=Importance.PROMPT,
+                now=workflow.clock.now(),
+            )
+            return str(ticket.number)
+
+        number = await self.db.run(work)
+        if number is None:
+            await self._say(update, f"Tiket {escape(args[0])} tidak ditemukan.")
+        else:
+            self.wake()
+
+    async def queue(self, update: Update, context: Context) -> None:
+        if not await self._staff_only(update):
+            return
+        workflow = self.workflow
+        lines = await self.db.run(
+            lambda s: queries.queue(s, workflow.clock.now(), workflow.timezone)
+        )
+        head = "<b>Antrian tiket terbuka</b> (paling mendesak dulu):"
+        await self._say(
+            update, "\n".join([head, *lines]) if lines else "Tidak ada tiket terbuka. 🎉"
+        )
+
+    async def search(self, update: Update, context: Context) -> None:
+        if not await self._staff_only(update):
+            return
+        words = " ".join(context.args or [])
+        if not words:
+            await self._say(update, "Gunakan: /cari &lt;kata atau e-mail&gt;")
+            return
+        lines = await self.db.run(lambda s: queries.search(s, words))
+        head = f"<b>Hasil pencarian</b> “{escape(words)}”:"
+        await self._say(update, "\n".join([head, *lines]) if lines else "Tidak ditemukan.")
+
+    async def mine(self, update: Update, context: Context) -> None:
+        user = update.effective_user
+        if user is None or not await self._staff_only(update):
+            return
+        lines = await self.db.run(lambda s: queries.mine(s, user.id))
+        head = "<b>Tiket yang pernah Anda tangani</b>:"
+        await self._say(
+            update, "\n".join([head, *lines]) if lines else "Anda belum menangani tiket."
+        )
+
+    async def rekap(self, update: Update, context: Context) -> None:
+        if not self.access.is_supervisor(update):
+            await self._say(update, NOT_SUPERVISOR)
+            return
+        if self.rekap_handler is None:
+            await self._say(update, "Rekap belum tersedia.")
+            return
+        await self.rekap_handler(update, list(context.args or []))
+
+    async def on_error(self, update: object, context: Context) -> None:
+        log.error("error while handling an update", exc_info=context.error)
+        if isinstance(update, Update) and update.callback_query is not None:
+            try:
+                await update.callback_query.answer("Terjadi kesalahan; silakan coba lagi.")
+            except Exception:  # the query may be too old already
+                log.debug("could not answer the failed callback", exc_info=True)

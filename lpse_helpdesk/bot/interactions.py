@@ -1,0 +1,372 @@
+"""What a press or a typed reply does, in one database transaction each; no Telegram calls.
+
+Every press is checked against the database (ticket exists, version current, action allowed
+by the SOP machine) before anything changes. The result says what to answer on the phone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from html import escape
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from lpse_helpdesk.bot import cards, texts
+from lpse_helpdesk.bot.callback_data import Button, Press
+from lpse_helpdesk.bridge.parsing import parse_mail
+from lpse_helpdesk.domain.model import DomainConfig
+from lpse_helpdesk.sop import machine
+from lpse_helpdesk.sop.machine import Action, ActionNotAllowed
+from lpse_helpdesk.storage.models import (
+    Attachment,
+    Direction,
+    Message,
+    PromptStatus,
+    TelegramCard,
+    TelegramPrompt,
+    Ticket,
+)
+from lpse_helpdesk.workflow.actors import Actor
+from lpse_helpdesk.workflow.outbox import Importance, TelegramOp, enqueue_telegram
+from lpse_helpdesk.workflow.tickets import Refused, StaleTicket, Workflow
+
+PROMPT_MINUTES = 15
+TEXT_BUTTONS: dict[Button, Action] = {
+    Button.REQUEST_DATA: Action.REQUEST_DATA,
+    Button.RESOLVE: Action.RESOLVE,
+    Button.ESCALATE: Action.ESCALATE,
+    Button.NOTE: Action.ADD_NOTE,
+}
+DIRECT_BUTTONS: dict[Button, Action] = {
+    Button.PHONE: Action.CONFIRM_PHONE,
+    Button.ANALYSE: Action.START_ANALYSIS,
+    Button.CLOSE: Action.CLOSE,
+}
+DONE_ANSWERS = {
+    Action.CONFIRM_PHONE: "📞 Konfirmasi telepon dicatat.",
+    Action.START_ANALYSIS: "🔎 Analisis dimulai.",
+    Action.CLOSE: "🔒 Tiket ditutup.",
+}
+
+
+@dataclass
+class PressResult:
+    """What to do on the phone: the callback answer, and maybe a keyboard to show now."""
+
+    answer: str
+    alert: bool = False
+    keyboard: cards.Keyboard | None = None
+    queued: bool = False  # something was put in the outbox: wake the dispatcher
+
+
+@dataclass
+class ReplyResult:
+    handled: bool
+    queued: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+class Interactions:
+    def __init__(self, workflow: Workflow, domain: DomainConfig, chat_id: int) -> None:
+        self.workflow = workflow
+        self.domain = domain
+        self.chat_id = chat_id
+
+    @property
+    def now(self) -> dt.datetime:
+        return self.workflow.clock.now()
+
+    # --- presses ---------------------------------------------------------------------------
+
+    def press(self, session: Session, press: Press, actor: Actor, user_id: int) -> PressResult:
+        ticket = session.get(Ticket, press.ticket_id)
+        if ticket is None:
+            return PressResult("Tiket tidak ditemukan.", alert=True)
+        try:
+            return self._press(session, ticket, press, actor, user_id)
+        except (Refused, ActionNotAllowed) as refusal:
+            # The card may be out of date: show the truth.
+            self.refresh_card(session, ticket.id)
+            return PressResult(refusal.message, alert=True, queued=True)
+
+    def _press(
+        self, session: Session, ticket: Ticket, press: Press, actor: Actor, user_id: int
+    ) -> PressResult:
+        button = press.button
+        if button is Button.FULL_TEXT:
+            return self._full_text(session, ticket)
+        if button is Button.ATTACHMENTS:
+            return self._attachments(session, ticket)
+        if press.version != ticket.version:
+            raise StaleTicket
+        if button is Button.PRIORITY:
+            self.workflow.act(
+                session,
+                ticket.id,
+                Action.SET_PRIORITY,
+                actor,
+                expected_version=press.version,
+                priority=press.arg,
+            )
+            return PressResult(f"Prioritas: {self.domain.priority_label(press.arg)}", queued=True)
+        if button is Button.CATEGORY:
+            category = self._category(press.arg)
+            self.workflow.act(
+                session,
+                ticket.id,
+                Action.SET_CATEGORY,
+                actor,
+                expected_version=press.version,
+                category=category,
+            )
+            return PressResult(f"Kategori: {self.domain.category_label(category)}", queued=True)
+        if button in DIRECT_BUTTONS:
+            action = DIRECT_BUTTONS[button]
+            self.workflow.act(session, ticket.id, action, actor, expected_version=press.version)
+            return PressResult(DONE_ANSWERS[action], queued=True)
+        card = cards.load_card(session, ticket.id)
+        assert card is not None
+        if button is Button.CATEGORY_MENU:
+            self._require(ticket, Action.SET_CATEGORY)
+            return PressResult(
+                "Pilih kategori.", keyboard=cards.category_keyboard(card, self.domain)
+            )
+        if button is Button.CLOSE_ASK:
+            self._require(ticket, Action.CLOSE)
+            return PressResult("Yakin menutup tiket?", keyboard=cards.close_keyboard(card))
+        if button is Button.BACK:
+            return PressResult("", keyboard=cards.render_keyboard(card, self.domain))
+        action = TEXT_BUTTONS[button]
+        self._require(ticket, action)
+        return self._ask_text(session, ticket, action, actor, user_id)
+
+    def _require(self, ticket: Ticket, action: Action) -> None:
+        if not machine.allowed(ticket.state, action):
+            raise ActionNotAllowed(
+                ticket.state, action, machine.refusal_message(ticket.state, action)
+            )
+
+    def _category(self, arg: str | None) -> str:
+        try:
+            return self.domain.categories[int(arg or "")].code
+        except (ValueError, IndexError):
+            raise Refused("Kategori tidak dikenal.") from None
+
+    def _ask_text(
+        self, session: Session, ticket: Ticket, action: Action, actor: Actor, user_id: int
+    ) -> PressResult:
+        pending = session.scalars(
+            select(TelegramPrompt).where(
+                TelegramPrompt.user_id == user_id,
+                TelegramPrompt.ticket_id == ticket.id,
+                TelegramPrompt.status == PromptStatus.PENDING,
+                TelegramPrompt.expires_at > self.now,
+            )
+        ).all()
+        for old in pending:
+            old.status = PromptStatus.CANCELLED  # the latest press wins
+        prompt = TelegramPrompt(
+            chat_id=self.chat_id,
+            user_id=user_id,
+            user_name=actor.name or "",
+            ticket_id=ticket.id,
+            action=action.value,
+            status=PromptStatus.PENDING,
+            created_at=self.now,
+            expires_at=self.now + dt.timedelta(minutes=PROMPT_MINUTES),
+        )
+        session.add(prompt)
+        session.flush()
+        enqueue_telegram(
+            session,
+            TelegramOp.PROMPT,
+            ticket_id=ticket.id,
+            payload={"prompt": prompt.id},
+            importance=Importance.PROMPT,
+            now=self.now,
+        )
+        return PressResult("Silakan ketik teksnya sebagai balasan pesan bot.", queued=True)
+
+    def _full_text(self, session: Session, ticket: Ticket) -> PressResult:
+        messages = session.scalars(
+            select(Message).where(Message.ticket_id == ticket.id).order_by(Message.id)
+        ).all()
+        parts = [f"Tiket {ticket.number}\nSubjek: {ticket.subject}\n"]
+        for message in messages:
+            arrow = "Masuk dari" if message.direction is Direction.IN else "Keluar ke"
+            who = (
+                message.from_address
+                if message.direction is Direction.IN
+                else ", ".join(message.to_addresses)
+            )
+            stamp = message.at.astimezone(self.workflow.timezone).strftime("%d/%m/%Y %H.%M")
+            body = message.text or message.stripped_text
+            parts.append(f"=== {stamp} · {arrow} {who}\nSubjek: {message.subject}\n\n{body}\n")
+        content = "\n".join(parts).encode("utf-8")
+        self._document(session, ticket, f"{ticket.number}.txt", content, "📄 Teks lengkap")
+        return PressResult("Teks lengkap dikirim sebagai berkas.", queued=True)
+
+    def _attachments(self, session: Session, ticket: Ticket) -> PressResult:
+        rows = session.execute(
+            select(Attachment, Message.id)
+            .join(Message, Attachment.message_id == Message.id)
+            .where(Message.ticket_id == ticket.id, Attachment.inline.is_(False))
+            .order_by(Attachment.id)
+        ).all()
+        sent, omitted = 0, []
+        for attachment, message_pk in rows:
+            if attachment.omitted_reason:
+                omitted.append(attachment.filename)
+                continue
+            enqueue_telegram(
+                session,
+                TelegramOp.DOCUMENT,
+                ticket_id=ticket.id,
+                payload={
+                    "message_pk": message_pk,
+                    "part_index": attachment.part_index,
+                    "filename": attachment.filename,
+                    "caption": f"📎 {escape(ticket.number)}",
+                    "reply_to": self._card_message(session, ticket.id),
+                },
+                importance=Importance.PROMPT,
+                now=self.now,
+            )
+            sent += 1
+        answer = f"{sent} lampiran dikirim." if sent else "Tidak ada lampiran yang tersimpan."
+        if omitted:
+            answer += f" {len(omitted)} lampiran terlalu besar, tetap ada di kotak surat."
+        return PressResult(answer, queued=bool(sent))
+
+    def _document(
+        self, session: Session, ticket: Ticket, filename: str, content: bytes, caption: str
+    ) -> None:
+        enqueue_telegram(
+            session,
+            TelegramOp.DOCUMENT,
+            ticket_id=ticket.id,
+            payload={
+                "filename": filename,
+                "content_hex": content.hex(),
+                "caption": f"{caption} — {escape(ticket.number)}",
+                "reply_to": self._card_message(session, ticket.id),
+            },
+            importance=Importance.PROMPT,
+            now=self.now,
+        )
+
+    @staticmethod
+    def _card_message(session: Session, ticket_id: int) -> int | None:
+        card = session.get(TelegramCard, ticket_id)
+        return card.message_id if card else None
+
+    def refresh_card(self, session: Session, ticket_id: int) -> None:
+        enqueue_telegram(
+            session,
+            TelegramOp.CARD,
+            ticket_id=ticket_id,
+            payload={},
+            importance=Importance.NOTICE,
+            now=self.now,
+        )
+
+    # --- typed replies ---------------------------------------------------------------------
+
+    def reply(
+        self,
+        session: Session,
+        chat_id: int,
+        reply_to: int,
+        user_id: int,
+        text: str,
+        actor: Actor,
+        message_id: int,
+    ) -> ReplyResult:
+        prompt = session.scalars(
+            select(TelegramPrompt).where(
+                TelegramPrompt.chat_id == chat_id, TelegramPrompt.message_id == reply_to
+            )
+        ).first()
+        if prompt is None:
+            return ReplyResult(handled=False)
+        if prompt.user_id != user_id:
+            self.say(
+                session,
+                chat_id,
+                message_id,
+                f"Pertanyaan ini untuk {escape(prompt.user_name)}. Tekan tombol pada kartu "
+                "untuk mengetik teks Anda sendiri.",
+            )
+            return ReplyResult(handled=True, queued=True)
+        if prompt.status is not PromptStatus.PENDING:
+            self.say(session, chat_id, message_id, "Pertanyaan ini sudah tidak berlaku.")
+            return ReplyResult(handled=True, queued=True)
+        if prompt.expires_at <= self.now:
+            prompt.status = PromptStatus.EXPIRED
+            self.say(
+                session,
+                chat_id,
+                message_id,
+                f"⌛ Waktu {PROMPT_MINUTES} menit sudah habis; tekan tombolnya lagi. "
+                f"Teks Anda:\n<code>{escape(text[:3000])}</code>",
+            )
+            return ReplyResult(handled=True, queued=True)
+        action = Action(prompt.action)
+        try:
+            self.workflow.act(session, prompt.ticket_id, action, actor, text=text)
+        except (Refused, ActionNotAllowed) as refusal:
+            prompt.status = PromptStatus.CANCELLED
+            self.say(
+                session,
+                chat_id,
+                message_id,
+                f"{escape(refusal.message)}\nTeks Anda (tidak dikirim):\n"
+                f"<code>{escape(text[:3000])}</code>",
+            )
+            self.refresh_card(session, prompt.ticket_id)
+            return ReplyResult(handled=True, queued=True)
+        prompt.status = PromptStatus.DONE
+        self.say(session, chat_id, message_id, texts.DONE[action.value])
+        return ReplyResult(handled=True, queued=True)
+
+    def cancel(self, session: Session, chat_id: int, user_id: int, message_id: int) -> int:
+        prompts = session.scalars(
+            select(TelegramPrompt).where(
+                TelegramPrompt.chat_id == chat_id,
+                TelegramPrompt.user_id == user_id,
+                TelegramPrompt.status == PromptStatus.PENDING,
+            )
+        ).all()
+        for prompt in prompts:
+            prompt.status = PromptStatus.CANCELLED
+        self.say(
+            session,
+            chat_id,
+            message_id,
+            "Dibatalkan." if prompts else "Tidak ada pertanyaan yang menunggu jawaban Anda.",
+        )
+        return len(prompts)
+
+    def say(self, session: Session, chat_id: int, reply_to: int | None, text: str) -> None:
+        """A ready-made HTML text, through the outbox (it counts against the group budget)."""
+        enqueue_telegram(
+            session,
+            TelegramOp.MESSAGE,
+            ticket_id=None,
+            payload={"chat_id": chat_id, "text": text, "reply_to": reply_to},
+            importance=Importance.PROMPT,
+            now=self.now,
+        )
+
+
+def attachment_bytes(session: Session, message_pk: int, part_index: int) -> bytes | None:
+    """An attachment's bytes, taken again from the stored raw mail."""
+    message = session.get(Message, message_pk)
+    if message is None:
+        return None
+    attachments = parse_mail(message.raw).attachments
+    if 0 <= part_index < len(attachments):
+        return attachments[part_index].payload
+    return None

@@ -1,0 +1,69 @@
+"""Sliding-window budgets that keep the bot under Telegram's limits instead of hitting them."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Limits:
+    group_per_minute: int = 18  # Telegram: 20 messages/min per group; keep a margin
+    global_per_second: int = 25  # Telegram: about 30 messages/s overall
+
+
+class Window:
+    """At most `limit` events in any `span` seconds."""
+
+    def __init__(self, limit: int, span: float, now: Callable[[], float]) -> None:
+        self.limit = limit
+        self.span = span
+        self._now = now
+        self._events: deque[float] = deque()
+
+    def _trim(self) -> float:
+        now = self._now()
+        while self._events and self._events[0] <= now - self.span:
+            self._events.popleft()
+        return now
+
+    def available(self) -> int:
+        self._trim()
+        return max(self.limit - len(self._events), 0)
+
+    def wait_time(self) -> float:
+        """Seconds until one more event fits (0 when it fits now)."""
+        now = self._trim()
+        if len(self._events) < self.limit:
+            return 0.0
+        return self._events[0] + self.span - now + 0.01
+
+    def record(self) -> None:
+        self._trim()
+        self._events.append(self._now())
+
+
+class Budget:
+    """The group's per-minute window and the bot's per-second window together."""
+
+    def __init__(self, limits: Limits, now: Callable[[], float] = time.monotonic) -> None:
+        self.group = Window(limits.group_per_minute, 60.0, now)
+        self.overall = Window(limits.global_per_second, 1.0, now)
+        self._now = now
+        self.blocked_until = 0.0  # after a 429: nothing at all until then
+
+    def wait_time(self, *, counts_for_group: bool) -> float:
+        waits = [self.overall.wait_time(), max(self.blocked_until - self._now(), 0.0)]
+        if counts_for_group:
+            waits.append(self.group.wait_time())
+        return max(waits)
+
+    def record(self, *, counts_for_group: bool) -> None:
+        self.overall.record()
+        if counts_for_group:
+            self.group.record()
+
+    def block(self, seconds: float) -> None:
+        self.blocked_until = max(self.blocked_until, self._now() + seconds)

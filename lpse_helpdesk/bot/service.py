@@ -1,0 +1,183 @@
+"""The one place that wires the bot: the PTB application, its handlers, the dispatcher."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from dataclasses import dataclass, field
+
+from telegram import BotCommand, BotCommandScopeAllGroupChats, BotCommandScopeDefault, Update
+from telegram.error import InvalidToken, TelegramError
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    CallbackQueryHandler,
+    CommandHandler,
+    MessageHandler,
+    filters,
+)
+
+from lpse_helpdesk.bot.access import Access
+from lpse_helpdesk.bot.dispatcher import TelegramDispatcher
+from lpse_helpdesk.bot.handlers import Handlers, Rekap
+from lpse_helpdesk.bot.interactions import Interactions
+from lpse_helpdesk.bot.ratelimit import Limits
+from lpse_helpdesk.domain.model import DomainConfig
+from lpse_helpdesk.storage.db import Database
+from lpse_helpdesk.timekeeping.clock import Clock
+from lpse_helpdesk.workflow.tickets import Workflow
+
+log = logging.getLogger(__name__)
+
+COMMANDS = [
+    ("tiket", "Tampilkan kartu tiket: /tiket <nomor>"),
+    ("antrian", "Tiket terbuka, paling mendesak dulu"),
+    ("cari", "Cari tiket: /cari <kata atau e-mail>"),
+    ("saya", "Tiket yang pernah saya tangani"),
+    ("rekap", "Rekap penanganan (supervisor)"),
+    ("batal", "Batalkan isian teks yang sedang diminta"),
+    ("bantuan", "Cara memakai bot helpdesk"),
+]
+
+
+@dataclass(frozen=True)
+class BotSettings:
+    token: str
+    api_url: str  # TELEGRAM_API_URL
+    chat_id: int
+    staff_ids: frozenset[int]
+    supervisor_ids: frozenset[int]
+    ticket_prefix: str
+    limits: Limits = field(default_factory=Limits)
+    poll_timeout: int = 30
+
+
+def build_application(settings: BotSettings, handlers: Handlers) -> Application:  # type: ignore[type-arg]
+    """Every handler the bot answers, in order; reading this tells what the bot does."""
+    application = (
+        ApplicationBuilder()
+        .token(settings.token)
+        .base_url(f"{settings.api_url}/bot")
+        .base_file_url(f"{settings.api_url}/file/bot")
+        .get_updates_read_timeout(settings.poll_timeout + 10)
+        .build()
+    )
+    application.add_handler(CallbackQueryHandler(handlers.on_press))
+    application.add_handler(CommandHandler("start", handlers.start))
+    application.add_handler(CommandHandler("bantuan", handlers.help))
+    application.add_handler(CommandHandler("help", handlers.help))
+    application.add_handler(CommandHandler("batal", handlers.cancel))
+    application.add_handler(CommandHandler("tiket", handlers.ticket))
+    application.add_handler(CommandHandler("antrian", handlers.queue))
+    application.add_handler(CommandHandler("cari", handlers.search))
+    application.add_handler(CommandHandler("saya", handlers.mine))
+    application.add_handler(CommandHandler("rekap", handlers.rekap))
+    application.add_handler(
+        MessageHandler(filters.REPLY & filters.TEXT & ~filters.COMMAND, handlers.on_reply)
+    )
+    application.add_error_handler(handlers.on_error)
+    return application
+
+
+class TelegramService:
+    """Piece: long polling plus the outbox dispatcher; retries while Telegram is unreachable."""
+
+    name = "telegram bot"
+
+    def __init__(
+        self,
+        settings: BotSettings,
+        db: Database,
+        clock: Clock,
+        workflow: Workflow,
+        domain: DomainConfig,
+        *,
+        rekap: Rekap | None = None,
+    ) -> None:
+        self.settings = settings
+        access = Access(settings.chat_id, settings.staff_ids, settings.supervisor_ids)
+        self.interactions = Interactions(workflow, domain, settings.chat_id)
+        self.handlers = Handlers(
+            db,
+            self.interactions,
+            access,
+            wake=self._wake,
+            ticket_prefix=settings.ticket_prefix,
+            rekap=rekap,
+        )
+        self.application = build_application(settings, self.handlers)
+        self.dispatcher = TelegramDispatcher(
+            self.application.bot,
+            db,
+            clock,
+            domain,
+            workflow.timezone,
+            settings.chat_id,
+            limits=settings.limits,
+        )
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self.ready = asyncio.Event()
+
+    def _wake(self) -> None:
+        self.dispatcher.wake()
+
+    async def start(self) -> None:
+        self._stopping.clear()
+        self._task = asyncio.create_task(self._connect(), name="telegram-connect")
+
+    async def _connect(self) -> None:
+        delay = 2.0
+        while not self._stopping.is_set():
+            try:
+                await self.application.initialize()
+                break
+            except InvalidToken:
+                log.error("Telegram rejected TELEGRAM_BOT_TOKEN; the bot stays off")
+                return
+            except TelegramError as error:
+                log.warning(
+                    "Telegram unreachable (%s); retrying in %.0f s", type(error).__name__, delay
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), delay * random.uniform(0.8, 1.2))
+                delay = min(delay * 2, 300.0)
+        if self._stopping.is_set():
+            return
+        await self._publish_commands()
+        await self.application.start()
+        assert self.application.updater is not None
+        await self.application.updater.start_polling(
+            timeout=self.settings.poll_timeout,
+            allowed_updates=[Update.MESSAGE, Update.CALLBACK_QUERY],
+        )
+        await self.dispatcher.start()
+        log.info("telegram bot @%s polling", self.application.bot.username)
+        self.ready.set()
+
+    async def _publish_commands(self) -> None:
+        commands = [BotCommand(name, description) for name, description in COMMANDS]
+        try:
+            await self.application.bot.set_my_commands(commands, scope=BotCommandScopeDefault())
+            await self.application.bot.set_my_commands(
+                commands, scope=BotCommandScopeAllGroupChats()
+            )
+        except TelegramError as error:
+            log.warning("could not publish the command list: %s", error)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._task is not None:
+            await self._task
+        if not self.ready.is_set():
+            with contextlib.suppress(Exception):
+                await self.application.shutdown()
+            return
+        await self.dispatcher.stop()
+        if self.application.updater is not None and self.application.updater.running:
+            await self.application.updater.stop()
+        if self.application.running:
+            await self.application.stop()
+        await self.application.shutdown()

@@ -1,0 +1,504 @@
+"""The Telegram front end against the test Bot API server, through PTB's real stack."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from lpse_helpdesk.bot.ratelimit import Limits
+from lpse_helpdesk.domain.model import DomainConfig
+from lpse_helpdesk.sop.machine import Action, State
+from lpse_helpdesk.storage.db import Database
+from lpse_helpdesk.storage.models import (
+    AuditEvent,
+    OutboxChannel,
+    OutboxItem,
+    PromptStatus,
+    TelegramPrompt,
+    Ticket,
+)
+from lpse_helpdesk.timekeeping.calendar import BusinessCalendar
+from lpse_helpdesk.workflow.actors import Actor
+from lpse_helpdesk.workflow.mail_plan import Addresses, OutboxMailPlanner
+from lpse_helpdesk.workflow.tickets import Workflow
+from tests.bot_harness import GROUP, Harness, OffsetClock, make_intake, make_service
+from tests.conftest import HELPDESK, LKPP, WIB
+from tests.servers.telegram import BotApiServer, RateLimits
+
+STAFF_ID, OTHER_ID = 1001, 2002
+
+
+@pytest.fixture(autouse=True)
+def _ptb_timedelta(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")
+
+
+@pytest.fixture
+def live_clock() -> OffsetClock:
+    return OffsetClock(dt.datetime(2026, 11, 24, 9, 0, tzinfo=WIB))
+
+
+@pytest.fixture
+def live_workflow(
+    domain: DomainConfig, calendar: BusinessCalendar, live_clock: OffsetClock
+) -> Workflow:
+    planner = OutboxMailPlanner(domain, Addresses(helpdesk=HELPDESK, lkpp=LKPP))
+    return Workflow(domain, calendar, live_clock, planner, timezone=WIB)
+
+
+async def _harness(
+    server: BotApiServer,
+    db: Database,
+    workflow: Workflow,
+    domain: DomainConfig,
+    clock: OffsetClock,
+    **kw: Any,
+) -> Harness:
+    server.group(GROUP)
+    service = make_service(server, db, workflow, domain, **kw)
+    await service.start()
+    await asyncio.wait_for(service.ready.wait(), 10)
+    staff = server.user(STAFF_ID, "Budi", "budi")
+    other = server.user(OTHER_ID, "Orang Lain")
+    return Harness(
+        server, service, db, workflow, make_intake(workflow, domain), clock, staff, other
+    )
+
+
+@pytest.fixture
+async def h(
+    telegram_server: BotApiServer,
+    db: Database,
+    live_workflow: Workflow,
+    domain: DomainConfig,
+    live_clock: OffsetClock,
+) -> AsyncIterator[Harness]:
+    harness = await _harness(telegram_server, db, live_workflow, domain, live_clock)
+    try:
+        yield harness
+    finally:
+        await harness.service.stop()
+
+
+def _ticket(h: Harness, ticket_id: int) -> Ticket:
+    return h.db.run_sync(lambda s: s.get_one(Ticket, ticket_id))
+
+
+def _labels(message: Any) -> list[str]:
+    return [b["text"] for b in message.buttons]
+
+
+def _data(message: Any, word: str) -> str:
+    for button in message.buttons:
+        if word in button["text"]:
+            return str(button["callback_data"])
+    raise AssertionError(f"no button with {word!r}: {_labels(message)}")
+
+
+async def _press(h: Harness, ticket_id: int, word: str, user: dict[str, Any] | None = None) -> str:
+    card = await h.card(ticket_id)
+    query = h.server.press(GROUP, card.message_id, user or h.staff, _data(card, word))
+    answered = await h.until(lambda: h.server.answered_callbacks.get(query))
+    return answered.text or ""
+
+
+async def test_new_ticket_card(h: Harness) -> None:
+    tid = h.ingest()
+    card = await h.card(tid)
+    assert card.parse_mode == "HTML"
+    assert "LPSE-2026-00001" in (card.text or "") and "Baru" in (card.text or "")
+    assert "siti@vendor.co.id" in (card.text or "") and "12345678" in (card.text or "")
+    assert "Gagal unggah dokumen penawaran (saran)" in (card.plain_text or "")
+    assert "Penetapan prioritas" in (card.plain_text or "")  # the step's deadline
+    labels = _labels(card)
+    assert labels[:3] == ["⭐ Tinggi", "Menengah", "Rendah"]
+    assert "🔒 Tutup" in labels and "📄 Teks lengkap" in labels
+    assert not any("Selesai" in label for label in labels)  # priority first (SOP step 2)
+    assert all(len(d.encode()) <= 64 for d in card.callback_data)
+
+
+async def test_priority_press_edits_the_card(h: Harness) -> None:
+    tid = h.ingest()
+    answer = await _press(h, tid, "Tinggi")
+    assert answer == "Prioritas: Tinggi"
+    assert _ticket(h, tid).state is State.PRIORITIZED
+    await h.settled()
+    card = await h.card(tid)
+    assert card.edit_count >= 1
+    labels = _labels(card)
+    assert "📨 Minta Data" in labels and "✅ Selesai" in labels and "⬆️ Eskalasi LKPP" in labels
+    assert "● Tinggi" in labels
+    audit = h.db.run_sync(
+        lambda s: s.scalars(select(AuditEvent).where(AuditEvent.action == "set_priority")).one()
+    )
+    assert (audit.actor_id, audit.actor_name, audit.channel.value) == ("1001", "Budi", "telegram")
+
+
+ALLOWED_LABELS = {
+    State.NEW: {"Tinggi", "Menengah", "Rendah", "Catatan", "Kategori", "Tutup"},
+    State.PRIORITIZED: {"Minta Data", "Mulai Analisis", "Selesai", "Eskalasi LKPP"},
+    State.WAITING_FOR_DATA: {"Telepon", "Minta Data", "Selesai", "Eskalasi LKPP"},
+    State.DATA_RECEIVED: {"Mulai Analisis", "Minta Data", "Selesai", "Eskalasi LKPP"},
+    State.IN_ANALYSIS: {"Minta Data", "Selesai", "Eskalasi LKPP"},
+    State.ESCALATED: {"Selesai", "Catatan", "Tutup"},
+    State.LKPP_ANSWERED: {"Selesai", "Eskalasi LKPP", "Minta Data"},
+    State.RESOLVED: {"Catatan", "Kategori", "Tutup"},
+    State.CLOSED: {"Catatan"},
+}
+NOT_SHOWN = {
+    State.NEW: {"Selesai", "Minta Data", "Eskalasi LKPP", "Telepon"},
+    State.ESCALATED: {"Eskalasi LKPP", "Minta Data", "Tinggi"},
+    State.RESOLVED: {"Selesai", "Tinggi"},
+    State.CLOSED: {"Selesai", "Tutup", "Kategori", "Tinggi"},
+}
+PATHS: dict[State, list[tuple[Action, dict[str, str]]]] = {
+    State.NEW: [],
+    State.PRIORITIZED: [(Action.SET_PRIORITY, {"priority": "rendah"})],
+    State.WAITING_FOR_DATA: [
+        (Action.SET_PRIORITY, {"priority": "rendah"}),
+        (Action.REQUEST_DATA, {"text": "Data?"}),
+    ],
+    State.DATA_RECEIVED: [
+        (Action.SET_PRIORITY, {"priority": "rendah"}),
+        (Action.REQUEST_DATA, {"text": "Data?"}),
+        (Action.RECEIVE_USER_DATA, {}),
+    ],
+    State.IN_ANALYSIS: [
+        (Action.SET_PRIORITY, {"priority": "rendah"}),
+        (Action.START_ANALYSIS, {}),
+    ],
+    State.ESCALATED: [
+        (Action.SET_PRIORITY, {"priority": "rendah"}),
+        (Action.ESCALATE, {"text": "LKPP"}),
+    ],
+    State.LKPP_ANSWERED: [
+        (Action.SET_PRIORITY, {"priority": "rendah"}),
+        (Action.ESCALATE, {"text": "LKPP"}),
+        (Action.RECEIVE_LKPP_REPLY, {}),
+    ],
+    State.RESOLVED: [
+        (Action.SET_PRIORITY, {"priority": "rendah"}),
+        (Action.RESOLVE, {"text": "x"}),
+    ],
+    State.CLOSED: [(Action.CLOSE, {})],
+}
+
+
+@pytest.mark.parametrize("state", list(State))
+async def test_buttons_in_every_state(h: Harness, state: State) -> None:
+    tid = h.ingest()
+    for action, kw in PATHS[state]:
+        h.db.run_sync(lambda s, a=action, k=kw: h.workflow.act(s, tid, a, Actor.system(), **k))
+    assert _ticket(h, tid).state is state
+    await h.settled()
+    card = await h.card(tid)
+    labels = " | ".join(_labels(card))
+    for word in ALLOWED_LABELS[state]:
+        assert word in labels, (state, word, labels)
+    for word in NOT_SHOWN.get(state, set()):
+        assert word not in labels, (state, word, labels)
+    assert "Teks lengkap" in labels
+
+
+async def test_direct_buttons(h: Harness) -> None:
+    tid = h.ingest()
+    await _press(h, tid, "Rendah")
+    await h.settled()
+    assert await _press(h, tid, "Mulai Analisis") == "🔎 Analisis dimulai."
+    assert _ticket(h, tid).state is State.IN_ANALYSIS
+    await h.settled()
+    assert await _press(h, tid, "Tutup") == "Yakin menutup tiket?"
+    card = await h.card(tid)
+    assert _labels(card) == ["🔒 Ya, tutup tiket", "↩️ Batal"]
+    assert await _press(h, tid, "Batal") == ""
+    assert "✅ Selesai" in _labels(await h.card(tid))
+    await _press(h, tid, "Tutup")
+    assert await _press(h, tid, "Ya, tutup") == "🔒 Tiket ditutup."
+    assert _ticket(h, tid).state is State.CLOSED
+
+
+async def test_category_menu(h: Harness) -> None:
+    tid = h.ingest()
+    assert await _press(h, tid, "Kategori") == "Pilih kategori."
+    card = await h.card(tid)
+    assert "● Gagal unggah dokumen penawaran" in _labels(card)
+    assert await _press(h, tid, "Sanggah") == "Kategori: Sanggah"
+    assert _ticket(h, tid).category == "SANGGAH"
+
+
+async def test_force_reply_flow(h: Harness) -> None:
+    tid = h.ingest()
+    await _press(h, tid, "Tinggi")
+    await h.settled()
+    assert "ketik" in (await _press(h, tid, "Minta Data")).lower()
+    prompt = await h.until(
+        lambda: next(
+            (
+                m
+                for m in h.server.messages(GROUP)
+                if m.reply_markup and m.reply_markup.get("force_reply")
+            ),
+            None,
+        )
+    )
+    assert prompt.reply_markup is not None and prompt.reply_markup["selective"] is True
+    assert "Budi" in (prompt.text or "") and "permintaan data" in (prompt.text or "")
+    assert prompt.reply_to_message_id == h.card_message_id(tid)
+    # Someone else answers: refused, nothing done.
+    h.server.reply_to(GROUP, prompt.message_id, h.staff | {"id": 3003, "first_name": "Ani"}, "x")
+    await h.until(lambda: any("Pertanyaan ini untuk Budi" in t for t in h.texts()))
+    assert _ticket(h, tid).state is State.PRIORITIZED
+    # The presser answers: the request goes out by e-mail.
+    h.server.reply_to(GROUP, prompt.message_id, h.staff, "Mohon kirim tangkapan layar & <galat>.")
+    await h.until(lambda: _ticket(h, tid).state is State.WAITING_FOR_DATA)
+    mail = h.db.run_sync(
+        lambda s: s.scalars(select(OutboxItem).where(OutboxItem.kind == "data_request")).one()
+    )
+    assert mail.payload["staff_text"] == "Mohon kirim tangkapan layar & <galat>."
+    await h.until(lambda: any("Permintaan data dikirim" in t for t in h.texts()))
+    await h.settled()
+    assert "📞 Telepon" in _labels(await h.card(tid))
+    assert await _press(h, tid, "Telepon") == "📞 Konfirmasi telepon dicatat."
+
+
+async def test_prompt_expires_and_batal(h: Harness) -> None:
+    tid = h.ingest()
+    await _press(h, tid, "Rendah")
+    await h.settled()
+    await _press(h, tid, "Catatan")
+    prompt = await h.until(
+        lambda: next(
+            (
+                m
+                for m in h.server.messages(GROUP)
+                if m.reply_markup and m.reply_markup.get("force_reply")
+            ),
+            None,
+        )
+    )
+    h.clock.advance(minutes=16)
+    h.server.reply_to(GROUP, prompt.message_id, h.staff, "catatan terlambat")
+    await h.until(lambda: any("sudah habis" in t for t in h.texts()))
+    assert any("catatan terlambat" in t for t in h.texts())  # the text is given back
+    status = h.db.run_sync(lambda s: s.scalars(select(TelegramPrompt)).one().status)
+    assert status is PromptStatus.EXPIRED
+    await _press(h, tid, "Catatan")
+    h.server.send_text(GROUP, h.staff, "/batal")
+    await h.until(lambda: any(t == "Dibatalkan." for t in h.texts()))
+    statuses = h.db.run_sync(lambda s: [p.status for p in s.scalars(select(TelegramPrompt))])
+    assert statuses[-1] is PromptStatus.CANCELLED
+
+
+async def test_pending_prompt_survives_a_restart(
+    telegram_server: BotApiServer,
+    db: Database,
+    live_workflow: Workflow,
+    domain: DomainConfig,
+    live_clock: OffsetClock,
+) -> None:
+    h = await _harness(telegram_server, db, live_workflow, domain, live_clock)
+    tid = h.ingest()
+    await _press(h, tid, "Tinggi")
+    await h.settled()
+    await _press(h, tid, "Selesai")
+    prompt = await h.until(
+        lambda: next(
+            (
+                m
+                for m in telegram_server.messages(GROUP)
+                if m.reply_markup and m.reply_markup.get("force_reply")
+            ),
+            None,
+        )
+    )
+    await h.service.stop()
+    telegram_server.reply_to(GROUP, prompt.message_id, h.staff, "Sudah kami perbaiki.")
+    again = await _harness(telegram_server, db, live_workflow, domain, live_clock)
+    try:
+        await again.until(lambda: _ticket(again, tid).state is State.RESOLVED)
+        assert _ticket(again, tid).solution == "Sudah kami perbaiki."
+    finally:
+        await again.service.stop()
+
+
+async def test_permissions(
+    telegram_server: BotApiServer,
+    db: Database,
+    live_workflow: Workflow,
+    domain: DomainConfig,
+    live_clock: OffsetClock,
+) -> None:
+    h = await _harness(
+        telegram_server, db, live_workflow, domain, live_clock, staff_ids=frozenset({STAFF_ID})
+    )
+    try:
+        tid = h.ingest()
+        card = await h.card(tid)
+        answer = await _press(h, tid, "Tinggi", user=h.other)  # in the group, not on the list
+        assert "tidak diizinkan" in answer
+        assert h.server.answered_callbacks  # answered, with an alert
+        assert _ticket(h, tid).state is State.NEW
+        # A command from another chat.
+        telegram_server.group(-100999, "Grup lain")
+        telegram_server.send_text(-100999, h.staff, "/antrian")
+        await h.until(
+            lambda: any(
+                "tidak diizinkan" in (m.text or "") for m in telegram_server.messages(-100999)
+            )
+        )
+        # /rekap from staff who is not a supervisor.
+        telegram_server.send_text(GROUP, h.staff, "/rekap")
+        await h.until(lambda: any("hanya untuk supervisor" in t for t in h.texts()))
+        # Forged callback data for another ticket id: checked against the database.
+        forged = card.callback_data[0].replace(f":{tid}:", ":99999:")
+        query = telegram_server.press(GROUP, card.message_id, h.staff, forged, check_button=False)
+        answered = await h.until(lambda: telegram_server.answered_callbacks.get(query))
+        assert answered.text == "Tiket tidak ditemukan."
+        garbage = telegram_server.press(
+            GROUP, card.message_id, h.staff, "x" * 10, check_button=False
+        )
+        answered = await h.until(lambda: telegram_server.answered_callbacks.get(garbage))
+        assert "tidak dikenal" in (answered.text or "")
+    finally:
+        await h.service.stop()
+
+
+async def test_concurrent_taps_apply_once(h: Harness) -> None:
+    tid = h.ingest()
+    card = await h.card(tid)
+    ani = h.server.user(3003, "Ani")
+    first = h.server.press(GROUP, card.message_id, h.staff, _data(card, "Tinggi"))
+    second = h.server.press(GROUP, card.message_id, ani, _data(card, "Rendah"))
+    answers = [
+        (await h.until(lambda q=q: h.server.answered_callbacks.get(q))).text or ""
+        for q in (first, second)
+    ]
+    assert answers[0] == "Prioritas: Tinggi"
+    assert "petugas lain" in answers[1]
+    assert _ticket(h, tid).priority == "tinggi"
+    events = h.db.run_sync(
+        lambda s: s.scalars(select(AuditEvent).where(AuditEvent.action == "set_priority")).all()
+    )
+    assert len(events) == 1
+
+
+async def test_retry_after_is_honoured(h: Harness) -> None:
+    h.server.flood_next("sendMessage", count=1, retry_after=1)
+    tid = h.ingest()
+    card = await h.card(tid)
+    assert card.text
+    assert h.service.dispatcher.retry_after_received == 1
+    item = h.db.run_sync(
+        lambda s: s.scalars(select(OutboxItem).where(OutboxItem.kind == "card")).one()
+    )
+    assert item.attempts == 2 and item.last_error is None
+
+
+async def test_hostile_mail_makes_a_valid_card(h: Harness) -> None:
+    body = "<script>alert(1)</script> & <b>tebal</b> " + "x" * 30_000
+    tid = h.ingest(
+        sender='"<i>Evil</i> & Co" <evil@x.co.id>', subject="<b>Halo</b> & </i>", body=body
+    )
+    card = await h.card(tid)
+    assert "<script>" not in (card.text or "")
+    assert "&lt;script&gt;" in (card.text or "")
+    assert len(card.plain_text or "") < 4096
+
+
+async def test_full_text_and_commands(h: Harness) -> None:
+    tid = h.ingest(attachment=("bukti.pdf", b"%PDF-1.4 bukti"))
+    await _press(h, tid, "Teks lengkap")
+    doc = await h.until(
+        lambda: next(
+            (m for m in h.server.messages(GROUP) if m.filename == "LPSE-2026-00001.txt"), None
+        )
+    )
+    assert doc.document is not None and "gagal unggah penawaran" in doc.document.decode()
+    await _press(h, tid, "Lampiran")
+    pdf = await h.until(
+        lambda: next((m for m in h.server.messages(GROUP) if m.filename == "bukti.pdf"), None)
+    )
+    assert pdf.document == b"%PDF-1.4 bukti"
+    h.server.send_text(GROUP, h.staff, "/antrian")
+    await h.until(
+        lambda: any("Antrian tiket terbuka" in t and "LPSE-2026-00001" in t for t in h.texts())
+    )
+    h.server.send_text(GROUP, h.staff, "/cari vendor.co.id")
+    await h.until(lambda: any("Hasil pencarian" in t and "LPSE-2026-00001" in t for t in h.texts()))
+    await _press(h, tid, "Rendah")
+    h.server.send_text(GROUP, h.staff, "/saya")
+    await h.until(
+        lambda: any("pernah Anda tangani" in t and "LPSE-2026-00001" in t for t in h.texts())
+    )
+    before = len(h.server.messages(GROUP))
+    h.server.send_text(GROUP, h.staff, "/tiket 1")
+    await h.until(lambda: h.card_message_id(tid) is not None and h.card_message_id(tid) > before)
+    h.server.send_text(GROUP, h.staff, "/bantuan")
+    await h.until(lambda: any("Helpdesk LPSE — bantuan" in t for t in h.texts()))
+    commands = [c["command"] for c in h.server.commands()]
+    assert {"tiket", "antrian", "cari", "saya", "rekap", "batal", "bantuan"} <= set(commands)
+
+
+async def test_burst_is_announced_by_digest_without_429(
+    telegram_server: BotApiServer,
+    db: Database,
+    live_workflow: Workflow,
+    domain: DomainConfig,
+    live_clock: OffsetClock,
+) -> None:
+    telegram_server.limits = RateLimits(group_per_minute=20, global_per_second=30)
+    h = await _harness(
+        telegram_server,
+        db,
+        live_workflow,
+        domain,
+        live_clock,
+        limits=Limits(group_per_minute=18, global_per_second=25),
+    )
+    try:
+        ids = [h.ingest(sender=f"u{i}@x.co.id", subject=f"Masalah {i}") for i in range(40)]
+        numbers = h.db.run_sync(lambda s: [s.get_one(Ticket, i).number for i in ids])
+        try:
+            await h.until(
+                lambda: all(any(n in t for t in h.texts()) for n in numbers), timeout=20
+            )
+        except AssertionError:
+            missing = [n for n in numbers if not any(n in t for t in h.texts())]
+            raise AssertionError(f"not visible: {missing}; {h.texts()}") from None
+        digests = [t for t in h.texts() if "tiket baru" in t]
+        assert digests and telegram_server.too_many_requests == 0
+    finally:
+        await h.service.stop()
+
+
+async def test_notice_replies_to_the_card(h: Harness) -> None:
+    tid = h.ingest(message_id="<n1@vendor.co.id>")
+    card = await h.card(tid)
+    h.ingest(in_reply_to="<n1@vendor.co.id>", body="Ini tambahan informasi saya.")
+    notice = await h.until(
+        lambda: next(
+            (
+                m
+                for m in h.server.messages(GROUP)
+                if "E-mail baru" in (m.text or "") or "Data tambahan" in (m.text or "")
+            ),
+            None,
+        )
+    )
+    assert notice.reply_to_message_id == card.message_id
+    assert "tambahan informasi" in (notice.text or "")
+    assert (
+        h.db.run_sync(
+            lambda s: s.scalars(
+                select(OutboxItem).where(
+                    OutboxItem.channel == OutboxChannel.TELEGRAM, OutboxItem.status == "failed"
+                )
+            ).all()
+        )
+        == []
+    )
