@@ -44,6 +44,9 @@ DIRECT_BUTTONS: dict[Button, Action] = {
     Button.ANALYSE: Action.START_ANALYSIS,
     Button.CLOSE: Action.CLOSE,
 }
+#: Presses that change the ticket at once: they must match the version the card showed.
+#: The others only open a menu or a prompt; the typed reply is checked when it arrives.
+CHANGING_BUTTONS = frozenset({Button.PRIORITY, Button.CATEGORY, *DIRECT_BUTTONS})
 DONE_ANSWERS = {
     Action.CONFIRM_PHONE: "📞 Konfirmasi telepon dicatat.",
     Action.START_ANALYSIS: "🔎 Analisis dimulai.",
@@ -99,7 +102,8 @@ class Interactions:
             return self._full_text(session, ticket)
         if button is Button.ATTACHMENTS:
             return self._attachments(session, ticket)
-        if press.version != ticket.version:
+        if button in CHANGING_BUTTONS and press.version != ticket.version:
+            # Someone (staff, or a mail) changed the ticket since this card was drawn.
             raise StaleTicket
         if button is Button.PRIORITY:
             self.workflow.act(

@@ -71,6 +71,13 @@ class SlaScheduler:
     async def stop(self) -> None:
         scheduler, self._scheduler = self._scheduler, None
         if scheduler is not None and scheduler.running:
+            # Let a scan under way finish first: cancelling it would only log an error.
+            scheduler.pause()
+            for _ in range(3):
+                await asyncio.sleep(0)
+            inflight = self._inflight
+            if inflight is not None and not inflight.done():
+                await inflight
             scheduler.shutdown(wait=False)
             for _ in range(100):  # the shutdown runs as a callback on this loop
                 if not scheduler.running:

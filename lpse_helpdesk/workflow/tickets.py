@@ -39,8 +39,8 @@ class TicketNotFound(Refused):
 class StaleTicket(Refused):
     def __init__(self) -> None:
         super().__init__(
-            "Tiket ini baru saja diubah oleh petugas lain. Kartu terbaru ditampilkan; "
-            "silakan periksa lalu ulangi bila masih perlu."
+            "Tiket ini baru saja berubah (oleh petugas lain atau e-mail baru). Kartu terbaru "
+            "ditampilkan; silakan periksa lalu ulangi bila masih perlu."
         )
 
 
