@@ -19,7 +19,7 @@ from email.message import EmailMessage
 from email.policy import EmailPolicy, Policy
 from functools import cache
 
-from lpse_helpdesk.bridge.tags import add_tag, format_tag, strip_reply_prefixes
+from lpse_helpdesk.bridge.tags import TICKET_HEADER, add_tag, format_tag, strip_reply_prefixes
 from lpse_helpdesk.bridge.templating import Renderer
 from lpse_helpdesk.sop.machine import MailKind
 
@@ -35,8 +35,6 @@ __all__ = [
     "thread_references",
 ]
 
-#: Header carried by every mail we send; the intake uses it to recognise our own mail.
-TICKET_HEADER = "X-LPSE-Helpdesk-Ticket"
 #: Mails nobody wrote by hand: marked as automatic replies (RFC 3834).
 AUTOMATIC_KINDS: frozenset[MailKind] = frozenset(
     {

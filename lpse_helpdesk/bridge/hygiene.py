@@ -28,10 +28,9 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from lpse_helpdesk.bridge.parsing import ParsedMail, normalise_message_id
+from lpse_helpdesk.bridge.tags import TICKET_HEADER
 
 __all__ = ["TICKET_HEADER", "MailClass", "MailClassKind", "classify"]
-
-TICKET_HEADER = "X-LPSE-Helpdesk-Ticket"
 
 
 class MailClassKind(enum.StrEnum):
