@@ -60,6 +60,10 @@ async def _harness(
     **kw: Any,
 ) -> Harness:
     server.group(GROUP)
+    if "limits" not in kw:
+        # Functional tests: no rate limits on either side (the burst test sets its own).
+        server.limits = RateLimits(enabled=False)
+        kw["limits"] = Limits(group_per_minute=10_000, global_per_second=10_000)
     service = make_service(server, db, workflow, domain, **kw)
     await service.start()
     await asyncio.wait_for(service.ready.wait(), 10)
@@ -464,9 +468,7 @@ async def test_burst_is_announced_by_digest_without_429(
         ids = [h.ingest(sender=f"u{i}@x.co.id", subject=f"Masalah {i}") for i in range(40)]
         numbers = h.db.run_sync(lambda s: [s.get_one(Ticket, i).number for i in ids])
         try:
-            await h.until(
-                lambda: all(any(n in t for t in h.texts()) for n in numbers), timeout=20
-            )
+            await h.until(lambda: all(any(n in t for t in h.texts()) for n in numbers), timeout=20)
         except AssertionError:
             missing = [n for n in numbers if not any(n in t for t in h.texts())]
             raise AssertionError(f"not visible: {missing}; {h.texts()}") from None
@@ -502,3 +504,47 @@ async def test_notice_replies_to_the_card(h: Harness) -> None:
         )
         == []
     )
+
+
+EXPECTED_ANSWER = {
+    "Tinggi": "Prioritas: Tinggi",
+    "Menengah": "Prioritas: Menengah",
+    "Rendah": "Prioritas: Rendah",
+    "Minta Data": "Silakan ketik",
+    "Selesai": "Silakan ketik",
+    "Eskalasi LKPP": "Silakan ketik",
+    "Catatan": "Silakan ketik",
+    "Telepon": "Konfirmasi telepon dicatat",
+    "Mulai Analisis": "Analisis dimulai",
+    "Kategori": "Pilih kategori",
+    "Tutup": "Yakin menutup",
+    "Teks lengkap": "Teks lengkap dikirim",
+}
+
+
+@pytest.mark.parametrize("state", list(State))
+async def test_every_button_in_every_state(h: Harness, state: State) -> None:
+    """Each visible button, pressed on a fresh ticket in that state, does what it says."""
+    probe = h.ingest(subject="probe")
+    for action, kw in PATHS[state]:
+        h.db.run_sync(lambda s, a=action, k=kw: h.workflow.act(s, probe, a, Actor.system(), **k))
+    await h.settled()
+    words = [
+        word
+        for word in EXPECTED_ANSWER
+        if any(word in label for label in _labels(await h.card(probe)))
+    ]
+    assert words
+    for n, word in enumerate(words):
+        # Another sender each time: the flood guard allows 10 new tickets per sender an hour.
+        tid = h.ingest(subject=f"{state} {word}", sender=f"u{n}@vendor.co.id")
+        for action, kw in PATHS[state]:
+            h.db.run_sync(
+                lambda s, t=tid, a=action, k=kw: h.workflow.act(s, t, a, Actor.system(), **k)
+            )
+        await h.settled()
+        if word in {"Tinggi", "Menengah", "Rendah"} and f"● {word}" in _labels(await h.card(tid)):
+            assert "sudah" in await _press(h, tid, word)  # the same priority again
+            continue
+        answer = await _press(h, tid, word)
+        assert EXPECTED_ANSWER[word] in answer, (state, word, answer)

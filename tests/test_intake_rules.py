@@ -299,3 +299,16 @@ def test_received_time_is_utc(db: Database, intake: Intake, clock: FixedClock) -
     tid = ingest(db, intake, make_mail()).ticket_id
     assert ticket(db, tid).received_at == clock.now()
     assert ticket(db, tid).received_at.tzinfo == dt.UTC
+
+
+def test_unreadable_mail_still_makes_a_ticket_and_asks_again(db: Database, intake: Intake) -> None:
+    raw = (
+        b"From: Budi <budi@vendor.co.id>\r\nTo: helpdesk@lpse.test\r\nSubject: tolong\r\n"
+        b"Message-ID: <rusak@vendor.co.id>\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="X"\r\n\r\n--X\r\n'
+        b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        b"!!!!\r\n--X"
+    )
+    result = ingest(db, intake, raw)
+    assert result.outcome is Outcome.OPENED
+    assert [m.kind for m in mails(db)] == ["acknowledgement", "unreadable_mail"]

@@ -237,6 +237,9 @@ class Intake:
             self._mail(session, ticket, MailKind.ACKNOWLEDGEMENT)
         if stored.omitted:
             self._mail(session, ticket, MailKind.ATTACHMENT_TOO_LARGE)
+        if not text.strip() and not mail.attachments and mail.defects:
+            # Nothing readable survived decoding: ask politely for the problem again.
+            self._mail(session, ticket, MailKind.UNREADABLE_MAIL)
         outcome = Outcome.OPENED if linked is None else Outcome.OPENED_LINKED
         return IntakeResult(outcome, ticket.id, message.id)
 
