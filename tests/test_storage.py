@@ -43,7 +43,7 @@ def test_migrations_match_the_models(any_url: str) -> None:
     try:
         upgrade(engine)
         upgrade(engine)  # idempotent
-        assert current_revision(engine) == "0002"
+        assert current_revision(engine) == "0003"
         with engine.connect() as connection:
             context = MigrationContext.configure(connection, opts={"compare_type": False})
             assert compare_metadata(context, Base.metadata) == []
@@ -60,6 +60,7 @@ def test_migrations_match_the_models(any_url: str) -> None:
             "failed_mails",
             "ticket_counters",
             "flagged_addresses",
+            "telegram_prompts",
         } <= tables
     finally:
         engine.dispose()
