@@ -17,6 +17,8 @@ from lpse_helpdesk.bridge.intake import Intake, IntakeConfig
 from lpse_helpdesk.bridge.outbound import MailSenderService, SenderOptions, SmtpAccount
 from lpse_helpdesk.config.settings import Settings
 from lpse_helpdesk.domain.model import DomainConfig
+from lpse_helpdesk.reports.delivery import RecapDelivery, RecapOptions
+from lpse_helpdesk.reports.monthly_job import MonthlyRecapService
 from lpse_helpdesk.sla.monitor import SlaMonitor
 from lpse_helpdesk.sla.scheduler import SlaScheduler
 from lpse_helpdesk.storage.db import Database, upgrade
@@ -131,6 +133,27 @@ def mail_sender(services: Services) -> Piece:
     return MailSenderService(account, services.db, services.clock, services.workflow.sla, options)
 
 
+def recap_delivery(services: Services) -> RecapDelivery:
+    settings = services.settings
+    options = RecapOptions(
+        lpse_name=settings.LPSE_NAME,
+        timezone=settings.timezone,
+        mask_email=settings.REKAP_MASK_EMAIL,
+    )
+    return RecapDelivery(services.domain, services.clock, options)
+
+
+def monthly_recap(services: Services) -> Piece:
+    settings = services.settings
+    return MonthlyRecapService(
+        services.db,
+        services.clock,
+        recap_delivery(services),
+        frozenset(settings.SUPERVISOR_IDS),
+        settings.timezone,
+    )
+
+
 def telegram_bot(services: Services) -> Piece:
     settings = services.settings
     bot_settings = BotSettings(
@@ -142,7 +165,12 @@ def telegram_bot(services: Services) -> Piece:
         ticket_prefix=settings.TICKET_PREFIX,
     )
     return TelegramService(
-        bot_settings, services.db, services.clock, services.workflow, services.domain
+        bot_settings,
+        services.db,
+        services.clock,
+        services.workflow,
+        services.domain,
+        recap=recap_delivery(services),
     )
 
 
@@ -160,9 +188,12 @@ def sla_scheduler(services: Services) -> Piece:
     return SlaScheduler(monitor, scan_seconds=settings.SLA_SCAN_SECONDS)
 
 
-def piece_factories() -> list[PieceFactory]:
+def piece_factories(settings: Settings | None = None) -> list[PieceFactory]:
     """The pieces `run` starts, in order; they are stopped in reverse order."""
-    return [telegram_bot, mail_sender, mail_intake, sla_scheduler]
+    pieces: list[PieceFactory] = [telegram_bot, mail_sender, mail_intake, sla_scheduler]
+    if settings is None or settings.REKAP_MONTHLY:
+        pieces.append(monthly_recap)
+    return pieces
 
 
 async def serve(
@@ -182,7 +213,8 @@ async def serve(
     log.info("started database (%s)", services.db.engine.dialect.name)
     started: list[Piece] = []
     try:
-        for factory in piece_factories() if factories is None else factories:
+        chosen = piece_factories(services.settings) if factories is None else factories
+        for factory in chosen:
             piece = factory(services)
             await piece.start()
             started.append(piece)

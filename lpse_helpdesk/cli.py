@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lpse_helpdesk.config.check import ConfigReport, check_config, summary
+from lpse_helpdesk.reports.cli import add_rekap_command
 
 EXIT_CONFIG = 2
 
@@ -106,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="DB_COMMAND")
     db_upgrade = db_commands.add_parser("upgrade", help="apply the database migrations")
     db_upgrade.set_defaults(handler=cmd_db_upgrade)
+    add_rekap_command(commands)
     return parser
 
 

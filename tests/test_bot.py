@@ -548,3 +548,62 @@ async def test_every_button_in_every_state(h: Harness, state: State) -> None:
             continue
         answer = await _press(h, tid, word)
         assert EXPECTED_ANSWER[word] in answer, (state, word, answer)
+
+
+async def test_rekap_for_supervisors_only(
+    telegram_server: BotApiServer,
+    db: Database,
+    live_workflow: Workflow,
+    domain: DomainConfig,
+    live_clock: OffsetClock,
+) -> None:
+    from lpse_helpdesk.reports.delivery import RecapDelivery, RecapOptions
+
+    telegram_server.group(GROUP)
+    telegram_server.limits = RateLimits(enabled=False)
+    service = make_service(
+        telegram_server,
+        db,
+        live_workflow,
+        domain,
+        limits=Limits(group_per_minute=10_000, global_per_second=10_000),
+    )
+    service.handlers.recap = RecapDelivery(
+        domain, live_clock, RecapOptions(lpse_name="LPSE Kota Contoh", timezone=WIB)
+    )
+    await service.start()
+    await asyncio.wait_for(service.ready.wait(), 10)
+    h = Harness(
+        telegram_server,
+        service,
+        db,
+        live_workflow,
+        make_intake(live_workflow, domain),
+        live_clock,
+        telegram_server.user(STAFF_ID, "Budi"),
+        telegram_server.user(OTHER_ID, "X"),
+    )
+    try:
+        h.ingest()
+        boss = telegram_server.user(777, "Kepala UKPBJ")
+        telegram_server.send_text(GROUP, h.staff, "/rekap")
+        await h.until(lambda: any("hanya untuk supervisor" in t for t in h.texts()))
+        assert not any(m.filename for m in telegram_server.messages(GROUP))  # no file
+        telegram_server.send_text(GROUP, boss, "/rekap kemarin-lusa")
+        await h.until(lambda: any("/rekap" in t and "<pre>" in t for t in h.texts()))
+        telegram_server.send_text(GROUP, boss, "/rekap 2026-11")
+        doc = await h.until(
+            lambda: next((m for m in telegram_server.messages(GROUP) if m.filename), None)
+        )
+        assert doc.filename == "rekap-helpdesk-2026-11.xlsx"
+        assert doc.document is not None and doc.document[:2] == b"PK"
+        assert any("LPSE Kota Contoh" in t for t in h.texts())
+        # A supervisor may also ask in a private chat with the bot.
+        telegram_server.send_private(boss, "/rekap csv 2026-11")
+        private = await h.until(
+            lambda: next((m for m in telegram_server.messages(777) if m.filename), None)
+        )
+        assert private.filename == "rekap-helpdesk-2026-11.csv"
+        assert private.document is not None and private.document.startswith(b"\xef\xbb\xbf")
+    finally:
+        await service.stop()

@@ -3,7 +3,8 @@
 Importance first (new tickets and SLA alerts before edits), under the group's and the
 bot's rate limits, honouring RetryAfter. When more new tickets wait than the group's
 budget lets through within a minute, a digest lists them all at once so every ticket is
-visible quickly; the cards follow as the budget allows. Card edits are coalesced: one
+visible quickly (in terser lines when the budget has few messages left); the cards follow
+as the budget allows. Card edits are coalesced: one
 pending edit per ticket, applied a second after the change, skipped when nothing visible
 changed, and "message is not modified" counts as success.
 """
@@ -21,7 +22,7 @@ from html import escape
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 from telegram import (
     Bot,
@@ -51,15 +52,20 @@ from lpse_helpdesk.storage.models import (
     TelegramPrompt,
     Ticket,
 )
-from lpse_helpdesk.timekeeping.clock import Clock
+from lpse_helpdesk.timekeeping.clock import Clock, as_utc
 from lpse_helpdesk.workflow.outbox import TelegramOp
 
 log = logging.getLogger(__name__)
 
-DIGEST_LINES = 30  # tickets per digest message (stays far below 4096 characters)
+DIGEST_LINES = 30  # full lines (number, sender, subject) per digest message
+DIGEST_CHARS = 3500  # characters of a digest message (Telegram allows 4096)
 #: Group messages per minute kept for digests, prompts, notices and alerts: a new ticket's
 #: own card never takes the last ones, so a burst is always announced at once.
 RESERVE = 3
+#: Once only the reserve is left, a digest waits until its oldest ticket has waited this
+#: long: each of the reserve's few messages then lists every ticket that came meanwhile, and
+#: the reserve lasts until the minute's window frees messages again.
+RESERVE_DIGEST_DELAY = dt.timedelta(seconds=60 / (RESERVE + 1))
 
 
 @dataclass(frozen=True)
@@ -169,8 +175,12 @@ class TelegramDispatcher:
 
     async def dispatch_once(self) -> bool:
         """Send what is due and fits the budget; True when something was done."""
+        # New cards are not even fetched while they must wait: they would fill the batch and
+        # hold back edits, notices and alerts. The digest decides after the fetch, so that it
+        # has seen every new card this round may send.
+        new_cards = self.budget.group.available() > RESERVE
+        ids = await self.db.run(partial(self._due_ids, new_cards=new_cards))
         await self._digest_if_needed()
-        ids = await self.db.run(self._due_ids)
         progressed = False
         for item_id in ids:
             if self._stopping.is_set():
@@ -184,7 +194,6 @@ class TelegramDispatcher:
                 progressed = True
                 continue
             if outgoing.is_new_card and self.budget.group.available() <= RESERVE:
-                await self._digest_if_needed()
                 continue  # the card waits; its ticket is listed in a digest
             wait = self.budget.wait_time(counts_for_group=outgoing.counts_for_group)
             if wait > 0:
@@ -196,18 +205,17 @@ class TelegramDispatcher:
             progressed = True
         return progressed
 
-    def _due_ids(self, session: Session) -> list[int]:
+    def _due_ids(self, session: Session, new_cards: bool = True) -> list[int]:
+        query = select(OutboxItem.id).where(
+            OutboxItem.channel == OutboxChannel.TELEGRAM,
+            OutboxItem.status == OutboxStatus.PENDING,
+            OutboxItem.next_attempt_at <= self.clock.now(),
+        )
+        if not new_cards:
+            has_card = exists().where(TelegramCard.ticket_id == OutboxItem.ticket_id)
+            query = query.where((OutboxItem.kind != TelegramOp.CARD.value) | has_card)
         return list(
-            session.scalars(
-                select(OutboxItem.id)
-                .where(
-                    OutboxItem.channel == OutboxChannel.TELEGRAM,
-                    OutboxItem.status == OutboxStatus.PENDING,
-                    OutboxItem.next_attempt_at <= self.clock.now(),
-                )
-                .order_by(OutboxItem.importance, OutboxItem.id)
-                .limit(self.batch)
-            )
+            session.scalars(query.order_by(OutboxItem.importance, OutboxItem.id).limit(self.batch))
         )
 
     # --- preparing (database thread) -------------------------------------------------------
@@ -342,7 +350,12 @@ class TelegramDispatcher:
         except Forbidden as error:
             log.error("telegram forbids %s #%s: %s", out.op, out.item_id, error)
             reason = f"Forbidden: {error}"
-            await self.db.run(lambda s: self._postpone(s, out.item_id, 300, reason))
+            if out.chat_id == self.chat_id:
+                # Removed from the helpdesk group: keep everything until it is added back.
+                await self.db.run(lambda s: self._postpone(s, out.item_id, 300, reason))
+            else:
+                # A person who never started the bot (e.g. a supervisor's private chat).
+                await self.db.run(lambda s: self._failed(s, out.item_id, reason))
             return True
         except (NetworkError, TelegramError) as error:
             reason = type(error).__name__
@@ -457,12 +470,15 @@ class TelegramDispatcher:
         pending_new = await self.db.run(self._pending_new_cards)
         if pending_new <= budget - RESERVE:
             return  # the cards themselves fit within the minute
-        for start in range(0, len(waiting), DIGEST_LINES):
-            chunk = waiting[start : start + DIGEST_LINES]
+        if budget <= RESERVE:
+            oldest = min(as_utc(created) for *_, created in waiting)
+            if self.clock.now() - oldest < RESERVE_DIGEST_DELAY:
+                return  # the reserve's next message will list more tickets at once
+        # All of them at once, in as few messages as it takes to keep the reserve.
+        for ids, text in self._digest_pages(waiting, pending_new, max(budget - RESERVE, 1)):
             wait = self.budget.wait_time(counts_for_group=True)
             if wait > 0:
                 return
-            text = self._digest_text(chunk, pending_new)
             self.budget.record(counts_for_group=True)
             try:
                 await self.bot.send_message(
@@ -476,7 +492,6 @@ class TelegramDispatcher:
                 log.warning("digest not sent: %s", error)
                 return
             self.sent += 1
-            ids = [item_id for item_id, *_ in chunk]
             await self.db.run(partial(self._mark_digested, item_ids=ids))
 
     def _pending_new_cards(self, session: Session) -> int:
@@ -499,7 +514,9 @@ class TelegramDispatcher:
         )
         return [i for i in items if i.ticket_id not in with_card]
 
-    def _undigested_new_tickets(self, session: Session) -> list[tuple[int, str, str, str]]:
+    def _undigested_new_tickets(
+        self, session: Session
+    ) -> list[tuple[int, str, str, str, dt.datetime]]:
         rows = []
         for item in self._new_card_items(session):
             if item.payload.get("digested") or item.ticket_id is None:
@@ -507,7 +524,7 @@ class TelegramDispatcher:
             ticket = session.get(Ticket, item.ticket_id)
             if ticket is not None:
                 sender = ticket.requester_name or ticket.requester_email
-                rows.append((item.id, ticket.number, sender, ticket.subject))
+                rows.append((item.id, ticket.number, sender, ticket.subject, item.created_at))
         return rows
 
     def _mark_digested(self, session: Session, item_ids: list[int]) -> None:
@@ -515,10 +532,44 @@ class TelegramDispatcher:
             item.payload = {**item.payload, "digested": True}
 
     @staticmethod
-    def _digest_text(rows: list[tuple[int, str, str, str]], pending: int) -> str:
-        lines = [f"📬 <b>{pending} tiket baru</b> menunggu kartunya (dikirim bertahap):"]
-        for _, number, sender, subject in rows:
-            subject = subject if len(subject) <= 60 else subject[:60] + "…"
-            lines.append(f"• <b>{escape(number)}</b> — {escape(sender[:40])}: {escape(subject)}")
-        lines.append("Gunakan /tiket &lt;nomor&gt; untuk menampilkan satu kartu lebih dulu.")
-        return "\n".join(lines)
+    def _digest_pages(
+        rows: list[tuple[int, str, str, str, dt.datetime]], pending: int, most: int
+    ) -> list[tuple[list[int], str]]:
+        """(outbox ids, text) of digest messages listing every row: full lines when they fit
+        in `most` messages, else shorter ones, else bare numbers (the first pages go now)."""
+        header = f"📬 <b>{pending} tiket baru</b> menunggu kartunya (dikirim bertahap):"
+        footer = "Gunakan /tiket &lt;nomor&gt; untuk menampilkan satu kartu lebih dulu."
+        room = DIGEST_CHARS - len(header) - len(footer)
+
+        def cut(text: str, size: int) -> str:
+            return text if len(text) <= size else text[:size] + "…"
+
+        def full(number: str, sender: str, subject: str) -> tuple[str, int]:
+            sender, subject = sender[:40], cut(subject, 60)
+            html = f"• <b>{escape(number)}</b> — {escape(sender)}: {escape(subject)}"
+            return html, len(f"• {number} — {sender}: {subject}")
+
+        def short(number: str, sender: str, subject: str) -> tuple[str, int]:
+            line = f"• {number} — {cut(subject, 30)}"
+            return escape(line), len(line)
+
+        def bare(number: str, sender: str, subject: str) -> tuple[str, int]:
+            return escape(number), len(number)
+
+        styles = ((full, "\n", DIGEST_LINES), (short, "\n", None), (bare, ", ", None))
+        for style, separator, max_lines in styles:
+            pages: list[tuple[list[int], list[str]]] = []
+            used = room
+            for item_id, number, sender, subject, _ in rows:
+                html, size = style(number, sender, subject)
+                size += len(separator)
+                page_full = bool(pages) and max_lines is not None and len(pages[-1][0]) >= max_lines
+                if used + size > room or page_full:
+                    pages.append(([], []))
+                    used = 0
+                pages[-1][0].append(item_id)
+                pages[-1][1].append(html)
+                used += size
+            if len(pages) <= most:
+                break
+        return [(ids, "\n".join([header, separator.join(parts), footer])) for ids, parts in pages]

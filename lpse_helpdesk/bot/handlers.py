@@ -7,7 +7,7 @@ permissions first, and does its database work on the database's threads.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from html import escape
 from typing import Any
 
@@ -20,6 +20,8 @@ from lpse_helpdesk.bot.access import NOT_ALLOWED, NOT_SUPERVISOR, Access
 from lpse_helpdesk.bot.callback_data import decode
 from lpse_helpdesk.bot.dispatcher import markup
 from lpse_helpdesk.bot.interactions import Interactions, PressResult
+from lpse_helpdesk.reports.delivery import RecapDelivery
+from lpse_helpdesk.reports.period import PeriodError
 from lpse_helpdesk.storage.db import Database
 from lpse_helpdesk.storage.models import TelegramCard
 from lpse_helpdesk.workflow.actors import Actor
@@ -28,7 +30,6 @@ from lpse_helpdesk.workflow.outbox import Importance, TelegramOp, enqueue_telegr
 log = logging.getLogger(__name__)
 
 Context = ContextTypes.DEFAULT_TYPE
-Rekap = Callable[[Update, list[str]], Awaitable[None]]
 
 
 def _actor(update: Update) -> Actor:
@@ -46,14 +47,14 @@ class Handlers:
         *,
         wake: Callable[[], None],
         ticket_prefix: str,
-        rekap: Rekap | None = None,
+        recap: RecapDelivery | None = None,
     ) -> None:
         self.db = db
         self.interactions = interactions
         self.access = access
         self.wake = wake
         self.prefix = ticket_prefix
-        self.rekap_handler = rekap
+        self.recap = recap
 
     @property
     def workflow(self) -> Any:
@@ -218,13 +219,24 @@ class Handlers:
         )
 
     async def rekap(self, update: Update, context: Context) -> None:
+        message = update.effective_message
+        if message is None:
+            return
         if not self.access.is_supervisor(update):
             await self._say(update, NOT_SUPERVISOR)
             return
-        if self.rekap_handler is None:
+        recap = self.recap
+        if recap is None:
             await self._say(update, "Rekap belum tersedia.")
             return
-        await self.rekap_handler(update, list(context.args or []))
+        try:
+            request = recap.parse(list(context.args or []))
+        except PeriodError as error:
+            await self._say(update, recap.usage(error))
+            return
+        chat_id, reply_to = message.chat_id, message.message_id
+        await self.db.run(lambda s: recap.queue(s, request, chat_id, reply_to=reply_to))
+        self.wake()
 
     async def on_error(self, update: object, context: Context) -> None:
         log.error("error while handling an update", exc_info=context.error)

@@ -21,10 +21,11 @@ from telegram.ext import (
 
 from lpse_helpdesk.bot.access import Access
 from lpse_helpdesk.bot.dispatcher import TelegramDispatcher
-from lpse_helpdesk.bot.handlers import Handlers, Rekap
+from lpse_helpdesk.bot.handlers import Handlers
 from lpse_helpdesk.bot.interactions import Interactions
 from lpse_helpdesk.bot.ratelimit import Limits
 from lpse_helpdesk.domain.model import DomainConfig
+from lpse_helpdesk.reports.delivery import RecapDelivery
 from lpse_helpdesk.storage.db import Database
 from lpse_helpdesk.timekeeping.clock import Clock
 from lpse_helpdesk.workflow.tickets import Workflow
@@ -94,7 +95,7 @@ class TelegramService:
         workflow: Workflow,
         domain: DomainConfig,
         *,
-        rekap: Rekap | None = None,
+        recap: RecapDelivery | None = None,
     ) -> None:
         self.settings = settings
         access = Access(settings.chat_id, settings.staff_ids, settings.supervisor_ids)
@@ -105,7 +106,7 @@ class TelegramService:
             access,
             wake=self._wake,
             ticket_prefix=settings.ticket_prefix,
-            rekap=rekap,
+            recap=recap,
         )
         self.application = build_application(settings, self.handlers)
         self.dispatcher = TelegramDispatcher(

@@ -28,9 +28,16 @@ _ZONES = {
 }
 
 
-def zone_label(timezone: ZoneInfo) -> str:
-    """WIB, WITA or WIT; other zones by their own abbreviation."""
-    return _ZONES.get(timezone.key) or dt.datetime.now(timezone).strftime("%Z")
+def zone_label(timezone: ZoneInfo, at: dt.datetime | None = None) -> str:
+    """WIB, WITA or WIT; other zones by their own abbreviation, or UTC+hh:mm without one."""
+    if timezone.key in _ZONES:
+        return _ZONES[timezone.key]
+    moment = (at or dt.datetime(2000, 1, 1, tzinfo=dt.UTC)).astimezone(timezone)
+    name = moment.tzname() or ""
+    if not name or name[0] in "+-":  # zones without an abbreviation, e.g. "+07"
+        offset = moment.strftime("%z")
+        return f"UTC{offset[:3]}:{offset[3:]}" if offset else "UTC"
+    return name
 
 
 def long_datetime(moment: dt.datetime, timezone: ZoneInfo) -> str:

@@ -1,0 +1,260 @@
+"""The short recap for Telegram: counts, SLA compliance per SOP step, medians, top categories.
+
+Everything is counted over the tickets received in the period, as the recap's rows are.
+Compliance per step counts the stopped clocks (SlaClock.met); clocks still running past
+their deadline are reported beside it, since they are being missed. Times are business
+minutes ("jam kerja"), as the SOP's time standards are: to priority is the step-2 clock of
+tickets that got a priority; to resolution runs from receipt to the solution, waiting for
+the user included, for tickets solved and not reopened since.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import statistics
+from collections import Counter
+from dataclasses import dataclass
+from html import escape
+
+from sqlalchemy import ColumnElement, and_, case, func, select
+from sqlalchemy.orm import Session
+
+from lpse_helpdesk.domain.model import SOP_STEP_LABELS, DomainConfig, SopStep
+from lpse_helpdesk.reports.formatting import format_count, format_minutes, format_percent
+from lpse_helpdesk.reports.period import Period
+from lpse_helpdesk.sop.machine import OPEN_STATES, State
+from lpse_helpdesk.storage.models import SlaClock, Ticket
+from lpse_helpdesk.timekeeping.calendar import BusinessCalendar
+
+TOP_CATEGORIES = 5
+
+
+@dataclass(frozen=True)
+class StepCompliance:
+    step: SopStep
+    met: int = 0
+    missed: int = 0
+    overdue: int = 0  # still running, past the deadline
+
+    @property
+    def judged(self) -> int:
+        return self.met + self.missed
+
+    @property
+    def percent(self) -> float | None:
+        return 100 * self.met / self.judged if self.judged else None
+
+
+@dataclass(frozen=True)
+class RecapSummary:
+    period: Period
+    received: int
+    resolved: int
+    escalated: int
+    still_open: int
+    closed_unresolved: int
+    steps: tuple[StepCompliance, ...]
+    median_priority_minutes: float | None
+    median_resolution_minutes: float | None
+    top_categories: tuple[tuple[str, int], ...]  # category code, count; most first
+    per_day: tuple[tuple[dt.date, int], ...]  # every day of the period
+
+
+def _in_period(period: Period) -> ColumnElement[bool]:
+    return and_(Ticket.received_at >= period.start_utc, Ticket.received_at < period.end_utc)
+
+
+def _resolved() -> ColumnElement[bool]:
+    return and_(Ticket.resolved_at.is_not(None), Ticket.state.in_([State.RESOLVED, State.CLOSED]))
+
+
+def _counts(session: Session, period: Period) -> tuple[int, int, int, int, int]:
+    row = session.execute(
+        select(
+            func.count(),
+            func.count(case((_resolved(), 1))),
+            func.count(Ticket.escalated_at),
+            func.count(case((Ticket.state.in_(OPEN_STATES), 1))),
+            func.count(case((and_(Ticket.state == State.CLOSED, Ticket.resolved_at.is_(None)), 1))),
+        ).where(_in_period(period))
+    ).one()
+    received, resolved, escalated, still_open, closed_unresolved = (int(v or 0) for v in row)
+    return received, resolved, escalated, still_open, closed_unresolved
+
+
+def _shown_steps(domain: DomainConfig) -> tuple[SopStep, ...]:
+    return tuple(s for s in SopStep if s in domain.sop_steps or s is SopStep.RESOLVE)
+
+
+def _compliance(
+    session: Session, period: Period, domain: DomainConfig, now: dt.datetime
+) -> tuple[StepCompliance, ...]:
+    judged: Counter[tuple[SopStep, bool]] = Counter()
+    for step, met, count in session.execute(
+        select(SlaClock.step, SlaClock.met, func.count())
+        .join(Ticket, Ticket.id == SlaClock.ticket_id)
+        .where(_in_period(period), SlaClock.stopped_at.is_not(None), SlaClock.met.is_not(None))
+        .group_by(SlaClock.step, SlaClock.met)
+    ):
+        judged[(step, bool(met))] += count
+    overdue: Counter[SopStep] = Counter()
+    for step, count in session.execute(
+        select(SlaClock.step, func.count())
+        .join(Ticket, Ticket.id == SlaClock.ticket_id)
+        .where(
+            _in_period(period),
+            SlaClock.stopped_at.is_(None),
+            SlaClock.paused_at.is_(None),
+            SlaClock.deadline_at < now,
+        )
+        .group_by(SlaClock.step)
+    ):
+        overdue[step] += count
+    steps = set(_shown_steps(domain)) | {step for step, _ in judged} | set(overdue)
+    return tuple(
+        StepCompliance(step, judged[(step, True)], judged[(step, False)], overdue[step])
+        for step in SopStep
+        if step in steps
+    )
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def _median_priority(session: Session, period: Period) -> float | None:
+    minutes = session.scalars(
+        select(SlaClock.business_minutes)
+        .join(Ticket, Ticket.id == SlaClock.ticket_id)
+        .where(
+            _in_period(period),
+            SlaClock.step == SopStep.SET_PRIORITY,
+            SlaClock.business_minutes.is_not(None),
+            Ticket.priority.is_not(None),
+        )
+    )
+    return _median([m for m in minutes if m is not None])
+
+
+def _median_resolution(session: Session, period: Period, domain: DomainConfig) -> float | None:
+    calendar = BusinessCalendar(domain.working_hours, period.timezone)
+    values = []
+    query = select(Ticket.received_at, Ticket.resolved_at).where(_in_period(period), _resolved())
+    for received_at, resolved_at in session.execute(query):
+        if resolved_at is not None:
+            values.append(calendar.elapsed_minutes(received_at, resolved_at))
+    return _median(values)
+
+
+def _top_categories(session: Session, period: Period, top: int) -> tuple[tuple[str, int], ...]:
+    count = func.count().label("n")
+    rows = session.execute(
+        select(Ticket.category, count)
+        .where(_in_period(period), Ticket.category.is_not(None))
+        .group_by(Ticket.category)
+        .order_by(count.desc(), Ticket.category)
+        .limit(top)
+    )
+    return tuple((str(code), int(n)) for code, n in rows)
+
+
+def _per_day(session: Session, period: Period) -> tuple[tuple[dt.date, int], ...]:
+    days: Counter[dt.date] = Counter()
+    query = select(Ticket.received_at).where(_in_period(period))
+    for received_at in session.scalars(query.execution_options(yield_per=2000)):
+        days[received_at.astimezone(period.timezone).date()] += 1
+    return tuple((day, days[day]) for day in period.days())
+
+
+def compute_summary(
+    session: Session,
+    period: Period,
+    domain: DomainConfig,
+    *,
+    now: dt.datetime,
+    top: int = TOP_CATEGORIES,
+) -> RecapSummary:
+    received, resolved, escalated, still_open, closed_unresolved = _counts(session, period)
+    return RecapSummary(
+        period=period,
+        received=received,
+        resolved=resolved,
+        escalated=escalated,
+        still_open=still_open,
+        closed_unresolved=closed_unresolved,
+        steps=_compliance(session, period, domain, now),
+        median_priority_minutes=_median_priority(session, period),
+        median_resolution_minutes=_median_resolution(session, period, domain),
+        top_categories=_top_categories(session, period, top),
+        per_day=_per_day(session, period),
+    )
+
+
+# --- Text -----------------------------------------------------------------------------------
+
+_HEADING = "\0"  # marks a line to be shown in bold where the output can
+
+
+def _step_line(item: StepCompliance) -> str:
+    label = SOP_STEP_LABELS[item.step]
+    if item.judged:
+        text = (
+            f"{label}: {format_percent(item.met, item.judged)} "
+            f"({format_count(item.met)} dari {format_count(item.judged)} tepat waktu)"
+        )
+    else:
+        text = f"{label}: belum ada data"
+    if item.overdue:
+        text += f"; {format_count(item.overdue)} masih berjalan lewat batas"
+    return f"• {text}"
+
+
+def _lines(summary: RecapSummary, domain: DomainConfig, lpse_name: str) -> list[str]:
+    period = summary.period
+    lines = [
+        f"{_HEADING}Rekap helpdesk {lpse_name}",
+        f"Periode: {period.label}",
+        "",
+    ]
+    if not summary.received:
+        return [*lines, "Tidak ada tiket yang diterima pada periode ini."]
+    lines += [
+        f"Diterima: {format_count(summary.received)}",
+        f"Selesai: {format_count(summary.resolved)}",
+        f"Dieskalasi ke LKPP: {format_count(summary.escalated)}",
+        f"Masih terbuka: {format_count(summary.still_open)}",
+    ]
+    if summary.closed_unresolved:
+        lines.append(f"Ditutup tanpa solusi: {format_count(summary.closed_unresolved)}")
+    lines += ["", f"{_HEADING}Kepatuhan SLA per langkah SOP:"]
+    lines += [_step_line(item) for item in summary.steps]
+    lines.append("")
+    if summary.median_priority_minutes is not None:
+        median = format_minutes(summary.median_priority_minutes)
+        lines.append(f"Median waktu sampai prioritas: {median} kerja")
+    if summary.median_resolution_minutes is not None:
+        median = format_minutes(summary.median_resolution_minutes)
+        lines.append(f"Median waktu sampai selesai: {median} kerja")
+    if summary.top_categories:
+        lines += ["", f"{_HEADING}Kategori terbanyak:"]
+        lines += [
+            f"{rank}. {domain.category_label(code)}: {format_count(count)}"
+            for rank, (code, count) in enumerate(summary.top_categories, start=1)
+        ]
+    return lines
+
+
+def summary_text(summary: RecapSummary, domain: DomainConfig, lpse_name: str) -> str:
+    """Plain text, e.g. for a Telegram message without a parse mode."""
+    return "\n".join(line.lstrip(_HEADING) for line in _lines(summary, domain, lpse_name))
+
+
+def summary_html(summary: RecapSummary, domain: DomainConfig, lpse_name: str) -> str:
+    """For Telegram's parse_mode=HTML: every value escaped, headings in bold."""
+    out = []
+    for line in _lines(summary, domain, lpse_name):
+        if line.startswith(_HEADING):
+            out.append(f"<b>{escape(line[1:], quote=False)}</b>")
+        else:
+            out.append(escape(line, quote=False))
+    return "\n".join(out)
