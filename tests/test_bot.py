@@ -607,3 +607,12 @@ async def test_rekap_for_supervisors_only(
         assert private.document is not None and private.document.startswith(b"\xef\xbb\xbf")
     finally:
         await service.stop()
+
+
+async def test_supervisor_start_in_private(h: Harness) -> None:
+    boss = h.server.user(777, "Kepala UKPBJ")
+    h.server.send_private(boss, "/start")
+    await h.until(lambda: any("supervisor" in (m.text or "") for m in h.server.messages(777)))
+    stranger = h.server.user(4242, "Tamu")
+    h.server.send_private(stranger, "/start")
+    await h.until(lambda: any("tidak diizinkan" in (m.text or "") for m in h.server.messages(4242)))

@@ -135,6 +135,10 @@ class Handlers:
         self.wake()
 
     async def start(self, update: Update, context: Context) -> None:
+        chat = update.effective_chat
+        if chat is not None and chat.type == "private" and self.access.is_supervisor(update):
+            await self._say(update, texts.SUPERVISOR_WELCOME)
+            return
         if not await self._staff_only(update):
             return
         await self._say(update, texts.HELP)

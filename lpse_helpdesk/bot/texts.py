@@ -31,6 +31,12 @@ Perintah:
 /saya — tiket yang pernah saya tangani
 /rekap [periode] — rekap untuk supervisor"""
 
+SUPERVISOR_WELCOME = (
+    "Selamat datang. Anda terdaftar sebagai <b>supervisor</b> helpdesk.\n"
+    "Rekap bulan lalu akan dikirim ke chat ini setiap tanggal 1. Kapan saja, ketik "
+    "/rekap (bulan ini), /rekap 2026-11, /rekap minggu, atau /rekap pdf 2026-11."
+)
+
 PROMPTS = {
     "request_data": "📨 Ketik <b>permintaan data</b> untuk pengguna (akan dikirim sebagai e-mail).",
     "resolve": "✅ Ketik <b>solusi</b> untuk pengguna (akan dikirim sebagai e-mail).",

@@ -148,17 +148,12 @@ class OutboxMailPlanner:
         ).first()
         if last is None and to is Recipient.LKPP:
             # Our own last mail to LKPP, so follow-ups stay in LKPP's thread.
-            last = session.scalars(
+            sent = session.scalars(
                 select(Message)
-                .where(
-                    Message.ticket_id == ticket.id,
-                    Message.direction == Direction.OUT,
-                    Message.to_addresses.is_not(None),
-                )
+                .where(Message.ticket_id == ticket.id, Message.direction == Direction.OUT)
                 .order_by(Message.id.desc())
-            ).first()
-            if last is not None and self.addresses.lkpp not in last.to_addresses:
-                last = None
+            )
+            last = next((m for m in sent if self.addresses.lkpp in m.to_addresses), None)
         if last is None:
             return {"in_reply_to": None, "references": []}
         return {"in_reply_to": last.message_id, "references": [*last.references, last.message_id]}
