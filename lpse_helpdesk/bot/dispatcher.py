@@ -60,7 +60,8 @@ log = logging.getLogger(__name__)
 DIGEST_LINES = 30  # full lines (number, sender, subject) per digest message
 DIGEST_CHARS = 3500  # characters of a digest message (Telegram allows 4096)
 #: Group messages per minute kept for digests, prompts, notices and alerts: a new ticket's
-#: own card never takes the last ones, so a burst is always announced at once.
+#: own card never takes the last ones, so a burst is announced at once (within
+#: RESERVE_DIGEST_DELAY when only the reserve is left).
 RESERVE = 3
 #: Once only the reserve is left, a digest waits until its oldest ticket has waited this
 #: long: each of the reserve's few messages then lists every ticket that came meanwhile, and
