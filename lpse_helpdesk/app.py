@@ -14,8 +14,9 @@ from lpse_helpdesk.bot.service import BotSettings, TelegramService
 from lpse_helpdesk.bridge.imap_client import ImapAccount
 from lpse_helpdesk.bridge.inbound import IntakeOptions, MailIntakeService
 from lpse_helpdesk.bridge.intake import Intake, IntakeConfig
+from lpse_helpdesk.bridge.oauth2 import OAuth2Config, TokenSource
 from lpse_helpdesk.bridge.outbound import MailSenderService, SenderOptions, SmtpAccount
-from lpse_helpdesk.config.settings import Settings
+from lpse_helpdesk.config.settings import MailAuth, Settings
 from lpse_helpdesk.domain.model import DomainConfig
 from lpse_helpdesk.reports.delivery import RecapDelivery, RecapOptions
 from lpse_helpdesk.reports.monthly_job import MonthlyRecapService
@@ -50,6 +51,8 @@ class Services:
     db: Database
     calendar: BusinessCalendar
     workflow: Workflow
+    #: OAuth2 access tokens, shared by IMAP and SMTP (None without xoauth2).
+    oauth2: TokenSource | None = None
 
 
 def build_services(
@@ -71,7 +74,26 @@ def build_services(
         ticket_prefix=settings.TICKET_PREFIX,
         timezone=settings.timezone,
     )
-    return Services(settings, domain, clock, db, calendar, workflow)
+    return Services(settings, domain, clock, db, calendar, workflow, oauth2_source(settings))
+
+
+def oauth2_source(settings: Settings) -> TokenSource | None:
+    """The token source when IMAP_AUTH or SMTP_AUTH is xoauth2; no network call here."""
+    if MailAuth.XOAUTH2 not in (settings.IMAP_AUTH, settings.SMTP_AUTH):
+        return None
+    if not (
+        settings.OAUTH2_TOKEN_URL and settings.OAUTH2_CLIENT_ID and settings.OAUTH2_REFRESH_TOKEN
+    ):
+        raise ValueError("OAUTH2_TOKEN_URL, OAUTH2_CLIENT_ID and OAUTH2_REFRESH_TOKEN are needed")
+    secret = settings.OAUTH2_CLIENT_SECRET
+    config = OAuth2Config(
+        token_url=settings.OAUTH2_TOKEN_URL,
+        client_id=settings.OAUTH2_CLIENT_ID,
+        client_secret=secret.get_secret_value() if secret else None,
+        refresh_token=settings.OAUTH2_REFRESH_TOKEN.get_secret_value(),
+        scope=settings.OAUTH2_SCOPE,
+    )
+    return TokenSource(config)
 
 
 PieceFactory = Callable[[Services], Piece]
@@ -83,10 +105,11 @@ def mail_intake(services: Services) -> Piece:
         host=settings.IMAP_HOST,
         port=settings.IMAP_PORT,
         user=settings.IMAP_USER,
-        password=settings.IMAP_PASSWORD.get_secret_value(),
+        password=settings.IMAP_PASSWORD.get_secret_value() if settings.IMAP_PASSWORD else "",
         security=settings.IMAP_SECURITY,
         folder=settings.IMAP_FOLDER,
         timeout=settings.IMAP_TIMEOUT,
+        oauth2=services.oauth2 if settings.IMAP_AUTH is MailAuth.XOAUTH2 else None,
     )
     intake = Intake(services.workflow, services.domain, intake_config(settings))
     options = IntakeOptions(
@@ -119,6 +142,7 @@ def mail_sender(services: Services) -> Piece:
         username=settings.SMTP_USER,
         password=settings.SMTP_PASSWORD.get_secret_value() if settings.SMTP_PASSWORD else None,
         timeout=settings.SMTP_TIMEOUT,
+        oauth2=services.oauth2 if settings.SMTP_AUTH is MailAuth.XOAUTH2 else None,
     )
     options = SenderOptions(
         helpdesk_address=settings.HELPDESK_EMAIL,

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import imaplib
 import logging
 import re
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from imap_tools import MailBox, MailBoxStartTls, MailBoxUnencrypted, MailMessage, MailMessageFlags
+from imap_tools.errors import MailboxLoginError
 from imap_tools.mailbox import BaseMailBox
 
+from lpse_helpdesk.bridge.oauth2 import TokenSource, xoauth2_string
 from lpse_helpdesk.config.settings import Security
 
 log = logging.getLogger(__name__)
@@ -40,6 +43,8 @@ class ImapAccount:
     security: Security
     folder: str = "INBOX"
     timeout: float = 30.0
+    #: Log in with SASL XOAUTH2 and tokens from here instead of LOGIN with ``password``.
+    oauth2: TokenSource | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,29 @@ class ImapSession:
         self.supports_idle = False
 
     def connect(self) -> None:
+        """Connect, log in and select the folder.
+
+        With OAuth2, a token the server refuses is dropped and the login tried once more with
+        a fresh one (it may have been revoked or have expired early). Raises
+        MailboxLoginError when the login is refused, OAuth2Error when no token can be had.
+        """
+        account = self.account
+        source = account.oauth2
+        if source is None:
+            self._connect(
+                lambda box: box.login(account.user, account.password, initial_folder=None)
+            )
+            return
+        token = source.token()
+        try:
+            self._connect(lambda box: _xoauth2_login(box, account.user, token))
+        except MailboxLoginError:
+            source.invalidate(token)
+            log.info("IMAP refused the OAuth2 access token; retrying once with a fresh one")
+            token = source.token()
+            self._connect(lambda box: _xoauth2_login(box, account.user, token))
+
+    def _connect(self, login: Callable[[BaseMailBox], object]) -> None:
         account = self.account
         mailbox: BaseMailBox
         if account.security is Security.SSL:
@@ -67,7 +95,8 @@ class ImapSession:
             mailbox = MailBoxUnencrypted(account.host, account.port, timeout=account.timeout)
         mailbox.email_message_class = RawMailMessage
         try:
-            mailbox.login(account.user, account.password, initial_folder=account.folder)
+            login(mailbox)
+            mailbox.folder.set(account.folder)
             # imaplib caches the pre-login capabilities; ask again after login.
             typ, data = mailbox.client.capability()
             caps = data[0].upper().split() if typ == "OK" and data and data[0] else []
@@ -145,6 +174,20 @@ class ImapSession:
                 mailbox.logout()
             with contextlib.suppress(Exception):
                 mailbox.client.shutdown()
+
+
+def _xoauth2_login(mailbox: BaseMailBox, user: str, token: str) -> None:
+    """AUTHENTICATE XOAUTH2. On a refusal the server sends an error challenge (JSON); the
+    client must answer it with an empty line to get the final NO (Google's and Dovecot's
+    protocol), so the credentials go out on the first challenge only."""
+    response = xoauth2_string(user, token).encode()
+    try:
+        mailbox.client.authenticate("XOAUTH2", lambda challenge: b"" if challenge else response)
+    except imaplib.IMAP4.abort:
+        raise
+    except imaplib.IMAP4.error as error:
+        # imaplib says NO as a bare IMAP4.error; make it the same error a refused LOGIN is.
+        raise MailboxLoginError(("NO", [str(error).encode()]), "OK") from None
 
 
 def _quote(folder: str) -> str:

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from lpse_helpdesk.bridge.imap_client import FETCH_BATCH, FetchedMail, ImapAccount, ImapSession
 from lpse_helpdesk.bridge.intake import Intake
+from lpse_helpdesk.bridge.oauth2 import OAuth2Error
 from lpse_helpdesk.storage.db import Database
 from lpse_helpdesk.storage.models import FailedMail, MailboxState, Message
 from lpse_helpdesk.timekeeping.clock import Clock
@@ -161,7 +162,12 @@ class MailIntakeService:
 
     async def _disconnected(self, error: BaseException) -> None:
         self._failures += 1
-        kind = "login rejected" if isinstance(error, MailboxLoginError) else type(error).__name__
+        if isinstance(error, MailboxLoginError):
+            kind = "login rejected"
+        elif isinstance(error, OAuth2Error):
+            kind = str(error)  # a short reason without secrets, e.g. "... (invalid_grant)"
+        else:
+            kind = type(error).__name__
         log.warning(
             "IMAP %s:%s unavailable (%s), attempt %d",
             self.account.host,

@@ -23,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lpse_helpdesk.bridge.compose import MailContext, compose
+from lpse_helpdesk.bridge.oauth2 import OAuth2Error, TokenSource
 from lpse_helpdesk.bridge.smtp_send import (
     AuthenticationFailure,
     PermanentFailure,
@@ -63,6 +64,8 @@ class SmtpAccount:
     username: str | None
     password: str | None
     timeout: float = 30.0
+    #: Log in as ``username`` with XOAUTH2 and tokens from here instead of the password.
+    oauth2: TokenSource | None = None
 
 
 @dataclass(frozen=True)
@@ -227,19 +230,8 @@ class MailSenderService:
         )
 
     async def _deliver(self, prepared: _Prepared) -> None:
-        account = self.account
         try:
-            await send(
-                prepared.message,
-                host=account.host,
-                port=account.port,
-                security=account.security,
-                username=account.username,
-                password=account.password,
-                timeout=account.timeout,
-                sender=self.options.helpdesk_address,
-                recipients=[prepared.recipient],
-            )
+            await self._send(prepared)
         except PermanentFailure as error:
             reason = error.reason
             log.warning("mail %s refused permanently: %s", prepared.item_id, reason)
@@ -253,6 +245,38 @@ class MailSenderService:
         else:
             self._auth_reported = False
             await self.db.run(lambda s: self._sent(s, prepared))
+
+    async def _send(self, prepared: _Prepared) -> None:
+        """One delivery; with OAuth2 a refused access token is replaced, once, at once (it may
+        have been revoked or have expired early; the refusal comes before MAIL FROM)."""
+        source = self.account.oauth2
+        if source is None:
+            await self._send_with(prepared, None)
+            return
+        token = await _access_token(source)
+        try:
+            await self._send_with(prepared, token)
+        except AuthenticationFailure as error:
+            if error.code is None:  # no XOAUTH2 on the server: a new token will not help
+                raise
+            source.invalidate(token)
+            log.info("SMTP refused the OAuth2 access token; retrying once with a fresh one")
+            await self._send_with(prepared, await _access_token(source))
+
+    async def _send_with(self, prepared: _Prepared, oauth2_token: str | None) -> None:
+        account = self.account
+        await send(
+            prepared.message,
+            host=account.host,
+            port=account.port,
+            security=account.security,
+            username=account.username,
+            password=account.password,
+            timeout=account.timeout,
+            sender=self.options.helpdesk_address,
+            recipients=[prepared.recipient],
+            oauth2_token=oauth2_token,
+        )
 
     # --- outcomes --------------------------------------------------------------------------
 
@@ -350,3 +374,12 @@ class MailSenderService:
                 detail={**detail, "outbox": item.id, "to": item.recipient},
             )
         )
+
+
+async def _access_token(source: TokenSource) -> str:
+    """A token for the next login; a failed refresh is a failed login (the mail waits)."""
+    try:
+        return await source.atoken()
+    except OAuth2Error as error:
+        failure = AuthenticationFailure if error.refused else TemporaryFailure
+        raise failure(f"OAuth2: {error.reason}") from None

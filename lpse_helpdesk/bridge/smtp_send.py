@@ -3,11 +3,12 @@
 `send` raises TemporaryFailure (retry later: 4xx replies, refused or dropped connections,
 timeouts, DNS and TLS errors, a rejected login) or PermanentFailure (do not retry: 5xx replies
 to the sender, the recipients or the data). Reasons are short English strings with the SMTP
-code; they never contain the password or the mail's content.
+code; they never contain the password, the OAuth2 token or the mail's content.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 import random
 import ssl
@@ -16,6 +17,8 @@ from email.message import EmailMessage
 from typing import TYPE_CHECKING, Literal
 
 import aiosmtplib
+
+from lpse_helpdesk.bridge.oauth2 import xoauth2_string
 
 if TYPE_CHECKING:
     from lpse_helpdesk.config.settings import Security
@@ -67,31 +70,53 @@ async def send(
     sender: str,
     recipients: Sequence[str],
     tls_context: ssl.SSLContext | None = None,
+    oauth2_token: str | None = None,
 ) -> None:
     """Deliver ``message`` to ``recipients`` with envelope sender ``sender``.
 
     ``security``: "ssl" (implicit TLS, port 465), "starttls" (required, port 587) or "plain"
     (no TLS at all; for a relay on the same host). When some recipients are refused and
     others accepted the mail counts as sent and the refusals are logged.
+
+    ``oauth2_token``: log in as ``username`` with SASL XOAUTH2 and this access token instead
+    of a password. A refused token is an AuthenticationFailure, as is a server that does not
+    offer XOAUTH2.
     """
     if security not in ("ssl", "starttls", "plain"):
         raise ValueError(f"unknown SMTP security {security!r}")
     if not recipients:
         raise ValueError("a mail needs at least one recipient")
+    if oauth2_token is not None and not username:
+        raise ValueError("XOAUTH2 needs the username")
     try:
-        refused, _ = await aiosmtplib.send(
-            message,
-            sender=sender,
-            recipients=list(recipients),
-            hostname=host,
-            port=port,
-            username=username,
-            password=password,
-            use_tls=security == "ssl",
-            start_tls=security == "starttls",
-            timeout=timeout,
-            tls_context=tls_context,
-        )
+        if oauth2_token is not None and username:
+            refused = await _send_xoauth2(
+                message,
+                sender=sender,
+                recipients=list(recipients),
+                hostname=host,
+                port=port,
+                use_tls=security == "ssl",
+                start_tls=security == "starttls",
+                timeout=timeout,
+                tls_context=tls_context,
+                username=username,
+                token=oauth2_token,
+            )
+        else:
+            refused, _ = await aiosmtplib.send(
+                message,
+                sender=sender,
+                recipients=list(recipients),
+                hostname=host,
+                port=port,
+                username=username,
+                password=password,
+                use_tls=security == "ssl",
+                start_tls=security == "starttls",
+                timeout=timeout,
+                tls_context=tls_context,
+            )
     except aiosmtplib.SMTPException as exc:
         raise _classify(exc) from None
     except ssl.SSLError as exc:
@@ -108,6 +133,46 @@ async def send(
             "SMTP server refused %d of %d recipients (%s)", len(refused), len(recipients), codes
         )
     log.debug("SMTP server accepted the mail for %d recipient(s)", len(recipients) - len(refused))
+
+
+async def _send_xoauth2(
+    message: EmailMessage,
+    *,
+    sender: str,
+    recipients: list[str],
+    hostname: str,
+    port: int,
+    use_tls: bool,
+    start_tls: bool,
+    timeout: float,
+    tls_context: ssl.SSLContext | None,
+    username: str,
+    token: str,
+) -> dict[str, aiosmtplib.SMTPResponse]:
+    """What aiosmtplib.send does, with an XOAUTH2 login done here: older aiosmtplib releases
+    that pyproject allows have no XOAUTH2 support."""
+    client = aiosmtplib.SMTP(
+        hostname=hostname,
+        port=port,
+        use_tls=use_tls,
+        start_tls=start_tls,
+        timeout=timeout,
+        tls_context=tls_context,
+    )
+    async with client:
+        if client.is_ehlo_or_helo_needed:
+            await client.ehlo()
+        if "xoauth2" not in client.server_auth_methods:
+            raise AuthenticationFailure("login impossible: the server does not offer AUTH XOAUTH2")
+        initial = base64.b64encode(xoauth2_string(username, token).encode())
+        response = await client.execute_command(b"AUTH", b"XOAUTH2", initial)
+        if response.code == 334:
+            # A refusal comes as a challenge holding a JSON error; an empty line ends it.
+            response = await client.execute_command(b"")
+        if response.code != 235:
+            raise aiosmtplib.SMTPAuthenticationError(response.code, response.message)
+        refused, _ = await client.send_message(message, sender=sender, recipients=recipients)
+    return refused
 
 
 def _classify(exc: aiosmtplib.SMTPException) -> SendFailure:

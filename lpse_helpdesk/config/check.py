@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import SecretStr, ValidationError
 
-from lpse_helpdesk.config.settings import Settings
+from lpse_helpdesk.config.settings import MailAuth, Settings
 from lpse_helpdesk.domain.loader import DomainConfigError, load_domain
 from lpse_helpdesk.domain.model import DomainConfig
 
@@ -42,7 +42,8 @@ def _describe(error: dict[str, object]) -> str:
         elif kind.startswith("int_"):
             message = f"'{given}' is not a number"
     elif kind == "enum":
-        message = f"'{given}' is not one of: ssl, starttls, plain"
+        choices = "password, xoauth2" if name.endswith("_AUTH") else "ssl, starttls, plain"
+        message = f"'{given}' is not one of: {choices}"
     elif kind == "string_pattern_mismatch":
         message = f"'{given}' must be 2-12 capital letters or digits, starting with a letter"
     return f"{name}: {message}"
@@ -55,8 +56,13 @@ def check_config(env_file: Path | str | None = ".env") -> ConfigReport:
     except ValidationError as error:
         seen: set[str] = set()
         lines = []
+        described: list[str] = []
         for item in error.errors():
-            line = _describe(dict(item))
+            if item.get("loc"):
+                described.append(_describe(dict(item)))
+            else:  # a check across settings (Settings._check_mail_auth): "NAME: problem" lines
+                described.extend(str(item["msg"]).removeprefix("Value error, ").splitlines())
+        for line in described:
             name = line.split(":", 1)[0]
             if name not in seen:
                 seen.add(name)
@@ -92,10 +98,26 @@ def summary(settings: Settings, domain: DomainConfig) -> list[str]:
         f"Staf       : {staff}",
         f"IMAP       : {settings.IMAP_USER}@{settings.IMAP_HOST}:{settings.IMAP_PORT} "
         f"({settings.IMAP_SECURITY.value}, folder {settings.IMAP_FOLDER}) "
-        f"password {mask(settings.IMAP_PASSWORD)}",
+        + (
+            f"password {mask(settings.IMAP_PASSWORD)}"
+            if settings.IMAP_AUTH is MailAuth.PASSWORD
+            else "OAuth2 (XOAUTH2)"
+        ),
         f"SMTP       : {settings.SMTP_HOST}:{settings.SMTP_PORT} ({settings.SMTP_SECURITY.value})"
         + (f" user {settings.SMTP_USER}" if settings.SMTP_USER else "")
-        + f" password {mask(settings.SMTP_PASSWORD)}",
+        + (
+            f" password {mask(settings.SMTP_PASSWORD)}"
+            if settings.SMTP_AUTH is MailAuth.PASSWORD
+            else " OAuth2 (XOAUTH2)"
+        ),
+        *(
+            [
+                f"OAuth2     : {settings.OAUTH2_TOKEN_URL} client {settings.OAUTH2_CLIENT_ID} "
+                f"refresh token {mask(settings.OAUTH2_REFRESH_TOKEN)}"
+            ]
+            if MailAuth.XOAUTH2 in (settings.IMAP_AUTH, settings.SMTP_AUTH)
+            else []
+        ),
         f"Helpdesk   : {settings.HELPDESK_NAME} <{settings.HELPDESK_EMAIL}>",
         f"LKPP       : {settings.LKPP_HELPDESK_EMAIL}",
         f"Database   : {redact_url(settings.DATABASE_URL)}",

@@ -6,9 +6,10 @@ import datetime as dt
 import enum
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///lpse-helpdesk.sqlite3"
@@ -18,6 +19,13 @@ class Security(enum.StrEnum):
     SSL = "ssl"
     STARTTLS = "starttls"
     PLAIN = "plain"
+
+
+class MailAuth(enum.StrEnum):
+    """How the service logs in to the IMAP or SMTP server."""
+
+    PASSWORD = "password"  # noqa: S105 (a mode, not a password)
+    XOAUTH2 = "xoauth2"
 
 
 def _id_list(value: object) -> object:
@@ -51,7 +59,8 @@ class Settings(BaseSettings):
     IMAP_HOST: str
     IMAP_PORT: int = Field(default=993, ge=1, le=65535)
     IMAP_USER: str
-    IMAP_PASSWORD: SecretStr
+    IMAP_PASSWORD: SecretStr | None = None
+    IMAP_AUTH: MailAuth = MailAuth.PASSWORD
     IMAP_SECURITY: Security = Security.SSL
     IMAP_FOLDER: str = "INBOX"
     IMAP_PROCESSED_FOLDER: str | None = None
@@ -68,12 +77,20 @@ class Settings(BaseSettings):
     SMTP_PORT: int = Field(default=465, ge=1, le=65535)
     SMTP_USER: str | None = None
     SMTP_PASSWORD: SecretStr | None = None
+    SMTP_AUTH: MailAuth = MailAuth.PASSWORD
     SMTP_SECURITY: Security = Security.SSL
     SMTP_TIMEOUT: float = Field(default=30.0, gt=0, le=600)
     SMTP_RETRY_HOURS: float = Field(default=24.0, gt=0, le=24 * 14)
     SEND_ACKNOWLEDGEMENT: bool = True
     AUTO_MAIL_PER_HOUR: int = Field(default=5, ge=0, le=1000)
     TEMPLATE_DIR: Path | None = None
+
+    # OAuth2 (XOAUTH2), for IMAP_AUTH / SMTP_AUTH = xoauth2 (Google Workspace, Microsoft 365)
+    OAUTH2_TOKEN_URL: str | None = None
+    OAUTH2_CLIENT_ID: str | None = None
+    OAUTH2_CLIENT_SECRET: SecretStr | None = None
+    OAUTH2_REFRESH_TOKEN: SecretStr | None = None
+    OAUTH2_SCOPE: str | None = None
 
     # The helpdesk
     HELPDESK_EMAIL: str
@@ -127,11 +144,52 @@ class Settings(BaseSettings):
         "IMAP_PROCESSED_FOLDER",
         "IMAP_QUARANTINE_FOLDER",
         "HELPDESK_PHONE",
+        "IMAP_PASSWORD",
+        "OAUTH2_TOKEN_URL",
+        "OAUTH2_CLIENT_ID",
+        "OAUTH2_CLIENT_SECRET",
+        "OAUTH2_REFRESH_TOKEN",
+        "OAUTH2_SCOPE",
         mode="before",
     )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value in ("", None) else value
+
+    @field_validator("OAUTH2_TOKEN_URL")
+    @classmethod
+    def _check_token_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        local = parts.hostname in ("localhost", "127.0.0.1", "::1")
+        secure = parts.scheme == "https" or (parts.scheme == "http" and local)
+        if not parts.hostname or not secure:
+            raise ValueError("must be an https:// URL, e.g. https://oauth2.googleapis.com/token")
+        if "{" in value:
+            raise ValueError("replace {tenant} with the Microsoft 365 tenant ID or domain")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _check_mail_auth(self) -> Settings:
+        """One "NAME: problem" line per problem (check-config shows them one by one)."""
+        problems = []
+        if self.IMAP_AUTH is MailAuth.PASSWORD and self.IMAP_PASSWORD is None:
+            problems.append("IMAP_PASSWORD: is required when IMAP_AUTH=password")
+        if self.SMTP_AUTH is MailAuth.XOAUTH2 and not self.SMTP_USER:
+            problems.append("SMTP_USER: is required when SMTP_AUTH=xoauth2 (the mailbox address)")
+        users = [
+            name
+            for name, auth in (("IMAP_AUTH", self.IMAP_AUTH), ("SMTP_AUTH", self.SMTP_AUTH))
+            if auth is MailAuth.XOAUTH2
+        ]
+        if users:
+            for name in ("OAUTH2_TOKEN_URL", "OAUTH2_CLIENT_ID", "OAUTH2_REFRESH_TOKEN"):
+                if getattr(self, name) is None:
+                    problems.append(f"{name}: is required when {users[0]}=xoauth2")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
 
     @field_validator("SMTP_USER", mode="before")
     @classmethod

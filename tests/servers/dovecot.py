@@ -53,16 +53,16 @@ default_login_user = {user}
 first_valid_uid = 1
 first_valid_gid = 1
 auth_failure_delay = 0
-mail_location = maildir:~/Maildir
+{mechanisms}mail_location = maildir:~/Maildir
 mail_fsync = never
 mail_max_userip_connections = 100
 mailbox_idle_check_interval = 1 secs
 verbose_proctitle = yes
 passdb {{
   driver = passwd-file
-  args = scheme=PLAIN username_format=%u {root}/users/%u
+  args = scheme=PLAIN username_format=%u {root}/users/%u{passdb_extra}
 }}
-userdb {{
+{oauth2_passdb}userdb {{
   driver = passwd-file
   args = username_format=%u {root}/users/%u
   default_fields = uid={user} gid={group} home={root}/home/%u
@@ -89,6 +89,25 @@ service stats {{
     mode = 0666
   }}
 }}
+"""
+
+# With an OAuth2 introspection URL: passwords for PLAIN/LOGIN, bearer tokens for
+# XOAUTH2/OAUTHBEARER, each checked by its own passdb.
+_OAUTH2_MECHANISMS = "auth_mechanisms = plain login xoauth2 oauthbearer\n"
+_OAUTH2_PASSDB = """\
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {root}/oauth2.conf.ext
+}}
+"""
+_OAUTH2_CONFIG = """\
+introspection_mode = post
+introspection_url = {url}
+username_attribute = username
+active_attribute = active
+active_value = true
+timeout_msecs = 5000
 """
 
 _APPENDUID = re.compile(rb"APPENDUID \d+ (\d+)")
@@ -140,9 +159,19 @@ class ImapAccount:
 class DovecotServer:
     """Dovecot IMAP (no TLS) in a temp dir; use as a context manager or call start()/stop()."""
 
-    def __init__(self, host: str = LOCALHOST, port: int | None = None) -> None:
+    def __init__(
+        self,
+        host: str = LOCALHOST,
+        port: int | None = None,
+        *,
+        oauth2_introspection_url: str | None = None,
+    ) -> None:
+        """``oauth2_introspection_url``: also accept XOAUTH2 and OAUTHBEARER logins, whose
+        bearer tokens Dovecot checks at that RFC 7662 endpoint (``passdb oauth2``, POST);
+        passwords then work for PLAIN and LOGIN only."""
         self.host = host
         self.port = port or 0
+        self.oauth2_introspection_url = oauth2_introspection_url
         self.root: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._passwords: dict[str, str] = {}
@@ -339,6 +368,9 @@ class DovecotServer:
         if binary is None:
             raise FileNotFoundError(f"dovecot not found (Debian package {DEBIAN_PACKAGE})")
         root = self._root
+        oauth2_url = self.oauth2_introspection_url
+        if oauth2_url is not None:
+            (root / "oauth2.conf.ext").write_text(_OAUTH2_CONFIG.format(url=oauth2_url))
         self.config_path.write_text(
             _CONFIG.format(
                 host=self.host,
@@ -346,6 +378,9 @@ class DovecotServer:
                 root=root,
                 user=self._os_user,
                 group=self._os_group,
+                mechanisms=_OAUTH2_MECHANISMS if oauth2_url else "",
+                passdb_extra="\n  mechanisms = plain login" if oauth2_url else "",
+                oauth2_passdb=_OAUTH2_PASSDB.format(root=root) if oauth2_url else "",
             )
         )
         with (root / "stderr.log").open("ab") as stderr:
