@@ -12,7 +12,6 @@ changed, and "message is not modified" counts as success.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import warnings
@@ -54,6 +53,7 @@ from lpse_helpdesk.storage.models import (
 )
 from lpse_helpdesk.timekeeping.clock import Clock, as_utc
 from lpse_helpdesk.workflow.outbox import TelegramOp
+from lpse_helpdesk.workflow.worker import PollingWorker
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ def markup(keyboard: cards.Keyboard | None) -> InlineKeyboardMarkup | None:
     )
 
 
-class TelegramDispatcher:
+class TelegramDispatcher(PollingWorker):
     name = "telegram dispatcher"
 
     def __init__(
@@ -130,6 +130,7 @@ class TelegramDispatcher:
         poll_seconds: float = 0.5,
         batch: int = 40,
     ) -> None:
+        super().__init__()
         self.bot = bot
         self.db = db
         self.clock = clock
@@ -139,38 +140,11 @@ class TelegramDispatcher:
         self.budget = budget or Budget(limits or Limits())
         self.poll_seconds = poll_seconds
         self.batch = batch
-        self._wake = asyncio.Event()
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self.sent = 0
         self.retry_after_received = 0
 
-    async def start(self) -> None:
-        self._stopping.clear()
-        self._task = asyncio.create_task(self._run(), name="telegram-dispatcher")
-
-    async def stop(self) -> None:
-        self._stopping.set()
-        self._wake.set()
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                progressed = await self.dispatch_once()
-            except Exception:
-                log.exception("telegram dispatcher failed; retrying")
-                progressed = False
-            if progressed:
-                continue
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+    async def work_once(self) -> bool:
+        return await self.dispatch_once()
 
     # --- one round -------------------------------------------------------------------------
 
@@ -184,7 +158,7 @@ class TelegramDispatcher:
         await self._digest_if_needed()
         progressed = False
         for item_id in ids:
-            if self._stopping.is_set():
+            if self.stopping:
                 break
             outgoing = await self.db.run(partial(self._prepare, item_id=item_id))
             if outgoing is None:

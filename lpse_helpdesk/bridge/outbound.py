@@ -10,8 +10,6 @@ different mail.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
 import logging
 from dataclasses import dataclass
@@ -52,6 +50,7 @@ from lpse_helpdesk.timekeeping.clock import Clock
 from lpse_helpdesk.timekeeping.localtime import long_datetime
 from lpse_helpdesk.workflow.outbox import Importance, TelegramOp, enqueue_telegram
 from lpse_helpdesk.workflow.sla import SlaKeeper
+from lpse_helpdesk.workflow.worker import PollingWorker
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +88,7 @@ class _Prepared:
     message: EmailMessage
 
 
-class MailSenderService:
+class MailSenderService(PollingWorker):
     name = "mail sender (SMTP)"
 
     def __init__(
@@ -100,46 +99,18 @@ class MailSenderService:
         sla: SlaKeeper,
         options: SenderOptions,
     ) -> None:
+        super().__init__()
         self.account = account
         self.db = db
         self.clock = clock
         self.sla = sla
         self.options = options
         self.renderer = Renderer(options.template_dir)
-        self._wake = asyncio.Event()
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self.poll_seconds = options.poll_seconds
         self._auth_reported = False
 
-    # --- Piece -----------------------------------------------------------------------------
-
-    async def start(self) -> None:
-        self._stopping.clear()
-        self._task = asyncio.create_task(self._run(), name="smtp-sender")
-
-    async def stop(self) -> None:
-        self._stopping.set()
-        self._wake.set()
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    def wake(self) -> None:
-        """Something was queued: look now rather than at the next poll."""
-        self._wake.set()
-
-    async def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                sent = await self.deliver_due()
-            except Exception:
-                log.exception("mail sender failed; retrying")
-                sent = 0
-            if sent:
-                continue  # more may be due
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.options.poll_seconds)
+    async def work_once(self) -> bool:
+        return await self.deliver_due() > 0
 
     # --- one round -------------------------------------------------------------------------
 
