@@ -13,7 +13,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from lpse_helpdesk.bridge.imap_client import ImapAccount
-from lpse_helpdesk.bridge.inbound import IntakeOptions, MailIntakeService
+from lpse_helpdesk.bridge.inbound import (
+    PARALLEL_FROM,
+    PIPELINE_BATCH,
+    IntakeOptions,
+    MailIntakeService,
+)
 from lpse_helpdesk.bridge.intake import Intake, IntakeConfig
 from lpse_helpdesk.config.settings import Security
 from lpse_helpdesk.domain.model import DomainConfig
@@ -133,18 +138,23 @@ async def test_mail_already_read_by_a_person_is_ingested(
 async def test_bulk_backlog_and_duplicates(
     imap_account: DovecotAccount, service: MailIntakeService, db: Database
 ) -> None:
-    for i in range(30):
+    """A backlog large enough to be parsed in the helper process, with a duplicate in it."""
+    count = PARALLEL_FROM + PIPELINE_BATCH  # two batches through the pipeline
+    for i in range(count):
         imap_account.append(make_mail(subject=f"Masalah {i}", sender=f"u{i}@x.co.id"))
     same = make_mail(message_id="<same@vendor.co.id>")
     imap_account.append(same)
     imap_account.append(same)  # the same mail twice (e.g. delivered to two aliases)
     await _connect(service)
-    report = await service.sync_once()
-    assert report.fetched == 32 and report.committed == 32
-    assert report.outcomes == {"opened": 31, "duplicate": 1}
-    assert _count(db, Ticket) == 31
-    assert all("\\Seen" in flags for flags in _flags(imap_account).values())
-    await service._imap(service.session.close)
+    try:
+        report = await service.sync_once()
+        assert report.fetched == count + 2 and report.committed == count + 2
+        assert report.outcomes == {"opened": count + 1, "duplicate": 1}
+        assert _count(db, Ticket) == count + 1
+        assert all("\\Seen" in flags for flags in _flags(imap_account).values())
+        assert service._pool is not None  # the backlog did go through the second process
+    finally:
+        await service.stop()
 
 
 async def test_processed_folder(

@@ -15,18 +15,20 @@ import imaplib
 import logging
 import random
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
+from multiprocessing import get_context
 from typing import TypeVar
 
 from imap_tools.errors import MailboxLoginError, UnexpectedCommandStatusError
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from lpse_helpdesk.bridge.imap_client import FETCH_BATCH, FetchedMail, ImapAccount, ImapSession
+from lpse_helpdesk.bridge.imap_client import FetchedMail, ImapAccount, ImapSession
 from lpse_helpdesk.bridge.intake import Intake
 from lpse_helpdesk.bridge.oauth2 import OAuth2Error
+from lpse_helpdesk.bridge.prepare import Prepared, prepare_many
 from lpse_helpdesk.storage.db import Database
 from lpse_helpdesk.storage.models import FailedMail, MailboxState, Message
 from lpse_helpdesk.timekeeping.clock import Clock
@@ -36,6 +38,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_FAILURES = 3
+PIPELINE_BATCH = 100  # mails per FETCH and per database round while working off a backlog
+PARALLEL_FROM = 40  # from this many new mails on, parse them in a second process
 CONNECTION_ERRORS = (
     OSError,
     imaplib.IMAP4.error,
@@ -85,6 +89,7 @@ class MailIntakeService:
         self.options = options or IntakeOptions()
         self.session = ImapSession(account)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="imap")
+        self._pool: ProcessPoolExecutor | None = None
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._failures = 0
@@ -107,6 +112,9 @@ class MailIntakeService:
                 await self._task
         await self._imap(self.session.close)
         self._thread.shutdown(wait=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     # --- the loop --------------------------------------------------------------------------
 
@@ -209,16 +217,21 @@ class MailIntakeService:
         uidvalidity = await self._imap(self.session.uidvalidity)
         last_uid = await self.db.run(lambda s: self._position(s, folder, uidvalidity))
         uids = await self._imap(lambda: self.session.uids_after(last_uid))
-        for start in range(0, len(uids), FETCH_BATCH):
-            chunk = uids[start : start + FETCH_BATCH]
+        # A backlog is pipelined: while the database thread stores one batch, the next is
+        # parsed and classified in another process (the second core). A few new mails,
+        # the usual case after an IDLE wake-up, are simply handled in line.
+        pool = self._prepare_pool() if len(uids) >= PARALLEL_FROM else None
+        waiting: tuple[list[FetchedMail], asyncio.Future[list[Prepared]] | None] | None = None
+        for start in range(0, len(uids), PIPELINE_BATCH):
+            chunk = uids[start : start + PIPELINE_BATCH]
             batch = await self._imap(partial(self.session.fetch, chunk))
             report.fetched += len(batch)
-            handled = await self.db.run_plain(
-                partial(self._ingest_batch, batch, folder, uidvalidity, report)
-            )
-            await self._imap(
-                partial(self.session.mark_handled, handled, self.options.processed_folder)
-            )
+            future = self._prepare_in(pool, batch)
+            if waiting is not None:
+                await self._store(*waiting, folder, uidvalidity, report)
+            waiting = (batch, future)
+        if waiting is not None:
+            await self._store(*waiting, folder, uidvalidity, report)
         await self._retry_failed(folder, uidvalidity, report)
         self.last_report = report
         if report.fetched:
@@ -252,18 +265,78 @@ class MailIntakeService:
             state.uidvalidity, state.last_uid, state.updated_at = uidvalidity, 0, now
         return state.last_uid
 
+    def _prepare_pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            # spawn, not fork: this process has threads (database, IMAP).
+            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
+        return self._pool
+
+    def _prepare_in(
+        self, pool: ProcessPoolExecutor | None, batch: list[FetchedMail]
+    ) -> asyncio.Future[list[Prepared]] | None:
+        if pool is None or not batch:
+            return None
+        config = self.intake.config
+        work = partial(
+            prepare_many,
+            [m.raw for m in batch],
+            config.max_bytes,
+            config.helpdesk_addresses,
+            self.intake.domain,
+        )
+        return asyncio.get_running_loop().run_in_executor(pool, work)
+
+    async def _store(
+        self,
+        batch: list[FetchedMail],
+        future: asyncio.Future[list[Prepared]] | None,
+        folder: str,
+        uidvalidity: int,
+        report: SyncReport,
+    ) -> None:
+        prepared: list[Prepared] | None = None
+        if future is not None:
+            try:
+                prepared = await future
+            except Exception:
+                log.exception("preparing mails in the helper process failed; doing it here")
+        handled = await self.db.run_plain(
+            partial(self._ingest_batch, batch, prepared, folder, uidvalidity, report)
+        )
+        await self._imap(partial(self.session.mark_handled, handled, self.options.processed_folder))
+
     def _ingest_batch(
-        self, batch: list[FetchedMail], folder: str, uidvalidity: int, report: SyncReport
+        self,
+        batch: list[FetchedMail],
+        prepared: list[Prepared] | None,
+        folder: str,
+        uidvalidity: int,
+        report: SyncReport,
     ) -> list[int]:
-        return [m.uid for m in batch if self._ingest_one(m, folder, uidvalidity, report)]
+        ready: list[Prepared | None] = list(prepared) if prepared else [None] * len(batch)
+        return [
+            mail.uid
+            for mail, ready_mail in zip(batch, ready, strict=True)
+            if self._ingest_one(mail, folder, uidvalidity, report, ready_mail)
+        ]
 
     def _ingest_one(
-        self, mail: FetchedMail, folder: str, uidvalidity: int, report: SyncReport
+        self,
+        mail: FetchedMail,
+        folder: str,
+        uidvalidity: int,
+        report: SyncReport,
+        prepared: Prepared | None = None,
     ) -> bool:
         """One mail in its own transaction; True when it may be marked handled."""
         try:
             with self.db.transaction() as session:
-                result = self.intake.ingest(session, mail.raw, mailbox=folder, uid=mail.uid)
+                if prepared is None:
+                    result = self.intake.ingest(session, mail.raw, mailbox=folder, uid=mail.uid)
+                else:
+                    result = self.intake.ingest_prepared(
+                        session, prepared, mailbox=folder, uid=mail.uid
+                    )
                 self._advance(session, folder, mail.uid)
             report.committed += 1
             report.outcomes[result.outcome.value] = report.outcomes.get(result.outcome.value, 0) + 1
@@ -277,10 +350,12 @@ class MailIntakeService:
             return False
 
     def _advance(self, session: Session, folder: str, uid: int) -> None:
-        state = session.get(MailboxState, folder)
-        if state is not None and uid > state.last_uid:
-            state.last_uid = uid
-            state.updated_at = self.clock.now()
+        """Record the UID as handled, in the mail's own transaction (one statement)."""
+        session.execute(
+            update(MailboxState)
+            .where(MailboxState.folder == folder, MailboxState.last_uid < uid)
+            .values(last_uid=uid, updated_at=self.clock.now())
+        )
 
     def _record_failure(
         self,

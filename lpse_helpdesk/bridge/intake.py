@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from lpse_helpdesk.bridge import facts
-from lpse_helpdesk.bridge.hygiene import MailClass, MailClassKind, classify
-from lpse_helpdesk.bridge.parsing import ParsedMail, parse_mail
-from lpse_helpdesk.bridge.suggest import suggest
+from lpse_helpdesk.bridge.hygiene import MailClass, MailClassKind
+from lpse_helpdesk.bridge.parsing import ParsedMail
+from lpse_helpdesk.bridge.prepare import Prepared, prepare
 from lpse_helpdesk.bridge.tags import find_ticket_number
 from lpse_helpdesk.domain.model import DomainConfig
 from lpse_helpdesk.sop import machine
@@ -85,13 +84,25 @@ class Intake:
     def ingest(
         self, session: Session, raw: bytes, *, mailbox: str | None = None, uid: int | None = None
     ) -> IntakeResult:
-        mail = parse_mail(raw, max_bytes=self.config.max_bytes)
+        config = self.config
+        prepared = prepare(raw, config.max_bytes, config.helpdesk_addresses, self.domain)
+        return self.ingest_prepared(session, prepared, mailbox=mailbox, uid=uid)
+
+    def ingest_prepared(
+        self,
+        session: Session,
+        prepared: Prepared,
+        *,
+        mailbox: str | None = None,
+        uid: int | None = None,
+    ) -> IntakeResult:
+        mail, kind = prepared.mail, prepared.kind
         existing = self._duplicate(session, mail.message_id)
         if existing is not None:
             return IntakeResult(Outcome.DUPLICATE, existing.ticket_id, existing.id)
-        kind = classify(mail, own_addresses=self.config.helpdesk_addresses)
         thread = self._thread_ticket(session, mail)
-        stored = _Stored(session, mail, raw, mailbox, uid, self.workflow.clock.now(), self.config)
+        now = self.workflow.clock.now()
+        stored = _Stored(session, prepared, mailbox, uid, now, self.config)
 
         if kind.kind in (MailClassKind.OWN, MailClassKind.LOOP):
             message = stored.save(thread, MessageKind.HELPDESK, note=kind.reason)
@@ -215,7 +226,7 @@ class Intake:
             )
             return IntakeResult(Outcome.FLOOD, None, message.id, "flood")
         text = mail.stripped_text or mail.text
-        suggestion = suggest(mail.subject, text, self.domain)
+        suggestion = stored.prepared.suggestion
         ticket = self.workflow.open_ticket(
             session,
             NewTicket(
@@ -226,8 +237,8 @@ class Intake:
                 received_at=stored.now,
                 suggested_category=suggestion.category,
                 suggested_priority=suggestion.priority,
-                tender_codes=facts.tender_codes(f"{mail.subject}\n{mail.text}"),
-                phone_numbers=facts.phone_numbers(mail.text),
+                tender_codes=stored.prepared.tender_codes,
+                phone_numbers=stored.prepared.phone_numbers,
                 linked_ticket_id=linked.id if linked is not None else None,
             ),
             Actor.email(requester, mail.requester_name or None),
@@ -331,21 +342,21 @@ class _Stored:
     def __init__(
         self,
         session: Session,
-        mail: ParsedMail,
-        raw: bytes,
+        prepared: Prepared,
         mailbox: str | None,
         uid: int | None,
         now: dt.datetime,
         config: IntakeConfig,
     ) -> None:
         self.session = session
-        self.mail = mail
-        self.raw = raw
+        self.prepared = prepared
+        self.mail = prepared.mail
+        self.raw = prepared.raw
         self.mailbox = mailbox
         self.uid = uid
         self.now = now
         self.config = config
-        self.omitted = any(a.omitted_reason for a in mail.attachments)
+        self.omitted = any(a.omitted_reason for a in prepared.mail.attachments)
 
     def save(self, ticket: Ticket | None, kind: MessageKind, *, note: str | None = None) -> Message:
         mail = self.mail

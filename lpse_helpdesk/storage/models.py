@@ -213,6 +213,8 @@ class OutboxItem(Base):
     __tablename__ = "outbox"
     __table_args__ = (
         Index("ix_outbox_due", "status", "channel", "next_attempt_at"),
+        Index("ix_outbox_recipient", "recipient", "created_at"),  # the hourly cap
+        Index("ix_outbox_message_id", "message_id"),  # threading replies to our mail
         UniqueConstraint("dedup_key", name="uq_outbox_dedup_key"),
     )
 

@@ -74,9 +74,13 @@ def enqueue_telegram(
     importance: Importance,
     now: dt.datetime,
     dedup_key: str | None = None,
+    new_ticket: bool = False,
 ) -> OutboxItem | None:
-    """Queue a Telegram operation; a card edit already pending for the ticket is reused."""
-    if op is TelegramOp.CARD and ticket_id is not None:
+    """Queue a Telegram operation; a card edit already pending for the ticket is reused.
+
+    `new_ticket`: the ticket was created in this transaction, so nothing can be pending.
+    """
+    if op is TelegramOp.CARD and ticket_id is not None and not new_ticket:
         pending = session.scalars(
             select(OutboxItem).where(
                 OutboxItem.channel == OutboxChannel.TELEGRAM,

@@ -31,11 +31,19 @@ class SlaKeeper:
             .order_by(SlaClock.id.desc())
         ).first()
 
-    def start(self, session: Session, ticket: Ticket, step: SopStep, now: dt.datetime) -> None:
+    def start(
+        self,
+        session: Session,
+        ticket: Ticket,
+        step: SopStep,
+        now: dt.datetime,
+        *,
+        new_ticket: bool = False,
+    ) -> None:
         duration = self.domain.step_time(step, ticket.priority)
         if duration is None:
             return  # the step's clock is switched off, or no priority yet
-        previous = self.running(session, ticket.id, step)
+        previous = None if new_ticket else self.running(session, ticket.id, step)
         if previous is not None:
             self.stop(previous, now)
         deadline = self.calendar.deadline(now, duration)

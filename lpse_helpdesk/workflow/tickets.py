@@ -111,7 +111,7 @@ class Workflow:
         )
         session.add(ticket)
         session.flush()
-        self.sla.start(session, ticket, SopStep.SET_PRIORITY, new.received_at)
+        self.sla.start(session, ticket, SopStep.SET_PRIORITY, new.received_at, new_ticket=True)
         self._audit(session, ticket, actor, "open", None, State.NEW, {})
         enqueue_telegram(
             session,
@@ -120,6 +120,7 @@ class Workflow:
             payload={},
             importance=Importance.NEW_TICKET,
             now=now,
+            new_ticket=True,
         )
         return ticket
 

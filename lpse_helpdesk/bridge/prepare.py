@@ -1,0 +1,49 @@
+"""What the intake learns from a mail without the database: parsed, classified, suggested.
+
+Kept light (no SQLAlchemy, no Telegram) so that a helper process can import it quickly and
+prepare a backlog on the second core while the database thread stores the previous batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from lpse_helpdesk.bridge import facts
+from lpse_helpdesk.bridge.hygiene import MailClass, classify
+from lpse_helpdesk.bridge.parsing import ParsedMail, parse_mail
+from lpse_helpdesk.bridge.suggest import Suggestion, suggest
+from lpse_helpdesk.domain.model import DomainConfig
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A parsed mail with its class, suggestion and facts; picklable."""
+
+    raw: bytes
+    mail: ParsedMail
+    kind: MailClass
+    suggestion: Suggestion
+    tender_codes: tuple[str, ...]
+    phone_numbers: tuple[str, ...]
+
+
+def prepare(
+    raw: bytes, max_bytes: int, own_addresses: Collection[str], domain: DomainConfig
+) -> Prepared:
+    mail = parse_mail(raw, max_bytes=max_bytes)
+    text = mail.stripped_text or mail.text
+    return Prepared(
+        raw=raw,
+        mail=mail,
+        kind=classify(mail, own_addresses=own_addresses),
+        suggestion=suggest(mail.subject, text, domain),
+        tender_codes=facts.tender_codes(f"{mail.subject}\n{mail.text}"),
+        phone_numbers=facts.phone_numbers(mail.text),
+    )
+
+
+def prepare_many(
+    raws: list[bytes], max_bytes: int, own_addresses: frozenset[str], domain: DomainConfig
+) -> list[Prepared]:
+    return [prepare(raw, max_bytes, own_addresses, domain) for raw in raws]
