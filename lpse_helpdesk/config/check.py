@@ -96,8 +96,9 @@ def summary(settings: Settings, domain: DomainConfig) -> list[str]:
         f"Grup       : {settings.HELPDESK_CHAT_ID}",
         f"Supervisor : {', '.join(map(str, settings.SUPERVISOR_IDS)) or '(belum ada)'}",
         f"Staf       : {staff}",
-        f"IMAP       : {settings.IMAP_USER}@{settings.IMAP_HOST}:{settings.IMAP_PORT} "
+        f"IMAP       : {settings.IMAP_HOST}:{settings.IMAP_PORT} "
         f"({settings.IMAP_SECURITY.value}, folder {settings.IMAP_FOLDER}) "
+        f"user {settings.IMAP_USER} "
         + (
             f"password {mask(settings.IMAP_PASSWORD)}"
             if settings.IMAP_AUTH is MailAuth.PASSWORD
