@@ -371,3 +371,42 @@ async def test_the_corpus_through_dovecot(
     bounces = report.outcomes.get("bounce", 0)
     assert auto >= 5 and bounces >= 3, report.outcomes
     await service._imap(service.session.close)
+
+
+async def test_renumbered_mailbox_does_not_hide_new_mail(
+    imap_account: DovecotAccount, intake: Intake, db: Database, clock: FixedClock
+) -> None:
+    """After a UIDVALIDITY change, new mails with old UID numbers are read, not skipped."""
+    service = _service(imap_account, intake, db, clock, processed_folder="Diproses")
+    for i in range(3):
+        imap_account.append(make_mail(subject=f"Lama {i}", sender=f"l{i}@x.co.id"))
+    await _connect(service)
+    await service.sync_once()
+    await service._imap(service.session.close)
+    imap_account.bump_uidvalidity()
+    for word in ("A", "B"):
+        imap_account.append(make_mail(subject=f"Baru {word}", sender=f"{word}@x.co.id"))
+    await _connect(service)
+    await service._remark_committed()  # what a restart does first
+    await service.sync_once()
+    subjects = db.run_sync(lambda s: sorted(t.subject for t in s.scalars(select(Ticket))))
+    assert subjects == ["Baru A", "Baru B", "Lama 0", "Lama 1", "Lama 2"]
+    await service.stop()
+
+
+async def test_a_dead_helper_process_does_not_stall_the_backlog(
+    imap_account: DovecotAccount, service: MailIntakeService, db: Database
+) -> None:
+    from concurrent.futures import ProcessPoolExecutor
+
+    broken = ProcessPoolExecutor(max_workers=1)
+    broken.shutdown()  # submitting to it now fails, as after the OOM killer
+    service._pool = broken
+    for i in range(PARALLEL_FROM + 5):
+        imap_account.append(make_mail(subject=f"M {i}", sender=f"d{i}@x.co.id"))
+    await _connect(service)
+    try:
+        report = await service.sync_once()
+        assert report.committed == PARALLEL_FROM + 5 and report.failed == 0
+    finally:
+        await service.stop()

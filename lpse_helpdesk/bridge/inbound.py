@@ -16,6 +16,7 @@ import logging
 import random
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from functools import partial
 from multiprocessing import get_context
@@ -111,10 +112,10 @@ class MailIntakeService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self._imap(self.session.close)
-        self._thread.shutdown(wait=True)
+        await asyncio.to_thread(self._thread.shutdown, wait=True)
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+            pool, self._pool = self._pool, None
+            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
 
     # --- the loop --------------------------------------------------------------------------
 
@@ -274,7 +275,7 @@ class MailIntakeService:
     def _prepare_in(
         self, pool: ProcessPoolExecutor | None, batch: list[FetchedMail]
     ) -> asyncio.Future[list[Prepared]] | None:
-        if pool is None or not batch:
+        if pool is None or not batch or pool is not self._pool:
             return None
         config = self.intake.config
         work = partial(
@@ -284,7 +285,15 @@ class MailIntakeService:
             config.helpdesk_addresses,
             self.intake.domain,
         )
-        return asyncio.get_running_loop().run_in_executor(pool, work)
+        try:
+            return asyncio.get_running_loop().run_in_executor(pool, work)
+        except (BrokenProcessPool, RuntimeError):
+            # The helper process died (e.g. out of memory): carry on in line; a new helper
+            # is started for the next backlog.
+            log.warning("the mail preparing process died; preparing in line")
+            self._pool = None
+            pool.shutdown(wait=False, cancel_futures=True)
+            return None
 
     async def _store(
         self,
@@ -300,6 +309,9 @@ class MailIntakeService:
                 prepared = await future
             except Exception:
                 log.exception("preparing mails in the helper process failed; doing it here")
+                if self._pool is not None:
+                    self._pool.shutdown(wait=False, cancel_futures=True)
+                    self._pool = None
         handled = await self.db.run_plain(
             partial(self._ingest_batch, batch, prepared, folder, uidvalidity, report)
         )
@@ -332,10 +344,12 @@ class MailIntakeService:
         try:
             with self.db.transaction() as session:
                 if prepared is None:
-                    result = self.intake.ingest(session, mail.raw, mailbox=folder, uid=mail.uid)
+                    result = self.intake.ingest(
+                        session, mail.raw, mailbox=folder, uid=mail.uid, uidvalidity=uidvalidity
+                    )
                 else:
                     result = self.intake.ingest_prepared(
-                        session, prepared, mailbox=folder, uid=mail.uid
+                        session, prepared, mailbox=folder, uid=mail.uid, uidvalidity=uidvalidity
                     )
                 self._advance(session, folder, mail.uid)
             report.committed += 1
@@ -440,8 +454,9 @@ class MailIntakeService:
         """True: ingested now; False: failed again; None: failed for the last time."""
         try:
             with self.db.transaction() as session:
-                self.intake.ingest(session, raw, mailbox=folder, uid=uid)
                 failed = session.get(FailedMail, failed_id)
+                numbering = failed.uidvalidity if failed is not None else None
+                self.intake.ingest(session, raw, mailbox=folder, uid=uid, uidvalidity=numbering)
                 if failed is not None:
                     session.delete(failed)
             report.committed += 1
@@ -459,18 +474,28 @@ class MailIntakeService:
                 return None if report.quarantined > before else False
 
     async def _remark_committed(self) -> None:
-        """After a crash between commit and marking: mark what is stored but still unseen."""
+        """After a crash between commit and marking: mark what is stored but still unseen.
+
+        Only mails stored under the server's current UIDVALIDITY count: after a renumbering,
+        an old UID may name a different, new mail.
+        """
         folder = self.account.folder
-        last_uid = await self.db.run(
-            lambda s: state.last_uid if (state := s.get(MailboxState, folder)) else 0
-        )
+        uidvalidity = await self._imap(self.session.uidvalidity)
+        state = await self.db.run(lambda s: s.get(MailboxState, folder))
+        if state is None or state.uidvalidity != uidvalidity:
+            return  # sync_once rescans; Message-IDs drop what was stored before
+        last_uid = state.last_uid
         unseen = await self._imap(lambda: self.session.unseen_uids_up_to(last_uid))
         if not unseen:
             return
         stored = await self.db.run(
             lambda s: list(
                 s.scalars(
-                    select(Message.uid).where(Message.mailbox == folder, Message.uid.in_(unseen))
+                    select(Message.uid).where(
+                        Message.mailbox == folder,
+                        Message.uidvalidity == uidvalidity,
+                        Message.uid.in_(unseen),
+                    )
                 )
             )
         )

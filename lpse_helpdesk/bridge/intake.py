@@ -82,11 +82,19 @@ class Intake:
     # --- the pipeline ----------------------------------------------------------------------
 
     def ingest(
-        self, session: Session, raw: bytes, *, mailbox: str | None = None, uid: int | None = None
+        self,
+        session: Session,
+        raw: bytes,
+        *,
+        mailbox: str | None = None,
+        uid: int | None = None,
+        uidvalidity: int | None = None,
     ) -> IntakeResult:
         config = self.config
         prepared = prepare(raw, config.max_bytes, config.helpdesk_addresses, self.domain)
-        return self.ingest_prepared(session, prepared, mailbox=mailbox, uid=uid)
+        return self.ingest_prepared(
+            session, prepared, mailbox=mailbox, uid=uid, uidvalidity=uidvalidity
+        )
 
     def ingest_prepared(
         self,
@@ -95,6 +103,7 @@ class Intake:
         *,
         mailbox: str | None = None,
         uid: int | None = None,
+        uidvalidity: int | None = None,
     ) -> IntakeResult:
         mail, kind = prepared.mail, prepared.kind
         existing = self._duplicate(session, mail.message_id)
@@ -102,7 +111,7 @@ class Intake:
             return IntakeResult(Outcome.DUPLICATE, existing.ticket_id, existing.id)
         thread = self._thread_ticket(session, mail)
         now = self.workflow.clock.now()
-        stored = _Stored(session, prepared, mailbox, uid, now, self.config)
+        stored = _Stored(session, prepared, (mailbox, uidvalidity, uid), now, self.config)
 
         if kind.kind in (MailClassKind.OWN, MailClassKind.LOOP):
             message = stored.save(thread, MessageKind.HELPDESK, note=kind.reason)
@@ -343,8 +352,7 @@ class _Stored:
         self,
         session: Session,
         prepared: Prepared,
-        mailbox: str | None,
-        uid: int | None,
+        place: tuple[str | None, int | None, int | None],  # folder, UIDVALIDITY, UID
         now: dt.datetime,
         config: IntakeConfig,
     ) -> None:
@@ -352,8 +360,7 @@ class _Stored:
         self.prepared = prepared
         self.mail = prepared.mail
         self.raw = prepared.raw
-        self.mailbox = mailbox
-        self.uid = uid
+        self.mailbox, self.uidvalidity, self.uid = place
         self.now = now
         self.config = config
         self.omitted = any(a.omitted_reason for a in prepared.mail.attachments)
@@ -387,6 +394,7 @@ class _Stored:
             at=self.now,
             mailbox=self.mailbox,
             uid=self.uid,
+            uidvalidity=self.uidvalidity,
             note="; ".join(notes) or None,
         )
         self.session.add(message)

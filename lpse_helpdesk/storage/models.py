@@ -160,6 +160,7 @@ class Message(Base):
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     mailbox: Mapped[str | None] = mapped_column(String(255))  # folder it came from
     uid: Mapped[int | None] = mapped_column(BigInteger)
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)  # the UID's numbering
     note: Mapped[str | None] = mapped_column(Text)  # e.g. why it did not open a ticket
 
     ticket: Mapped[Ticket | None] = relationship(back_populates="messages", lazy="raise")
