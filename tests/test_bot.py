@@ -616,3 +616,9 @@ async def test_supervisor_start_in_private(h: Harness) -> None:
     stranger = h.server.user(4242, "Tamu")
     h.server.send_private(stranger, "/start")
     await h.until(lambda: any("tidak diizinkan" in (m.text or "") for m in h.server.messages(4242)))
+
+
+async def test_a_huge_subject_and_name_still_make_a_card(h: Harness) -> None:
+    tid = h.ingest(sender=f'"{"Nama " * 300}" <panjang@x.co.id>', subject="Subjek " * 700)
+    card = await h.card(tid)
+    assert len(card.plain_text or "") < 2000

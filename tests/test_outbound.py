@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from lpse_helpdesk.bridge.intake import Intake, IntakeConfig, Outcome
 from lpse_helpdesk.bridge.outbound import MailSenderService, SenderOptions, SmtpAccount
+from lpse_helpdesk.bridge.templating import Renderer
 from lpse_helpdesk.config.settings import Security
 from lpse_helpdesk.domain.model import DomainConfig, SopStep
 from lpse_helpdesk.sop.machine import Action, State
@@ -280,3 +281,23 @@ async def test_service_loop_delivers_and_stops(
     finally:
         await sender.stop()
     assert sender._task is not None and sender._task.done()
+
+
+async def test_a_broken_custom_template_fails_its_mail_not_the_outbox(
+    tmp_path: Any,
+    smtp_server: SmtpServer,
+    db: Database,
+    clock: FixedClock,
+    workflow: Workflow,
+    intake: Intake,
+) -> None:
+    (tmp_path / "acknowledgement.txt").write_text("Halo {{ tidak_ada.sama_sekali }}", "utf-8")
+    tid = _open(db, intake)
+    _act(db, workflow, tid, Action.SET_PRIORITY, priority="rendah")
+    _act(db, workflow, tid, Action.RESOLVE, text="Sudah beres.")
+    sender = _sender(smtp_server, db, clock, workflow)
+    sender.renderer = Renderer(tmp_path)
+    await sender.deliver_due()
+    statuses = {i.kind: i.status for i in _items(db)}
+    assert statuses == {"acknowledgement": OutboxStatus.FAILED, "solution": OutboxStatus.SENT}
+    assert len(smtp_server.messages) == 1

@@ -106,3 +106,29 @@ def test_workflow_on_each_database(
     assert [t.number for t in tickets] == [f"LPSE-2026-0000{i}" for i in (1, 2, 3)]
     assert tickets[0].state is State.PRIORITIZED
     assert tickets[0].received_at == dt.datetime(2026, 11, 24, 2, 0, tzinfo=dt.UTC)
+
+
+@pytest.mark.postgres
+def test_oversized_headers_still_make_a_ticket_on_postgresql(
+    postgres_url: str, domain: DomainConfig, calendar: BusinessCalendar, clock: FixedClock
+) -> None:
+    from lpse_helpdesk.bridge.intake import Intake, IntakeConfig, Outcome
+    from tests.mailmaker import make_mail
+
+    engine = make_engine(postgres_url)
+    upgrade(engine)
+    database = Database(engine)
+    try:
+        planner = OutboxMailPlanner(domain, Addresses(helpdesk=HELPDESK, lkpp=LKPP))
+        workflow = Workflow(domain, calendar, clock, planner, timezone=WIB)
+        intake = Intake(workflow, domain, IntakeConfig(frozenset({HELPDESK}), LKPP))
+        raw = make_mail(
+            sender=f'"{"Nama Sangat Panjang " * 30}" <x@vendor.co.id>',
+            message_id=f"<{'a' * 1200}@vendor.co.id>",
+        )
+        result = database.run_sync(lambda s: intake.ingest(s, raw))
+        assert result.outcome is Outcome.OPENED
+        again = database.run_sync(lambda s: intake.ingest(s, raw))
+        assert again.outcome is Outcome.DUPLICATE
+    finally:
+        database.close()

@@ -32,6 +32,8 @@ from lpse_helpdesk.storage.models import (
 from lpse_helpdesk.timekeeping.localtime import clock_time, short_datetime
 
 PREVIEW_CHARS = 800
+SUBJECT_CHARS = 200  # with the preview and the rest, a card stays far below 4,096 characters
+NAME_CHARS = 80
 STATE_ICONS = {
     State.NEW: "🆕",
     State.PRIORITIZED: "📌",
@@ -195,16 +197,17 @@ def render_text(card: CardData, domain: DomainConfig, timezone: ZoneInfo, now: d
     if category:
         suffix = "" if card.category else " (saran)"
         lines.append(f"Kategori: {escape(domain.category_label(category))}{suffix}")
-    sender = escape(card.requester_email)
+    sender = escape(_preview(card.requester_email, NAME_CHARS))
     if card.requester_name:
-        sender = f"{escape(card.requester_name)} &lt;{sender}&gt;"
+        sender = f"{escape(_preview(card.requester_name, NAME_CHARS))} &lt;{sender}&gt;"
     if card.requester_bounced:
         sender += " ⚠️ <i>alamat bounce</i>"
     lines.append(f"Dari: {sender}")
-    lines.append(f"Subjek: {escape(card.subject or '(tanpa subjek)')}")
+    lines.append(f"Subjek: {escape(_preview(card.subject, SUBJECT_CHARS) or '(tanpa subjek)')}")
     facts = []
     if card.tender_codes:
-        facts.append("Kode tender/paket: " + ", ".join(escape(c) for c in card.tender_codes))
+        codes = ", ".join(escape(c) for c in card.tender_codes[:5])
+        facts.append(f"Kode tender/paket: {codes}")
     if card.phone_numbers:
         phone = ", ".join(escape(p) for p in card.phone_numbers[:2])
         facts.append(f"Telp: {phone}" + (" ✔️" if card.phone_confirmed else ""))

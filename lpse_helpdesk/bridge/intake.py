@@ -106,7 +106,7 @@ class Intake:
         uidvalidity: int | None = None,
     ) -> IntakeResult:
         mail, kind = prepared.mail, prepared.kind
-        existing = self._duplicate(session, mail.message_id)
+        existing = self._duplicate(session, mail.message_id[:998])
         if existing is not None:
             return IntakeResult(Outcome.DUPLICATE, existing.ticket_id, existing.id)
         thread = self._thread_ticket(session, mail)
@@ -239,8 +239,8 @@ class Intake:
         ticket = self.workflow.open_ticket(
             session,
             NewTicket(
-                requester_name=mail.requester_name,
-                requester_email=requester or "(tanpa alamat)",
+                requester_name=mail.requester_name[:255],
+                requester_email=(requester or "(tanpa alamat)")[:320],
                 subject=mail.subject,
                 problem_text=text,
                 received_at=stored.now,
@@ -380,11 +380,11 @@ class _Stored:
             ticket_id=ticket.id if ticket is not None else None,
             direction=Direction.IN,
             kind=kind,
-            message_id=mail.message_id,
-            in_reply_to=mail.in_reply_to[0] if mail.in_reply_to else None,
+            message_id=mail.message_id[:998],
+            in_reply_to=mail.in_reply_to[0][:998] if mail.in_reply_to else None,
             references=list(mail.references),
-            from_address=mail.from_address,
-            from_name=mail.from_name,
+            from_address=mail.from_address[:320],
+            from_name=mail.from_name[:255],
             to_addresses=[*mail.to, *mail.cc],
             subject=mail.subject,
             text=mail.text,
@@ -403,11 +403,11 @@ class _Stored:
             self.session.add(
                 Attachment(
                     message_id=message.id,
-                    filename=attachment.filename,
-                    content_type=attachment.content_type,
+                    filename=attachment.filename[:255],
+                    content_type=attachment.content_type[:255],
                     size=attachment.size,
                     inline=attachment.inline,
-                    content_id=attachment.content_id,
+                    content_id=(attachment.content_id or None) and attachment.content_id[:998],
                     part_index=index,
                     omitted_reason=attachment.omitted_reason,
                 )

@@ -136,12 +136,14 @@ class MailSenderService(PollingWorker):
         prepared = []
         for item in items:
             try:
-                prepared.append(
-                    _Prepared(item.id, item.recipient or "", self._render(session, item))
-                )
-            except ValueError as error:
-                # A mail that cannot be made will not get better by retrying.
-                self._fail(session, item, f"cannot compose: {error}", now)
+                message = self._render(session, item)  # reads only
+                prepared.append(_Prepared(item.id, item.recipient or "", message))
+            except Exception as error:
+                # A mail that cannot be made (a broken custom template, a missing original)
+                # will not get better by retrying; one such row must not hold up the rest.
+                log.exception("outbox mail %s cannot be composed", item.id)
+                reason = f"cannot compose: {type(error).__name__}: {error}"[:500]
+                self._fail(session, item, reason, now)
         return prepared
 
     def _render(self, session: Session, item: OutboxItem) -> EmailMessage:

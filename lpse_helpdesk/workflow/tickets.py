@@ -259,8 +259,8 @@ class Workflow:
                 ticket_id=ticket.id,
                 at=self.clock.now(),
                 channel=actor.channel,
-                actor_id=actor.id,
-                actor_name=actor.name,
+                actor_id=actor.id[:64] if actor.id else None,  # the columns' sizes
+                actor_name=actor.name[:255] if actor.name else None,
                 action=action,
                 from_state=before.value if before else None,
                 to_state=after.value if after else None,
