@@ -410,3 +410,22 @@ async def test_a_dead_helper_process_does_not_stall_the_backlog(
         assert report.committed == PARALLEL_FROM + 5 and report.failed == 0
     finally:
         await service.stop()
+
+
+async def test_mail_announced_during_a_sync_does_not_wait_for_idle(
+    imap_account: DovecotAccount, service: MailIntakeService
+) -> None:
+    import time as _time
+
+    await _connect(service)
+    try:
+        session = service.session
+        await service._imap(lambda: session.idle(0.1))  # clears what the login left
+        imap_account.append(make_mail())
+        _time.sleep(0.7)  # Dovecot announces new mail in the next command's responses
+        await service._imap(lambda: session.box.client.noop())
+        started = _time.monotonic()
+        responses = await service._imap(lambda: session.idle(20))
+        assert responses and _time.monotonic() - started < 1
+    finally:
+        await service.stop()

@@ -301,3 +301,38 @@ async def test_a_broken_custom_template_fails_its_mail_not_the_outbox(
     statuses = {i.kind: i.status for i in _items(db)}
     assert statuses == {"acknowledgement": OutboxStatus.FAILED, "solution": OutboxStatus.SENT}
     assert len(smtp_server.messages) == 1
+
+
+async def test_a_solution_that_cannot_be_delivered_misses_its_step(
+    smtp_server: SmtpServer, db: Database, clock: FixedClock, workflow: Workflow, intake: Intake
+) -> None:
+    tid = _open(db, intake)
+    _act(db, workflow, tid, Action.SET_PRIORITY, priority="rendah")
+    _act(db, workflow, tid, Action.RESOLVE, text="Sudah beres.")
+    smtp_server.fail_next("550 5.1.1 No such user", count=2, stage="RCPT")
+    await _sender(smtp_server, db, clock, workflow).deliver_due()
+    reply = db.run_sync(
+        lambda s: s.scalars(
+            select(SlaClock).where(SlaClock.step == SopStep.REPLY_AFTER_SOLVED)
+        ).one()
+    )
+    assert reply.stopped_at is not None and reply.met is False
+
+
+def test_a_refused_recipient_misses_the_step_and_closing_stops_every_clock(
+    db: Database, workflow: Workflow, intake: Intake
+) -> None:
+    tid = _open(db, intake, sender="noreply@sistem.co.id")
+    _act(db, workflow, tid, Action.SET_PRIORITY, priority="rendah")
+    _act(db, workflow, tid, Action.RESOLVE, text="Sudah beres.")
+    running = db.run_sync(
+        lambda s: {
+            c.step: c.met for c in s.scalars(select(SlaClock).where(SlaClock.ticket_id == tid))
+        }
+    )
+    assert running[SopStep.REPLY_AFTER_SOLVED] is False  # the mail was refused (no-reply)
+    _act(db, workflow, tid, Action.CLOSE)
+    left = db.run_sync(
+        lambda s: list(s.scalars(select(SlaClock).where(SlaClock.stopped_at.is_(None))))
+    )
+    assert left == []

@@ -157,7 +157,17 @@ class ImapSession:
             self.box.folder.create(folder)
 
     def idle(self, timeout: float) -> list[bytes]:
-        """Wait for the server to report a change (IDLE), at most `timeout` seconds."""
+        """Wait for the server to report a change (IDLE), at most `timeout` seconds.
+
+        A mail that arrived while we were fetching or marking was announced in those
+        commands' responses, which imaplib keeps aside; IDLE would not hear of it again,
+        so such an announcement ends the wait at once.
+        """
+        pending = self.box.client.untagged_responses
+        if "EXISTS" in pending or "RECENT" in pending:
+            pending.clear()
+            return [b"EXISTS (announced during the last sync)"]
+        pending.clear()
         return list(self.box.idle.wait(timeout=min(timeout, 29 * 60)))
 
     def interrupt(self) -> None:

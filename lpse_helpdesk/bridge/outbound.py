@@ -318,6 +318,9 @@ class MailSenderService(PollingWorker):
         item.status = OutboxStatus.FAILED
         item.last_error = reason
         item.done_at = now
+        completes = item.payload.get("completes")
+        if completes and item.ticket_id is not None:
+            self.sla.complete(session, item.ticket_id, SopStep(completes), now, missed=True)
         self._audit(session, item, "mail_failed", {"kind": item.kind, "error": reason})
         enqueue_telegram(
             session,

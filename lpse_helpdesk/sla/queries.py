@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from lpse_helpdesk.domain.model import SOP_STEP_LABELS
 from lpse_helpdesk.sla.texts import SummaryLine
-from lpse_helpdesk.sop.machine import OPEN_STATES
+from lpse_helpdesk.sop.machine import OPEN_STATES, State
 from lpse_helpdesk.storage.models import AuditEvent, Channel, SlaClock, Ticket
 
 
@@ -74,7 +74,8 @@ def deadlines_before(session: Session, end: dt.datetime) -> list[tuple[int, dt.d
     """(ticket id, deadline) of running clocks due before `end`, earliest first."""
     rows = session.execute(
         select(SlaClock.ticket_id, SlaClock.deadline_at)
-        .where(running(), SlaClock.deadline_at < end)
+        .join(Ticket, Ticket.id == SlaClock.ticket_id)
+        .where(running(), SlaClock.deadline_at < end, Ticket.state != State.CLOSED)
         .order_by(SlaClock.deadline_at, SlaClock.id)
     )
     return [(ticket_id, deadline) for ticket_id, deadline in rows if deadline is not None]

@@ -238,6 +238,14 @@ def _stop_work() -> tuple[Effect, ...]:
     return (*(StopClock(step) for step in _ANALYSIS_CLOCKS), StopClock(SopStep.REQUEST_DATA))
 
 
+#: Closing ends every clock, including a reply or escalation mail still on its way.
+_STOP_ALL = (
+    *_stop_work(),
+    StopClock(SopStep.REPLY_AFTER_SOLVED),
+    StopClock(SopStep.ESCALATE_AND_NOTIFY),
+)
+
+
 _SET_CATEGORY = Transition(None, (_CARD,))
 _ADD_NOTE = Transition(None, (_CARD,))
 _CHANGE_PRIORITY = Transition(
@@ -287,7 +295,7 @@ _RELAY_LKPP_ANSWER = Transition(
     ),
 )
 _START_ANALYSIS = Transition(State.IN_ANALYSIS, (SetStamp(Stamp.ANALYSIS_STARTED), _CARD))
-_CLOSE = Transition(State.CLOSED, (SetStamp(Stamp.CLOSED), *_stop_work(), _CARD))
+_CLOSE = Transition(State.CLOSED, (SetStamp(Stamp.CLOSED), *_STOP_ALL, _CARD))
 _MORE_USER_DATA = Transition(
     None, (SetStamp(Stamp.DATA_RECEIVED), PostNotice(Notice.USER_DATA), _CARD)
 )
@@ -401,7 +409,9 @@ TRANSITIONS: Mapping[tuple[State, Action], Transition] = {
             _CARD,
         ),
     ),
-    (State.RESOLVED, Action.CLOSE): Transition(State.CLOSED, (SetStamp(Stamp.CLOSED), _CARD)),
+    (State.RESOLVED, Action.CLOSE): Transition(
+        State.CLOSED, (SetStamp(Stamp.CLOSED), *_STOP_ALL, _CARD)
+    ),
     (State.CLOSED, Action.ADD_NOTE): _ADD_NOTE,
 }
 

@@ -43,7 +43,7 @@ class MailPlanner(Protocol):
         text: str | None,
         actor: Actor,
         now: dt.datetime,
-    ) -> None: ...
+    ) -> OutboxItem: ...
 
 
 def new_message_id(address: str) -> str:
@@ -82,7 +82,7 @@ class OutboxMailPlanner:
         text: str | None,
         actor: Actor,
         now: dt.datetime,
-    ) -> None:
+    ) -> OutboxItem:
         to = self.addresses.lkpp if effect.to is Recipient.LKPP else ticket.requester_email
         payload: dict[str, Any] = {
             "staff_text": text,
@@ -111,6 +111,7 @@ class OutboxMailPlanner:
             item.status = OutboxStatus.CANCELLED
             item.last_error = refusal
             item.done_at = now
+        return item
 
     def refusal(self, session: Session, to: str, kind: MailKind, now: dt.datetime) -> str | None:
         """Why a mail must not go to `to`: loop rules, bounced address, hourly cap."""
@@ -153,7 +154,8 @@ class OutboxMailPlanner:
                 .where(Message.ticket_id == ticket.id, Message.direction == Direction.OUT)
                 .order_by(Message.id.desc())
             )
-            last = next((m for m in sent if self.addresses.lkpp in m.to_addresses), None)
+            lkpp = self.addresses.lkpp.lower()
+            last = next((m for m in sent if lkpp in (a.lower() for a in m.to_addresses)), None)
         if last is None:
             return {"in_reply_to": None, "references": []}
         return {"in_reply_to": last.message_id, "references": [*last.references, last.message_id]}

@@ -66,11 +66,12 @@ class SlaKeeper:
             return clock.used_minutes
         return clock.used_minutes + self.calendar.elapsed_minutes(clock.resumed_at, now)
 
-    def stop(self, clock: SlaClock, now: dt.datetime) -> None:
+    def stop(self, clock: SlaClock, now: dt.datetime, *, missed: bool = False) -> None:
+        """Stop the clock; `missed` when the step ended without being done (mail failed)."""
         minutes = self.used(clock, now)
         clock.stopped_at = now
         clock.business_minutes = round(minutes, 2)
-        clock.met = minutes <= clock.budget_minutes + 1e-6
+        clock.met = not missed and minutes <= clock.budget_minutes + 1e-6
         clock.paused_at = None
 
     def pause(self, clock: SlaClock, now: dt.datetime) -> None:
@@ -122,8 +123,16 @@ class SlaKeeper:
             else:
                 self.resume(clock, now)
 
-    def complete(self, session: Session, ticket_id: int, step: SopStep, now: dt.datetime) -> None:
-        """The mail that ends a step (steps 9 and 10) has been delivered."""
+    def complete(
+        self,
+        session: Session,
+        ticket_id: int,
+        step: SopStep,
+        now: dt.datetime,
+        *,
+        missed: bool = False,
+    ) -> None:
+        """The mail that ends a step (steps 9 and 10) was delivered, or will never be."""
         clock = self.running(session, ticket_id, step)
         if clock is not None:
-            self.stop(clock, now)
+            self.stop(clock, now, missed=missed)

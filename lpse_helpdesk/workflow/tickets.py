@@ -13,7 +13,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from lpse_helpdesk.domain.model import DomainConfig, SopStep
 from lpse_helpdesk.sop import machine
 from lpse_helpdesk.sop.machine import Action, Effect, State
-from lpse_helpdesk.storage.models import AuditEvent, Ticket
+from lpse_helpdesk.storage.models import AuditEvent, OutboxStatus, Ticket
 from lpse_helpdesk.timekeeping.calendar import BusinessCalendar
 from lpse_helpdesk.timekeeping.clock import Clock
 from lpse_helpdesk.workflow.actors import Actor
@@ -218,11 +218,14 @@ class Workflow:
         now: dt.datetime,
         message_pk: int | None = None,
     ) -> None:
+        unsendable: list[SopStep] = []  # steps whose mail was refused (loop rules)
         for effect in effects:
             if isinstance(effect, machine.SetStamp):
                 setattr(ticket, effect.stamp.value, now)
             elif isinstance(effect, machine.SendMail):
-                self.mail.plan(session, ticket, effect, text=text, actor=actor, now=now)
+                item = self.mail.plan(session, ticket, effect, text=text, actor=actor, now=now)
+                if effect.completes and item.status is OutboxStatus.CANCELLED:
+                    unsendable.append(effect.completes)
             elif isinstance(effect, machine.UpdateCard):
                 enqueue_telegram(
                     session,
@@ -243,6 +246,9 @@ class Workflow:
                 )
             else:
                 self.sla.apply(session, ticket, effect, now)
+        for step in unsendable:
+            # The user cannot be told by mail: the step is not met (staff see why on the card).
+            self.sla.complete(session, ticket.id, step, now, missed=True)
 
     def _audit(
         self,
