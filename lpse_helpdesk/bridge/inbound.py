@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from lpse_helpdesk.bridge.imap_client import FetchedMail, ImapAccount, ImapSession
 from lpse_helpdesk.bridge.intake import Intake
 from lpse_helpdesk.bridge.oauth2 import OAuth2Error
-from lpse_helpdesk.bridge.prepare import Prepared, prepare_many
+from lpse_helpdesk.bridge.prepare import Prepared, prepare_many, with_raw
 from lpse_helpdesk.storage.db import Database
 from lpse_helpdesk.storage.models import FailedMail, MailboxState, Message
 from lpse_helpdesk.timekeeping.clock import Clock
@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_FAILURES = 3
-PIPELINE_BATCH = 100  # mails per FETCH and per database round while working off a backlog
+PIPELINE_BATCH = 50  # mails per FETCH and per database round while working off a backlog
 PARALLEL_FROM = 40  # from this many new mails on, parse them in a second process
 CONNECTION_ERRORS = (
     OSError,
@@ -221,13 +221,19 @@ class MailIntakeService:
         # A backlog is pipelined: while the database thread stores one batch, the next is
         # parsed and classified in another process (the second core). A few new mails,
         # the usual case after an IDLE wake-up, are simply handled in line.
+        starting = self._pool is None
         pool = self._prepare_pool() if len(uids) >= PARALLEL_FROM else None
+        if pool is not None and starting:
+            # The helper takes about a second to start: let it start now, and prepare the
+            # first batch here meanwhile instead of waiting for it.
+            asyncio.get_running_loop().run_in_executor(pool, int)
         waiting: tuple[list[FetchedMail], asyncio.Future[list[Prepared]] | None] | None = None
         for start in range(0, len(uids), PIPELINE_BATCH):
             chunk = uids[start : start + PIPELINE_BATCH]
             batch = await self._imap(partial(self.session.fetch, chunk))
             report.fetched += len(batch)
-            future = self._prepare_in(pool, batch)
+            first_while_starting = starting and start == 0
+            future = None if first_while_starting else self._prepare_in(pool, batch)
             if waiting is not None:
                 await self._store(*waiting, folder, uidvalidity, report)
             waiting = (batch, future)
@@ -325,7 +331,11 @@ class MailIntakeService:
         uidvalidity: int,
         report: SyncReport,
     ) -> list[int]:
-        ready: list[Prepared | None] = list(prepared) if prepared else [None] * len(batch)
+        ready: list[Prepared | None] = (
+            [with_raw(p, m.raw) for p, m in zip(prepared, batch, strict=True)]
+            if prepared
+            else [None] * len(batch)
+        )
         return [
             mail.uid
             for mail, ready_mail in zip(batch, ready, strict=True)

@@ -254,12 +254,12 @@ class Intake:
         )
         message = stored.save(ticket, MessageKind.USER)
         if self.config.send_acknowledgement:
-            self._mail(session, ticket, MailKind.ACKNOWLEDGEMENT)
+            self._mail(session, ticket, MailKind.ACKNOWLEDGEMENT, message)
         if stored.omitted:
-            self._mail(session, ticket, MailKind.ATTACHMENT_TOO_LARGE)
+            self._mail(session, ticket, MailKind.ATTACHMENT_TOO_LARGE, message)
         if not text.strip() and not mail.attachments and mail.defects:
             # Nothing readable survived decoding: ask politely for the problem again.
-            self._mail(session, ticket, MailKind.UNREADABLE_MAIL)
+            self._mail(session, ticket, MailKind.UNREADABLE_MAIL, message)
         outcome = Outcome.OPENED if linked is None else Outcome.OPENED_LINKED
         return IntakeResult(outcome, ticket.id, message.id)
 
@@ -315,7 +315,7 @@ class Intake:
         )
         return (recent or 0) >= self.config.new_tickets_per_sender_per_hour
 
-    def _mail(self, session: Session, ticket: Ticket, kind: MailKind) -> None:
+    def _mail(self, session: Session, ticket: Ticket, kind: MailKind, answering: Message) -> None:
         self.workflow.mail.plan(
             session,
             ticket,
@@ -323,6 +323,7 @@ class Intake:
             text=None,
             actor=_SYSTEM,
             now=self.workflow.clock.now(),
+            reply_to=answering,
         )
 
     def _notice(

@@ -7,7 +7,7 @@ prepare a backlog on the second core while the database thread stores the previo
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from lpse_helpdesk.bridge import facts
 from lpse_helpdesk.bridge.hygiene import MailClass, classify
@@ -46,4 +46,15 @@ def prepare(
 def prepare_many(
     raws: list[bytes], max_bytes: int, own_addresses: frozenset[str], domain: DomainConfig
 ) -> list[Prepared]:
-    return [prepare(raw, max_bytes, own_addresses, domain) for raw in raws]
+    """For the helper process: what goes back to the parent leaves out the bytes it has
+    already (the raw mail) or does not need (attachment contents stay in the raw mail)."""
+    return [_light(prepare(raw, max_bytes, own_addresses, domain)) for raw in raws]
+
+
+def _light(prepared: Prepared) -> Prepared:
+    attachments = tuple(replace(a, payload=None) for a in prepared.mail.attachments)
+    return replace(prepared, raw=b"", mail=replace(prepared.mail, attachments=attachments))
+
+
+def with_raw(prepared: Prepared, raw: bytes) -> Prepared:
+    return replace(prepared, raw=raw)

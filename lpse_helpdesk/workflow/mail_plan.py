@@ -43,6 +43,7 @@ class MailPlanner(Protocol):
         text: str | None,
         actor: Actor,
         now: dt.datetime,
+        reply_to: Message | None = None,
     ) -> OutboxItem: ...
 
 
@@ -82,7 +83,9 @@ class OutboxMailPlanner:
         text: str | None,
         actor: Actor,
         now: dt.datetime,
+        reply_to: Message | None = None,
     ) -> OutboxItem:
+        """`reply_to`: the mail being answered, when the caller has it at hand."""
         to = self.addresses.lkpp if effect.to is Recipient.LKPP else ticket.requester_email
         payload: dict[str, Any] = {
             "staff_text": text,
@@ -91,7 +94,10 @@ class OutboxMailPlanner:
             "category": self.domain.category_label(ticket.category or ticket.suggested_category),
             "priority": self.domain.priority_label(ticket.priority),
         }
-        payload.update(self.thread(session, ticket, effect.to))
+        if reply_to is not None:
+            payload.update(_thread_of(reply_to))
+        else:
+            payload.update(self.thread(session, ticket, effect.to))
         if effect.kind is MailKind.LKPP_FORWARD:
             payload["original_message_pk"] = self.first_user_message(session, ticket.id)
         if effect.kind is MailKind.LKPP_ANSWER_RELAY:
@@ -158,7 +164,7 @@ class OutboxMailPlanner:
             last = next((m for m in sent if lkpp in (a.lower() for a in m.to_addresses)), None)
         if last is None:
             return {"in_reply_to": None, "references": []}
-        return {"in_reply_to": last.message_id, "references": [*last.references, last.message_id]}
+        return _thread_of(last)
 
     @staticmethod
     def last_lkpp_answer(session: Session, ticket_id: int) -> str:
@@ -179,3 +185,10 @@ class OutboxMailPlanner:
             .order_by(Message.id)
             .limit(1)
         )
+
+
+def _thread_of(message: Message) -> dict[str, Any]:
+    return {
+        "in_reply_to": message.message_id,
+        "references": [*message.references, message.message_id],
+    }
