@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -147,3 +148,51 @@ def test_run_starts_and_stops_cleanly(tmp_path: Path, signum: int) -> None:
     assert log.rstrip().endswith("stopped")
     for secret in ("AAtest-token-that-is-secret", "imap-secret-password"):
         assert secret not in log
+
+
+@pytest.mark.dovecot
+def test_run_works_off_a_backlog_through_the_helper_process(
+    tmp_path: Path, imap_account: Any
+) -> None:
+    """`python -m lpse_helpdesk run` works off a backlog through the spawned helper process."""
+    import sqlite3
+
+    from lpse_helpdesk.bridge.inbound import PARALLEL_FROM
+    from tests.mailmaker import make_mail
+
+    count = PARALLEL_FROM + 5
+    for i in range(count):
+        imap_account.append(make_mail(subject=f"S {i}", sender=f"s{i}@x.co.id"))
+    values = {
+        **GOOD_ENV,
+        "IMAP_HOST": imap_account.host,
+        "IMAP_PORT": str(imap_account.port),
+        "IMAP_USER": imap_account.user,
+        "IMAP_PASSWORD": imap_account.password,
+    }
+    _env_file(tmp_path, values)
+    env = {k: v for k, v in os.environ.items() if k not in GOOD_ENV and k != "DATABASE_URL"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lpse_helpdesk", "run"],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    database = tmp_path / "lpse-helpdesk.sqlite3"
+
+    def tickets() -> int:
+        try:
+            with sqlite3.connect(database) as connection:
+                return int(connection.execute("SELECT count(*) FROM tickets").fetchone()[0])
+        except sqlite3.Error:
+            return 0
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and tickets() < count:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, log = process.communicate(timeout=60)
+    assert tickets() == count, log
+    assert process.returncode == 0 and "Traceback" not in log, log
+    assert log.count("is running") == 1
