@@ -187,6 +187,7 @@ def telegram_bot(services: Services) -> Piece:
         staff_ids=frozenset(settings.STAFF_IDS),
         supervisor_ids=frozenset(settings.SUPERVISOR_IDS),
         ticket_prefix=settings.TICKET_PREFIX,
+        remind_ratio=settings.SLA_REMIND_RATIO,
     )
     return TelegramService(
         bot_settings,

@@ -622,3 +622,20 @@ async def test_a_huge_subject_and_name_still_make_a_card(h: Harness) -> None:
     tid = h.ingest(sender=f'"{"Nama " * 300}" <panjang@x.co.id>', subject="Subjek " * 700)
     card = await h.card(tid)
     assert len(card.plain_text or "") < 2000
+
+
+def test_card_deadline_turns_urgent_with_the_reminder(domain: DomainConfig) -> None:
+    """The card's level is the SLA reminder's: business time, SLA_REMIND_RATIO."""
+    from lpse_helpdesk.bot.cards import Deadline, Urgency, deadline_line
+    from lpse_helpdesk.domain.model import SopStep
+    from lpse_helpdesk.timekeeping.calendar import BusinessCalendar
+
+    urgency = Urgency(BusinessCalendar(domain.working_hours, WIB), 0.8)
+    start = dt.datetime(2026, 11, 24, 9, 0, tzinfo=WIB)
+    deadline = Deadline(SopStep.SET_PRIORITY, start + dt.timedelta(minutes=5), start, 5.0)
+    early = deadline_line(deadline, start + dt.timedelta(minutes=1), WIB, urgency)
+    close = deadline_line(deadline, start + dt.timedelta(minutes=4, seconds=30), WIB, urgency)
+    late = deadline_line(deadline, start + dt.timedelta(minutes=7), WIB, urgency)
+    assert early.startswith("Penetapan prioritas: ⏰ 09.05 WIB")
+    assert close.startswith("Penetapan prioritas: 🔔")
+    assert late.startswith("🚨 <b>Penetapan prioritas: ⚠️ lewat 2 menit")

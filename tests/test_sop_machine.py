@@ -273,3 +273,11 @@ def test_waiting_for_lkpp_pauses_the_work_clocks() -> None:
 def test_user_data_ends_the_request_step() -> None:
     outcome = machine.apply(_facts(State.WAITING_FOR_DATA), Action.RECEIVE_USER_DATA)
     assert StopClock(SopStep.REQUEST_DATA) in outcome.effects
+
+
+def test_the_same_category_again_is_refused() -> None:
+    facts = TicketFacts(State.PRIORITIZED, priority="rendah", category="SANGGAH")
+    with pytest.raises(ActionNotAllowed) as caught:
+        machine.apply(facts, Action.SET_CATEGORY, category="SANGGAH")
+    assert caught.value.message == "Kategori tiket sudah demikian."
+    assert machine.apply(facts, Action.SET_CATEGORY, category="SIRUP").state is State.PRIORITIZED

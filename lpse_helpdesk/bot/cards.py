@@ -17,19 +17,19 @@ from sqlalchemy.orm import Session
 
 from lpse_helpdesk.bot.callback_data import Button, Press
 from lpse_helpdesk.domain.model import SOP_STEP_LABELS, DomainConfig, SopStep
+from lpse_helpdesk.sla import queries as sla_queries
+from lpse_helpdesk.sla import texts as sla_texts
 from lpse_helpdesk.sop import machine
 from lpse_helpdesk.sop.machine import Action, State
 from lpse_helpdesk.storage.models import (
     Attachment,
-    AuditEvent,
-    Channel,
     Direction,
     FlaggedAddress,
     Message,
-    SlaClock,
     Ticket,
 )
-from lpse_helpdesk.timekeeping.localtime import clock_time, short_datetime
+from lpse_helpdesk.timekeeping.calendar import BusinessCalendar
+from lpse_helpdesk.timekeeping.localtime import short_datetime
 
 PREVIEW_CHARS = 800
 SUBJECT_CHARS = 200  # with the preview and the rest, a card stays far below 4,096 characters
@@ -97,24 +97,11 @@ def load_card(session: Session, ticket_id: int) -> CardData | None:
             Attachment.inline.is_(False),
         )
     )
-    clock = session.scalars(
-        select(SlaClock)
-        .where(
-            SlaClock.ticket_id == ticket_id,
-            SlaClock.stopped_at.is_(None),
-            SlaClock.deadline_at.is_not(None),
-        )
-        .order_by(SlaClock.deadline_at)
-    ).first()
+    clock = sla_queries.current_clock(session, ticket_id)
     deadline = None
     if clock is not None and clock.deadline_at is not None:
         deadline = Deadline(clock.step, clock.deadline_at, clock.started_at, clock.budget_minutes)
-    last_actor = session.scalar(
-        select(AuditEvent.actor_name)
-        .where(AuditEvent.ticket_id == ticket_id, AuditEvent.channel == Channel.TELEGRAM)
-        .order_by(AuditEvent.id.desc())
-        .limit(1)
-    )
+    last_actor = sla_queries.last_actor(session, ticket_id)
     linked = (
         session.scalar(select(Ticket.number).where(Ticket.id == ticket.linked_ticket_id))
         if ticket.linked_ticket_id
@@ -155,34 +142,45 @@ def _preview(text: str, limit: int = PREVIEW_CHARS) -> str:
     return (cut[:space] if space > limit * 0.8 else cut).rstrip() + " …"
 
 
-def deadline_line(deadline: Deadline, now: dt.datetime, timezone: ZoneInfo) -> str:
-    """'⏰ Penetapan prioritas: 09.05 WIB (3 menit lagi)', urgent when close or past."""
-    label = SOP_STEP_LABELS[deadline.step]
-    left = (deadline.due - now).total_seconds() / 60
-    span = (deadline.due - deadline.started).total_seconds() / 60 or 1
-    when = clock_time(deadline.due, timezone)
-    if (deadline.due - now).days >= 1 or deadline.due.astimezone(timezone).date() != now.astimezone(
-        timezone
-    ).date():
-        when = short_datetime(deadline.due, timezone)
-    if left < 0:
-        return f"🚨 <b>{escape(label)}: lewat {_duration(-left)}</b> (batas {when})"
-    icon = "⚠️" if left <= span * 0.2 else "⏰"
-    return f"{icon} {escape(label)}: {when} ({_duration(left)} lagi)"
+@dataclass(frozen=True)
+class Urgency:
+    """What the card needs to say how close a deadline is, the way the SLA reminder does."""
+
+    calendar: BusinessCalendar
+    remind_ratio: float = 0.8
 
 
-def _duration(minutes: float) -> str:
-    minutes = round(minutes)
-    if minutes < 60:
-        return f"{minutes} menit"
-    hours, rest = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours} jam" + (f" {rest} menit" if rest else "")
-    days, hours = divmod(hours, 24)
-    return f"{days} hari" + (f" {hours} jam" if hours else "")
+def deadline_line(
+    deadline: Deadline, now: dt.datetime, timezone: ZoneInfo, urgency: Urgency | None = None
+) -> str:
+    """'⏰ Penetapan prioritas: 14.05 WIB (3 menit lagi)', bold once it is past.
+
+    The badge and its level are the SLA monitor's own (sla/texts.py), measured in business
+    time, so the card turns urgent exactly when the reminder is sent.
+    """
+    level = None
+    if urgency is not None:
+        level = sla_texts.urgency(
+            deadline.due,
+            now,
+            budget_minutes=deadline.budget_minutes,
+            calendar=urgency.calendar,
+            remind_ratio=urgency.remind_ratio,
+        )
+    label = escape(SOP_STEP_LABELS[deadline.step])
+    badge = sla_texts.deadline_badge(deadline.due, now, timezone, level)
+    if now >= deadline.due:
+        return f"🚨 <b>{label}: {badge}</b>"
+    return f"{label}: {badge}"
 
 
-def render_text(card: CardData, domain: DomainConfig, timezone: ZoneInfo, now: dt.datetime) -> str:
+def render_text(
+    card: CardData,
+    domain: DomainConfig,
+    timezone: ZoneInfo,
+    now: dt.datetime,
+    urgency: Urgency | None = None,
+) -> str:
     icon, label = STATE_ICONS[card.state], machine.STATE_LABELS[card.state]
     state = f"{icon} <b>{escape(card.number)}</b> · {label}"
     if card.reopen_count:
@@ -217,7 +215,7 @@ def render_text(card: CardData, domain: DomainConfig, timezone: ZoneInfo, now: d
     if card.linked_number:
         lines.append(f"Terkait tiket {escape(card.linked_number)}")
     if card.deadline is not None and card.state in machine.OPEN_STATES | {State.RESOLVED}:
-        lines.append(deadline_line(card.deadline, now, timezone))
+        lines.append(deadline_line(card.deadline, now, timezone, urgency))
     if card.last_actor:
         lines.append(f"Petugas terakhir: {escape(card.last_actor)}")
     body = _preview(card.text) or "(tanpa isi)"

@@ -129,6 +129,7 @@ class TelegramDispatcher(PollingWorker):
         budget: Budget | None = None,
         poll_seconds: float = 0.5,
         batch: int = 40,
+        urgency: cards.Urgency | None = None,
     ) -> None:
         super().__init__()
         self.bot = bot
@@ -140,6 +141,7 @@ class TelegramDispatcher(PollingWorker):
         self.budget = budget or Budget(limits or Limits())
         self.poll_seconds = poll_seconds
         self.batch = batch
+        self.urgency = urgency
         self.sent = 0
         self.retry_after_received = 0
 
@@ -265,7 +267,7 @@ class TelegramDispatcher(PollingWorker):
         if data is None:
             self._finish(item, OutboxStatus.FAILED, "ticket not found")
             return None
-        text = cards.render_text(data, self.domain, self.timezone, self.clock.now())
+        text = cards.render_text(data, self.domain, self.timezone, self.clock.now(), self.urgency)
         keyboard = cards.render_keyboard(data, self.domain)
         fingerprint = cards.fingerprint(text, keyboard)
         card = session.get(TelegramCard, item.ticket_id)

@@ -26,6 +26,7 @@ from lpse_helpdesk.storage.db import Database
 from lpse_helpdesk.storage.models import TelegramCard
 from lpse_helpdesk.workflow.actors import Actor
 from lpse_helpdesk.workflow.outbox import Importance, TelegramOp, enqueue_telegram
+from lpse_helpdesk.workflow.tickets import Workflow
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class Handlers:
         self.recap = recap
 
     @property
-    def workflow(self) -> Any:
+    def workflow(self) -> Workflow:
         return self.interactions.workflow
 
     # --- presses ---------------------------------------------------------------------------

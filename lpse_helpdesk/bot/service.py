@@ -20,6 +20,7 @@ from telegram.ext import (
 )
 
 from lpse_helpdesk.bot.access import Access
+from lpse_helpdesk.bot.cards import Urgency
 from lpse_helpdesk.bot.dispatcher import TelegramDispatcher
 from lpse_helpdesk.bot.handlers import Handlers
 from lpse_helpdesk.bot.interactions import Interactions
@@ -52,6 +53,7 @@ class BotSettings:
     supervisor_ids: frozenset[int]
     ticket_prefix: str
     limits: Limits = field(default_factory=Limits)
+    remind_ratio: float = 0.8  # SLA_REMIND_RATIO: when a card's deadline turns "soon"
     poll_timeout: int = 30
 
 
@@ -117,6 +119,7 @@ class TelegramService:
             workflow.timezone,
             settings.chat_id,
             limits=settings.limits,
+            urgency=Urgency(workflow.calendar, settings.remind_ratio),
         )
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from lpse_helpdesk.timekeeping.localtime import MONTHS, long_date, zone_label
+from lpse_helpdesk.timekeeping.localtime import MONTHS, long_date, short_datetime, zone_label
 
 __all__ = [
     "MONTHS",
@@ -26,10 +26,7 @@ def zone_abbreviation(timezone: ZoneInfo, at: dt.datetime | None = None) -> str:
 
 def format_datetime(value: dt.datetime | None, timezone: ZoneInfo) -> str:
     """ "28/11/2026 14.05 WIB" in the helpdesk's zone; "" for None."""
-    if value is None:
-        return ""
-    local = value.astimezone(timezone)
-    return f"{local:%d/%m/%Y %H.%M} {zone_abbreviation(timezone, value)}"
+    return "" if value is None else short_datetime(value, timezone)
 
 
 def format_date(value: dt.date) -> str:

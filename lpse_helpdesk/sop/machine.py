@@ -478,6 +478,7 @@ class TicketFacts:
     state: State
     priority: str | None = None
     phone_confirmed: bool = False
+    category: str | None = None
 
 
 @dataclass(frozen=True)
@@ -498,7 +499,13 @@ def allowed_actions(state: State) -> tuple[Action, ...]:
     return tuple(action for action in Action if (state, action) in TRANSITIONS)
 
 
-def apply(facts: TicketFacts, action: Action, *, priority: str | None = None) -> Outcome:
+def apply(
+    facts: TicketFacts,
+    action: Action,
+    *,
+    priority: str | None = None,
+    category: str | None = None,
+) -> Outcome:
     """Decide what `action` does to a ticket; raise ActionNotAllowed when it may not."""
     transition = TRANSITIONS.get((facts.state, action))
     if transition is None:
@@ -508,6 +515,8 @@ def apply(facts: TicketFacts, action: Action, *, priority: str | None = None) ->
             raise ValueError("SET_PRIORITY needs a priority")
         if priority == facts.priority:
             raise ActionNotAllowed(facts.state, action, "Prioritas tiket sudah demikian.")
+    if action is Action.SET_CATEGORY and category is not None and category == facts.category:
+        raise ActionNotAllowed(facts.state, action, "Kategori tiket sudah demikian.")
     if action is Action.CONFIRM_PHONE and facts.phone_confirmed:
         raise ActionNotAllowed(facts.state, action, "Konfirmasi telepon sudah dicatat.")
     return Outcome(transition.target or facts.state, transition.effects)

@@ -58,7 +58,7 @@ def short_datetime(moment: dt.datetime, timezone: ZoneInfo, *, zone: bool = True
     """'28/11/2026 14.05 WIB'."""
     local = moment.astimezone(timezone)
     text = f"{local:%d/%m/%Y %H.%M}"
-    return f"{text} {zone_label(timezone)}" if zone else text
+    return f"{text} {zone_label(timezone, moment)}" if zone else text
 
 
 def clock_time(moment: dt.datetime, timezone: ZoneInfo) -> str:

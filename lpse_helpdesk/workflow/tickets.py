@@ -151,10 +151,9 @@ class Workflow:
             state=ticket.state,
             priority=ticket.priority,
             phone_confirmed=ticket.phone_confirmed_at is not None,
+            category=ticket.category,
         )
-        if action is Action.SET_CATEGORY and category == ticket.category:
-            raise Refused("Kategori tiket sudah demikian.")
-        outcome = machine.apply(facts, action, priority=priority)
+        outcome = machine.apply(facts, action, priority=priority, category=category)
         now = self.clock.now()
         before = ticket.state
         detail: dict[str, object] = {}
