@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from sqlalchemy import select
@@ -31,6 +32,12 @@ from lpse_helpdesk.storage.models import (
 )
 from lpse_helpdesk.workflow.actors import Actor
 from lpse_helpdesk.workflow.outbox import enqueue_mail
+from lpse_helpdesk.workflow.signatures import OfficialName, official_name
+
+#: Mails that carry what staff wrote: they are signed by the officer and take attachments.
+STAFF_MAILS = frozenset(
+    {MailKind.DATA_REQUEST, MailKind.SOLUTION, MailKind.LKPP_FORWARD, MailKind.LKPP_ANSWER_RELAY}
+)
 
 
 class MailPlanner(Protocol):
@@ -44,6 +51,7 @@ class MailPlanner(Protocol):
         actor: Actor,
         now: dt.datetime,
         reply_to: Message | None = None,
+        extras: Mapping[str, object] | None = None,
     ) -> OutboxItem: ...
 
 
@@ -68,11 +76,17 @@ class OutboxMailPlanner:
     """Writes mails for the outbound bridge to render and send."""
 
     def __init__(
-        self, domain: DomainConfig, addresses: Addresses, *, auto_mail_per_hour: int = 5
+        self,
+        domain: DomainConfig,
+        addresses: Addresses,
+        *,
+        auto_mail_per_hour: int = 5,
+        staff_names: Mapping[int, OfficialName] | None = None,
     ) -> None:
         self.domain = domain
         self.addresses = addresses
         self.auto_mail_per_hour = auto_mail_per_hour
+        self.staff_names = dict(staff_names or {})
 
     def plan(
         self,
@@ -84,12 +98,19 @@ class OutboxMailPlanner:
         actor: Actor,
         now: dt.datetime,
         reply_to: Message | None = None,
+        extras: Mapping[str, object] | None = None,
     ) -> OutboxItem:
-        """`reply_to`: the mail being answered, when the caller has it at hand."""
+        """`reply_to`: the mail being answered, when the caller has it at hand.
+
+        The signature carries the officer's official name (never the Telegram display
+        name); `extras["attachments"]`: the officer's files, for mails that carry staff text.
+        """
         to = self.addresses.lkpp if effect.to is Recipient.LKPP else ticket.requester_email
+        signer = official_name(session, actor, self.staff_names)
         payload: dict[str, Any] = {
             "staff_text": text,
-            "staff_name": actor.name,
+            "staff_name": signer.name if signer else None,
+            "staff_position": signer.position if signer else None,
             "completes": effect.completes.value if effect.completes else None,
             "category": self.domain.category_label(ticket.category or ticket.suggested_category),
             "priority": self.domain.priority_label(ticket.priority),
@@ -102,6 +123,9 @@ class OutboxMailPlanner:
             payload["original_message_pk"] = self.first_user_message(session, ticket.id)
         if effect.kind is MailKind.LKPP_ANSWER_RELAY:
             payload["lkpp_answer_text"] = self.last_lkpp_answer(session, ticket.id)
+        attachments = (extras or {}).get("attachments")
+        if effect.kind in STAFF_MAILS and isinstance(attachments, list) and attachments:
+            payload["staff_attachments"] = [int(a) for a in attachments]
         refusal = self.refusal(session, to, effect.kind, now)
         item = enqueue_mail(
             session,
