@@ -8,8 +8,8 @@ sends the same Message-ID again.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlalchemy import select
@@ -53,6 +53,17 @@ class MailPlanner(Protocol):
         reply_to: Message | None = None,
         extras: Mapping[str, object] | None = None,
     ) -> OutboxItem: ...
+
+    def draft(
+        self,
+        session: Session,
+        ticket: Ticket,
+        effect: SendMail,
+        *,
+        text: str | None,
+        actor: Actor,
+        extras: Mapping[str, object] | None = None,
+    ) -> dict[str, Any]: ...
 
 
 def new_message_id(address: str) -> str:
@@ -105,27 +116,12 @@ class OutboxMailPlanner:
         The signature carries the officer's official name (never the Telegram display
         name); `extras["attachments"]`: the officer's files, for mails that carry staff text.
         """
-        to = self.addresses.lkpp if effect.to is Recipient.LKPP else ticket.requester_email
-        signer = official_name(session, actor, self.staff_names)
-        payload: dict[str, Any] = {
-            "staff_text": text,
-            "staff_name": signer.name if signer else None,
-            "staff_position": signer.position if signer else None,
-            "completes": effect.completes.value if effect.completes else None,
-            "category": self.domain.category_label(ticket.category or ticket.suggested_category),
-            "priority": self.domain.priority_label(ticket.priority),
-        }
+        to = self.recipient(ticket, effect)
+        payload = self.draft(session, ticket, effect, text=text, actor=actor, extras=extras)
         if reply_to is not None:
             payload.update(_thread_of(reply_to))
         else:
             payload.update(self.thread(session, ticket, effect.to))
-        if effect.kind is MailKind.LKPP_FORWARD:
-            payload["original_message_pk"] = self.first_user_message(session, ticket.id)
-        if effect.kind is MailKind.LKPP_ANSWER_RELAY:
-            payload["lkpp_answer_text"] = self.last_lkpp_answer(session, ticket.id)
-        attachments = (extras or {}).get("attachments")
-        if effect.kind in STAFF_MAILS and isinstance(attachments, list) and attachments:
-            payload["staff_attachments"] = [int(a) for a in attachments]
         refusal = self.refusal(session, to, effect.kind, now)
         item = enqueue_mail(
             session,
@@ -142,6 +138,38 @@ class OutboxMailPlanner:
             item.last_error = refusal
             item.done_at = now
         return item
+
+    def recipient(self, ticket: Ticket, effect: SendMail) -> str:
+        return self.addresses.lkpp if effect.to is Recipient.LKPP else ticket.requester_email
+
+    def draft(
+        self,
+        session: Session,
+        ticket: Ticket,
+        effect: SendMail,
+        *,
+        text: str | None,
+        actor: Actor,
+        extras: Mapping[str, object] | None = None,
+    ) -> dict[str, Any]:
+        """What the mail will say (its snapshot), without threading: also the preview's."""
+        signer = official_name(session, actor, self.staff_names)
+        payload: dict[str, Any] = {
+            "staff_text": text,
+            "staff_name": signer.name if signer else None,
+            "staff_position": signer.position if signer else None,
+            "completes": effect.completes.value if effect.completes else None,
+            "category": self.domain.category_label(ticket.category or ticket.suggested_category),
+            "priority": self.domain.priority_label(ticket.priority),
+        }
+        if effect.kind is MailKind.LKPP_FORWARD:
+            payload["original_message_pk"] = self.first_user_message(session, ticket.id)
+        if effect.kind is MailKind.LKPP_ANSWER_RELAY:
+            payload["lkpp_answer_text"] = self.last_lkpp_answer(session, ticket.id)
+        attachments = (extras or {}).get("attachments")
+        if effect.kind in STAFF_MAILS and isinstance(attachments, list) and attachments:
+            payload["staff_attachments"] = [int(a) for a in attachments]
+        return payload
 
     def refusal(self, session: Session, to: str, kind: MailKind, now: dt.datetime) -> str | None:
         """Why a mail must not go to `to`: loop rules, bounced address, hourly cap."""
