@@ -65,6 +65,10 @@ class MailPlanner(Protocol):
         extras: Mapping[str, object] | None = None,
     ) -> dict[str, Any]: ...
 
+    def recipient(self, ticket: Ticket, effect: SendMail) -> str: ...
+
+    def signer(self, session: Session, actor: Actor) -> OfficialName | None: ...
+
 
 def new_message_id(address: str) -> str:
     """A unique Message-ID in our own domain, stored without angle brackets."""
@@ -142,6 +146,10 @@ class OutboxMailPlanner:
     def recipient(self, ticket: Ticket, effect: SendMail) -> str:
         return self.addresses.lkpp if effect.to is Recipient.LKPP else ticket.requester_email
 
+    def signer(self, session: Session, actor: Actor) -> OfficialName | None:
+        """Who signs what `actor` writes: the official name, or None (no personal name)."""
+        return official_name(session, actor, self.staff_names)
+
     def draft(
         self,
         session: Session,
@@ -153,7 +161,7 @@ class OutboxMailPlanner:
         extras: Mapping[str, object] | None = None,
     ) -> dict[str, Any]:
         """What the mail will say (its snapshot), without threading: also the preview's."""
-        signer = official_name(session, actor, self.staff_names)
+        signer = self.signer(session, actor)
         payload: dict[str, Any] = {
             "staff_text": text,
             "staff_name": signer.name if signer else None,
