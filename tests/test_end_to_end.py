@@ -123,7 +123,9 @@ async def test_the_whole_sop(
 
         def find() -> Any:
             for message in reversed(telegram_server.messages(GROUP, include_deleted=False)):
-                data = next((b["callback_data"] for b in message.buttons if word in b["text"]), None)
+                data = next(
+                    (b["callback_data"] for b in message.buttons if word in b["text"]), None
+                )
                 if data is not None and (message.message_id, word) not in pressed:
                     return message, data
             return None
