@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from lpse_helpdesk.bot.ratelimit import Limits
 from lpse_helpdesk.bot.service import BotSettings, TelegramService
 from lpse_helpdesk.bridge.intake import Intake, IntakeConfig
+from lpse_helpdesk.bridge.letters import Letterhead
 from lpse_helpdesk.domain.model import DomainConfig
 from lpse_helpdesk.storage.db import Database
 from lpse_helpdesk.workflow.tickets import Workflow
@@ -111,6 +112,7 @@ def make_service(
     staff_ids: frozenset[int] = frozenset(),
     supervisor_ids: frozenset[int] = frozenset({777}),
     limits: Limits | None = None,
+    letterhead: Letterhead | None = None,
 ) -> TelegramService:
     settings = BotSettings(
         token=server.token,
@@ -121,6 +123,7 @@ def make_service(
         ticket_prefix="LPSE",
         limits=limits or Limits(group_per_minute=100, global_per_second=100),
         poll_timeout=1,
+        letterhead=letterhead,
     )
     service = TelegramService(settings, db, workflow.clock, workflow, domain)
     service.dispatcher.poll_seconds = 0.05
@@ -172,7 +175,18 @@ async def open_prompt(h: Harness, *, after: int = 0) -> SentMessage:
                 return message
         return None
 
-    return await h.until(find)
+    prompt = await h.until(find)
+
+    def recorded() -> bool:
+        from sqlalchemy import select
+
+        from lpse_helpdesk.storage.models import TelegramPrompt
+
+        query = select(TelegramPrompt.id).where(TelegramPrompt.message_id == prompt.message_id)
+        return h.db.run_sync(lambda s: s.scalar(query)) is not None
+
+    await h.until(recorded)  # a reply before the bot noted its question would go unseen
+    return prompt
 
 
 def last_message_id(h: Harness) -> int:
