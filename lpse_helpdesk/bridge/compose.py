@@ -19,7 +19,7 @@ from email.message import EmailMessage
 from email.policy import EmailPolicy, Policy
 from functools import cache
 
-from lpse_helpdesk.bridge.salutation import salutation
+from lpse_helpdesk.bridge.salutation import clean_name, salutation
 from lpse_helpdesk.bridge.tags import TICKET_HEADER, add_tag, format_tag, strip_reply_prefixes
 from lpse_helpdesk.bridge.templating import Renderer
 from lpse_helpdesk.sop.machine import MailKind
@@ -110,7 +110,7 @@ def lkpp_fields(ctx: MailContext) -> list[tuple[str, str]]:
         ("Kategori", ctx.category_label if ctx.category_label not in (None, "-") else ""),
         ("Prioritas", ctx.priority_label if ctx.priority_label not in (None, "-") else ""),
         ("Kode tender", ", ".join(ctx.tender_codes)),
-        ("Nama pengguna", " ".join(ctx.requester_name.split())),
+        ("Nama pengguna", clean_name(ctx.requester_name)),
         ("Instansi", ctx.requester_organization or ""),
         ("E-mail pengguna", ctx.requester_address),
         ("Telepon pengguna", ctx.requester_phone or ""),

@@ -40,7 +40,7 @@ def parse_official(text: str) -> OfficialName | None:
     parts = _SPLIT.split(text, maxsplit=1)
     name = parts[0].strip(" ,;")
     position = parts[1].strip(" ,;") if len(parts) > 1 else ""
-    if not name or not any(char.isalpha() for char in name):
+    if sum(char.isalpha() for char in name) < 2:
         return None
     if len(name) > MAX_NAME or len(position) > MAX_NAME:
         return None
