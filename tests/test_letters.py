@@ -158,3 +158,11 @@ def test_every_default_template_fills_for_a_full_ticket(domain: object) -> None:
     values = {name: "x" for name in canned.FIELDS}
     for answer in load_domain().answer_templates:
         assert canned.fill(answer.body, values)  # no unknown field in the shipped defaults
+
+
+def test_readme_lists_the_default_canned_answers() -> None:
+    from lpse_helpdesk.domain.loader import load_domain
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text("utf-8")
+    missing = [a.title for a in load_domain().answer_templates if f"| {a.title} |" not in readme]
+    assert missing == []
