@@ -19,6 +19,7 @@ from lpse_helpdesk.bridge.outbound import MailSenderService, SenderOptions, Smtp
 from lpse_helpdesk.config.settings import MailAuth, Settings
 from lpse_helpdesk.domain.model import DomainConfig
 from lpse_helpdesk.reports.delivery import RecapDelivery, RecapOptions
+from lpse_helpdesk.reports.lines import Signers
 from lpse_helpdesk.reports.monthly_job import MonthlyRecapService
 from lpse_helpdesk.sla.monitor import SlaMonitor
 from lpse_helpdesk.sla.scheduler import SlaScheduler
@@ -170,6 +171,7 @@ def recap_delivery(services: Services) -> RecapDelivery:
         lpse_name=settings.LPSE_NAME,
         timezone=settings.timezone,
         mask_email=settings.REKAP_MASK_EMAIL,
+        signers=Signers(settings.REKAP_CITY, settings.REKAP_HEAD_TITLE, settings.REKAP_HEAD_NAME),
     )
     return RecapDelivery(services.domain, services.clock, options)
 
