@@ -209,7 +209,11 @@ async def test_preview_then_kirim_sends_once_and_batal_sends_nothing(
     assert "ditambahkan otomatis" in text
     assert any(e["type"] == "expandable_blockquote" for e in preview.entities)
     assert _mails(h, "solution") == []  # nothing is mailed before Kirim
+    kirim = next(b["callback_data"] for b in preview.buttons if "Kirim" in b["text"])
     assert "Dibatalkan" in await press_latest(h, "Batal")
+    late = h.server.press(GROUP, preview.message_id, h.staff, kirim, check_button=False)
+    answered = await h.until(lambda: h.server.answered_callbacks.get(late))
+    assert "tidak berlaku" in (answered.text or "")  # a cancelled preview stays cancelled
     await h.until(lambda: any("tidak ada e-mail yang dikirim" in t for t in h.texts()))
     assert _mails(h, "solution") == [] and _ticket(h, tid).state is State.PRIORITIZED
     gone = h.server.message(GROUP, preview.message_id)
@@ -262,6 +266,9 @@ async def test_a_template_fills_its_fields_and_blocks_on_a_missing_one(h: Harnes
     picker = await latest_with_button(h, "langkah pemeriksaan", after=mark)
     labels = [b["text"] for b in picker.buttons]
     assert labels[-1] == "✍️ Tulis sendiri" and any("Lainnya" in label for label in labels)
+    await press_latest(h, "Lainnya", after=mark)
+    everything = await latest_with_button(h, "Gangguan akses", after=picker.message_id)
+    assert len(everything.buttons) >= 6  # every solution template, whatever its category
     await press_latest(h, "langkah pemeriksaan", after=mark)
     preview = await latest_with_button(h, "Kirim", after=mark)
     assert "Untuk tender 12345678, mohon lakukan langkah berikut:" in (preview.plain_text or "")

@@ -23,7 +23,9 @@ from lpse_helpdesk.sop.machine import Action, ActionNotAllowed
 from lpse_helpdesk.storage.models import (
     Attachment,
     Direction,
+    MailPreview,
     Message,
+    PreviewStatus,
     PromptStatus,
     TelegramCard,
     TelegramPrompt,
@@ -377,13 +379,23 @@ class Interactions:
         ).all()
         for prompt in prompts:
             prompt.status = PromptStatus.CANCELLED
+        previews = session.scalars(
+            select(MailPreview).where(
+                MailPreview.chat_id == chat_id,
+                MailPreview.user_id == user_id,
+                MailPreview.status == PreviewStatus.PENDING,
+            )
+        ).all()
+        for preview in previews:
+            preview.status = PreviewStatus.CANCELLED  # nothing is mailed
+        cancelled = len(prompts) + len(previews)
         self.say(
             session,
             chat_id,
             message_id,
-            "Dibatalkan." if prompts else "Tidak ada pertanyaan yang menunggu jawaban Anda.",
+            "Dibatalkan." if cancelled else "Tidak ada pertanyaan yang menunggu jawaban Anda.",
         )
-        return len(prompts)
+        return cancelled
 
     def say(self, session: Session, chat_id: int, reply_to: int | None, text: str) -> None:
         """A ready-made HTML text, through the outbox (it counts against the group budget)."""
