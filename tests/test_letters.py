@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 from pathlib import Path
 
 import pytest
 
 from lpse_helpdesk.bot import canned
 from lpse_helpdesk.bridge.salutation import organisation, salutation
-from lpse_helpdesk.bridge.sample_letters import render_all
-from lpse_helpdesk.bridge.templating import text_to_html
+from lpse_helpdesk.bridge.compose import compose
+from lpse_helpdesk.bridge.sample_letters import render_all, sample_context
+from lpse_helpdesk.bridge.templating import Renderer, text_to_html
 from lpse_helpdesk.bridge.thanks import is_thanks_only
 from lpse_helpdesk.config.check import check_config
+from lpse_helpdesk.sop.machine import MailKind
 from lpse_helpdesk.workflow.signatures import OfficialName, parse_official, parse_staff_names
 
 DOC = Path(__file__).parents[1] / "docs" / "letters.md"
@@ -166,3 +170,25 @@ def test_readme_lists_the_default_canned_answers() -> None:
     readme = (Path(__file__).parents[1] / "README.md").read_text("utf-8")
     missing = [a.title for a in load_domain().answer_templates if f"| {a.title} |" not in readme]
     assert missing == []
+
+
+def test_a_phone_call_is_promised_only_with_a_number() -> None:
+    def body(phone: str | None) -> str:
+        ctx = dataclasses.replace(sample_context(MailKind.DATA_REQUEST), requester_phone=phone)
+        message = compose(
+            MailKind.DATA_REQUEST,
+            ctx,
+            to="budi@majujaya.co.id",
+            message_id="<x@lpse.contoh.go.id>",
+            in_reply_to=None,
+            references=[],
+            date=dt.datetime(2026, 11, 24, tzinfo=dt.UTC),
+            renderer=Renderer(),
+        )
+        part = message.get_body(("plain",))
+        assert part is not None
+        return str(part.get_content())  # type: ignore[attr-defined]
+
+    assert "menghubungi Bapak/Ibu melalui telepon di nomor 0812" in body("0812-3456-7890")
+    without = body(None)
+    assert "akan menghubungi" not in without and "cantumkan nomor telepon" in without

@@ -472,3 +472,34 @@ async def test_the_solution_after_lkpp_relays_its_answer(
     sent = next(m for m in _received(smtp_server) if "jawaban Helpdesk LKPP" in _plain(m))
     assert "Silakan gunakan SPAMKODOK versi terbaru." in _plain(sent)
     assert "Tambahan dari kami" not in _plain(sent)
+
+
+async def test_a_file_over_the_limit_is_refused_with_a_reason(h: Harness) -> None:
+    h.service.reply_handlers.max_bytes = 1024
+    tid = await _prioritised(h)
+    mark = last_message_id(h)
+    await _press_card(h, tid, "Minta Data")
+    await press_latest(h, "Tulis sendiri", after=mark)
+    prompt = await open_prompt(h, after=mark)
+    h.server.send_user_document(
+        GROUP,
+        h.staff,
+        b"%PDF-1.4 " + b"x" * 4096,
+        "../../panduan unggah.pdf",
+        mime_type="application/pdf",
+        reply_to_message_id=prompt.message_id,
+    )
+    await h.until(lambda: any("terlalu besar" in t for t in h.texts()))
+    h.service.reply_handlers.max_bytes = 1024 * 1024
+    h.server.send_user_document(
+        GROUP,
+        h.staff,
+        b"%PDF-1.4 small",
+        "../../panduan unggah.pdf",
+        caption="Mohon ikuti panduan terlampir.",
+        mime_type="application/pdf",
+        reply_to_message_id=prompt.message_id,
+    )
+    preview = await latest_with_button(h, "Kirim", after=prompt.message_id)
+    assert "📎 panduan unggah.pdf" in (preview.plain_text or "")  # no path, a clean name
+    assert "Mohon ikuti panduan terlampir." in (preview.plain_text or "")  # the caption
