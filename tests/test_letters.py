@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from lpse_helpdesk.bot import canned
-from lpse_helpdesk.bridge.salutation import organisation, salutation
 from lpse_helpdesk.bridge.compose import compose
+from lpse_helpdesk.bridge.salutation import organisation, salutation
 from lpse_helpdesk.bridge.sample_letters import render_all, sample_context
 from lpse_helpdesk.bridge.templating import Renderer, text_to_html
 from lpse_helpdesk.bridge.thanks import is_thanks_only
