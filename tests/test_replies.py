@@ -241,7 +241,9 @@ async def test_preview_then_kirim_sends_once_and_batal_sends_nothing(
 
 async def test_ubah_asks_again_and_sends_the_new_text(h: Harness) -> None:
     tid = await _prioritised(h)
-    await _write(h, tid, "Minta Data", "Mohon kirim teks lama.")
+    preview = await _write(h, tid, "Minta Data", "Mohon kirim teks lama.")
+    h.server.reply_to(GROUP, preview.message_id, h.staff, "teks baru di sini?")
+    await h.until(lambda: any("Pratinjau tidak dapat dibalas" in t for t in h.texts()))
     mark = last_message_id(h)
     assert "Ketik" in await press_latest(h, "Ubah")
     prompt = await open_prompt(h, after=mark)
