@@ -231,7 +231,7 @@ async def test_preview_then_kirim_sends_once_and_batal_sends_nothing(
     await h.until(lambda: _ticket(h, tid).state is State.RESOLVED)
     assert len(_mails(h, "solution")) == 1  # a double tap sends once
     await _sender(smtp_server, h).deliver_due()
-    solutions = [m for m in _received(smtp_server) if "penyelesaian" in _plain(m)]
+    solutions = [m for m in _received(smtp_server) if "penyelesaian atas" in _plain(m)]
     assert len(solutions) == 1
     body = _plain(solutions[0])
     assert "Silakan unggah ulang penawaran." in body
@@ -381,7 +381,7 @@ async def test_nama_changes_the_signature(h: Harness, smtp_server: SmtpServer) -
     await press_latest(h, "Kirim")
     await h.until(lambda: _ticket(h, tid).state is State.RESOLVED)
     await _sender(smtp_server, h).deliver_due()
-    solution = next(m for m in _received(smtp_server) if "penyelesaian" in _plain(m))
+    solution = next(m for m in _received(smtp_server) if "penyelesaian atas" in _plain(m))
     body = _plain(solution)
     assert "Hormat kami,\nBudi Santoso, S.Kom.\nPetugas Helpdesk\nHelpdesk LPSE Kota Contoh" in body
     assert "🔥" not in body
