@@ -52,7 +52,7 @@ from lpse_helpdesk.storage.models import (
     Ticket,
 )
 from lpse_helpdesk.timekeeping.clock import Clock, as_utc
-from lpse_helpdesk.workflow.outbox import TelegramOp
+from lpse_helpdesk.workflow.outbox import TelegramOp, claim_due
 from lpse_helpdesk.workflow.worker import PollingWorker
 
 log = logging.getLogger(__name__)
@@ -183,16 +183,12 @@ class TelegramDispatcher(PollingWorker):
         return progressed
 
     def _due_ids(self, session: Session, new_cards: bool = True) -> list[int]:
-        query = select(OutboxItem.id).where(
-            OutboxItem.channel == OutboxChannel.TELEGRAM,
-            OutboxItem.status == OutboxStatus.PENDING,
-            OutboxItem.next_attempt_at <= self.clock.now(),
-        )
+        where = []
         if not new_cards:
             has_card = exists().where(TelegramCard.ticket_id == OutboxItem.ticket_id)
-            query = query.where((OutboxItem.kind != TelegramOp.CARD.value) | has_card)
-        return list(
-            session.scalars(query.order_by(OutboxItem.importance, OutboxItem.id).limit(self.batch))
+            where.append((OutboxItem.kind != TelegramOp.CARD.value) | has_card)
+        return claim_due(
+            session, OutboxChannel.TELEGRAM, now=self.clock.now(), limit=self.batch, where=where
         )
 
     # --- preparing (database thread) -------------------------------------------------------

@@ -48,7 +48,7 @@ from lpse_helpdesk.storage.models import (
 )
 from lpse_helpdesk.timekeeping.clock import Clock
 from lpse_helpdesk.timekeeping.localtime import long_datetime
-from lpse_helpdesk.workflow.outbox import Importance, TelegramOp, enqueue_telegram
+from lpse_helpdesk.workflow.outbox import Importance, TelegramOp, claim_due, enqueue_telegram
 from lpse_helpdesk.workflow.sla import SlaKeeper
 from lpse_helpdesk.workflow.worker import PollingWorker
 
@@ -123,15 +123,11 @@ class MailSenderService(PollingWorker):
 
     def _prepare_due(self, session: Session) -> list[_Prepared]:
         now = self.clock.now()
+        ids = claim_due(session, OutboxChannel.MAIL, now=now, limit=self.options.batch)
         items = session.scalars(
             select(OutboxItem)
-            .where(
-                OutboxItem.channel == OutboxChannel.MAIL,
-                OutboxItem.status == OutboxStatus.PENDING,
-                OutboxItem.next_attempt_at <= now,
-            )
+            .where(OutboxItem.id.in_(ids))
             .order_by(OutboxItem.importance, OutboxItem.id)
-            .limit(self.options.batch)
         ).all()
         prepared = []
         for item in items:
