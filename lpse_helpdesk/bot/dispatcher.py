@@ -41,6 +41,7 @@ from lpse_helpdesk.bot import cards, texts
 from lpse_helpdesk.bot.interactions import attachment_bytes
 from lpse_helpdesk.bot.ratelimit import Budget, Limits
 from lpse_helpdesk.domain.model import DomainConfig
+from lpse_helpdesk.ops import metrics
 from lpse_helpdesk.storage.db import Database
 from lpse_helpdesk.storage.models import (
     OutboxChannel,
@@ -300,6 +301,7 @@ class TelegramDispatcher(PollingWorker):
         except RetryAfter as error:
             seconds = retry_seconds(error)
             self.retry_after_received += 1
+            metrics.retry_after()
             log.warning("telegram asks to wait %.0f s", seconds)
             self.budget.block(seconds)
             await self.db.run(lambda s: self._postpone(s, out.item_id, seconds, "RetryAfter"))
@@ -316,11 +318,13 @@ class TelegramDispatcher(PollingWorker):
             if out.reply_to is not None and "replied not found" in message:
                 await self.db.run(lambda s: self._drop_reply(s, out))
                 return True
+            metrics.failed("telegram")
             log.error("telegram refused %s #%s: %s", out.op, out.item_id, error)
             reason = f"BadRequest: {error}"
             await self.db.run(lambda s: self._failed(s, out.item_id, reason))
             return True
         except Forbidden as error:
+            metrics.failed("telegram")
             log.error("telegram forbids %s #%s: %s", out.op, out.item_id, error)
             reason = f"Forbidden: {error}"
             if out.chat_id == self.chat_id:
@@ -332,10 +336,12 @@ class TelegramDispatcher(PollingWorker):
             return True
         except (NetworkError, TelegramError) as error:
             reason = type(error).__name__
+            metrics.failed("telegram")
             log.warning("telegram unavailable (%s); retrying", reason)
             await self.db.run(lambda s: self._postpone(s, out.item_id, 10, reason))
             return False
         self.sent += 1
+        metrics.sent("telegram")
         await self.db.run(lambda s: self._done(s, out, sent))
         return True
 

@@ -32,6 +32,7 @@ from lpse_helpdesk.bridge.smtp_send import (
 from lpse_helpdesk.bridge.templating import Renderer
 from lpse_helpdesk.config.settings import Security
 from lpse_helpdesk.domain.model import SopStep
+from lpse_helpdesk.ops import metrics
 from lpse_helpdesk.sop.machine import MailKind
 from lpse_helpdesk.storage.db import Database
 from lpse_helpdesk.storage.models import (
@@ -203,16 +204,19 @@ class MailSenderService(PollingWorker):
             await self._send(prepared)
         except PermanentFailure as error:
             reason = error.reason
+            metrics.failed("mail")
             log.warning("mail %s refused permanently: %s", prepared.item_id, reason)
             await self.db.run(lambda s: self._permanent(s, prepared.item_id, reason))
         except TemporaryFailure as error:
             reason = error.reason
+            metrics.failed("mail")
             log.warning("mail %s not sent yet: %s", prepared.item_id, reason)
             report_auth = isinstance(error, AuthenticationFailure) and not self._auth_reported
             self._auth_reported = self._auth_reported or report_auth
             await self.db.run(lambda s: self._temporary(s, prepared.item_id, reason, report_auth))
         else:
             self._auth_reported = False
+            metrics.sent("mail")
             await self.db.run(lambda s: self._sent(s, prepared))
 
     async def _send(self, prepared: _Prepared) -> None:
