@@ -62,10 +62,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     _setup_logging(report.settings.LOG_LEVEL)
 
     from lpse_helpdesk.app import build_services, serve
+    from lpse_helpdesk.ops.single import AnotherInstance
 
     services = build_services(report.settings, report.domain)
     try:
         asyncio.run(serve(services))
+    except AnotherInstance as refused:
+        print(refused, file=sys.stderr)
+        return EXIT_CONFIG
     except KeyboardInterrupt:  # a second Ctrl+C while stopping
         return 130
     return 0
