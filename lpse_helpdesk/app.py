@@ -19,8 +19,10 @@ from lpse_helpdesk.bridge.outbound import MailSenderService, SenderOptions, Smtp
 from lpse_helpdesk.config.settings import MailAuth, Settings
 from lpse_helpdesk.domain.model import DomainConfig
 from lpse_helpdesk.ops.health import HealthServer
+from lpse_helpdesk.ops.privacy import RetentionService
 from lpse_helpdesk.ops.roles import (
     MONTHLY_RECAP,
+    RETENTION,
     SLA_SCANNER,
     TELEGRAM_UPDATES,
     Roles,
@@ -292,6 +294,14 @@ def sla_scheduler(services: Services) -> Piece:
     )
 
 
+def retention(services: Services) -> Piece:
+    """RETENTION_DAYS: raw mails dropped and personal data masked on old closed tickets."""
+    days = services.settings.RETENTION_DAYS
+    return services.instance().roles.gate(
+        RETENTION, lambda: RetentionService(services.db, services.clock, days)
+    )
+
+
 def heartbeat(services: Services) -> Piece:
     return Heartbeat(services.instance(), services.db, services.clock)
 
@@ -307,7 +317,7 @@ def piece_factories(settings: Settings | None = None) -> list[PieceFactory]:
     pieces: list[PieceFactory] = [telegram_bot, mail_sender, mail_intake, sla_scheduler]
     if settings is None or settings.REKAP_MONTHLY:
         pieces.append(monthly_recap)
-    pieces.append(heartbeat)
+    pieces += [retention, heartbeat]
     if settings is not None and settings.METRICS_ADDRESS:
         pieces.append(health_server)
     return pieces

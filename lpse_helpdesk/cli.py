@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lpse_helpdesk.config.check import ConfigReport, check_config, summary
+from lpse_helpdesk.ops.commands import add_ops_commands
 from lpse_helpdesk.reports.cli import add_rekap_command
 
 EXIT_CONFIG = 2
@@ -112,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     db_upgrade = db_commands.add_parser("upgrade", help="apply the database migrations")
     db_upgrade.set_defaults(handler=cmd_db_upgrade)
     add_rekap_command(commands)
+    add_ops_commands(commands)
     return parser
 
 
