@@ -250,24 +250,31 @@ def telegram_bot(services: Services) -> Piece:
     )
     runtime = services.instance()
     runtime.telegram = _BotProbe(service)
-    if webhook:
-        return service  # every instance takes the updates pushed to it
-    # Long polling: one instance at a time, or Telegram answers 409 to both.
-    receiver = runtime.roles.gate(TELEGRAM_UPDATES, lambda: _UpdateReceiver(service))
+    # Long polling: one instance at a time, or Telegram answers 409 to both. With a webhook
+    # every instance takes the updates pushed to it; the role still keeps digests single.
+    service.dispatcher.digests = False
+    receiver = runtime.roles.gate(
+        TELEGRAM_UPDATES, lambda: _UpdateReceiver(service, polls=not webhook)
+    )
     return Together(service.name, service, receiver)
 
 
 class _UpdateReceiver:
     name = "telegram update receiver"
 
-    def __init__(self, service: TelegramService) -> None:
+    def __init__(self, service: TelegramService, *, polls: bool) -> None:
         self.service = service
+        self.polls = polls
 
     async def start(self) -> None:
-        await self.service.start_receiving()
+        self.service.dispatcher.digests = True
+        if self.polls:
+            await self.service.start_receiving()
 
     async def stop(self) -> None:
-        await self.service.stop_receiving()
+        self.service.dispatcher.digests = False
+        if self.polls:
+            await self.service.stop_receiving()
 
 
 class _BotProbe:

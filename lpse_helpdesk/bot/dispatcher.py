@@ -145,6 +145,8 @@ class TelegramDispatcher(PollingWorker):
         self.urgency = urgency
         self.sent = 0
         self.retry_after_received = 0
+        #: Digests go from one instance only (the update receiver's); see app.telegram_bot.
+        self.digests = True
 
     async def work_once(self) -> bool:
         return await self.dispatch_once()
@@ -442,6 +444,8 @@ class TelegramDispatcher(PollingWorker):
     # --- the digest ------------------------------------------------------------------------
 
     async def _digest_if_needed(self) -> None:
+        if not self.digests:
+            return
         waiting = await self.db.run(self._undigested_new_tickets)
         if not waiting:
             return
