@@ -10,12 +10,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from telegram.ext import CommandHandler
+
+from lpse_helpdesk.bot.access import Access
 from lpse_helpdesk.bot.service import BotSettings, TelegramService
 from lpse_helpdesk.bridge.imap_client import ImapAccount
 from lpse_helpdesk.bridge.inbound import IntakeOptions, MailIntakeService
 from lpse_helpdesk.bridge.intake import Intake, IntakeConfig
 from lpse_helpdesk.bridge.oauth2 import OAuth2Config, TokenSource
 from lpse_helpdesk.bridge.outbound import MailSenderService, SenderOptions, SmtpAccount
+from lpse_helpdesk.config.check import redact_url
 from lpse_helpdesk.config.settings import MailAuth, Settings
 from lpse_helpdesk.domain.model import DomainConfig
 from lpse_helpdesk.ops.health import HealthServer
@@ -31,6 +35,7 @@ from lpse_helpdesk.ops.roles import (
 )
 from lpse_helpdesk.ops.runtime import Heartbeat, Runtime
 from lpse_helpdesk.ops.single import SqliteInstanceLock, sqlite_file
+from lpse_helpdesk.ops.telegram_status import status_command
 from lpse_helpdesk.reports.delivery import RecapDelivery, RecapOptions
 from lpse_helpdesk.reports.monthly_job import MonthlyRecapService
 from lpse_helpdesk.sla.monitor import SlaMonitor
@@ -226,6 +231,7 @@ def monthly_recap(services: Services) -> Piece:
 def telegram_bot(services: Services) -> Piece:
     settings = services.settings
     webhook = settings.TELEGRAM_WEBHOOK_URL is not None
+    supervisors = frozenset(settings.SUPERVISOR_IDS)
     secret = settings.TELEGRAM_WEBHOOK_SECRET
     bot_settings = BotSettings(
         token=settings.TELEGRAM_BOT_TOKEN.get_secret_value(),
@@ -247,6 +253,19 @@ def telegram_bot(services: Services) -> Piece:
         services.workflow,
         services.domain,
         recap=recap_delivery(services),
+    )
+    service.application.add_handler(
+        CommandHandler(
+            "status",
+            status_command(
+                services.db,
+                services.clock,
+                Access(settings.HELPDESK_CHAT_ID, frozenset(settings.STAFF_IDS), supervisors),
+                folders=[settings.IMAP_FOLDER],
+                group_id=settings.HELPDESK_CHAT_ID,
+                database_label=redact_url(settings.DATABASE_URL),
+            ),
+        )
     )
     runtime = services.instance()
     runtime.telegram = _BotProbe(service)
