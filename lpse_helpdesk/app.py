@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from telegram.ext import CommandHandler
 
 from lpse_helpdesk.bot.access import Access
+from lpse_helpdesk.bot.dispatcher import RESERVE
 from lpse_helpdesk.bot.service import BotSettings, TelegramService
 from lpse_helpdesk.bridge.imap_client import ImapAccount
 from lpse_helpdesk.bridge.inbound import IntakeOptions, MailIntakeService
@@ -269,6 +270,9 @@ def telegram_bot(services: Services) -> Piece:
     )
     runtime = services.instance()
     runtime.telegram = _BotProbe(service)
+    # Telegram's per-group limit is the bot's, shared by every instance: each takes its part.
+    group_limit = bot_settings.limits.group_per_minute
+    runtime.instance_listeners.append(lambda live: _share_group_budget(service, group_limit, live))
     # Long polling: one instance at a time, or Telegram answers 409 to both. With a webhook
     # every instance takes the updates pushed to it; the role still keeps digests single.
     service.dispatcher.digests = False
@@ -276,6 +280,11 @@ def telegram_bot(services: Services) -> Piece:
         TELEGRAM_UPDATES, lambda: _UpdateReceiver(service, polls=not webhook)
     )
     return Together(service.name, service, receiver)
+
+
+def _share_group_budget(service: TelegramService, limit: int, instances: int) -> None:
+    # Never below what lets new cards through beside the dispatcher's reserve.
+    service.dispatcher.budget.group.limit = max(RESERVE + 2, limit // max(instances, 1))
 
 
 class _UpdateReceiver:

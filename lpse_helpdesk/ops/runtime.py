@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Protocol
 
-from sqlalchemy import delete
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from lpse_helpdesk.ops.roles import Roles
@@ -55,6 +55,8 @@ class Runtime:
     telegram: BotView | None = None
     telegram_ok_at: dt.datetime | None = None
     telegram_error: str | None = None
+    #: Told how many instances are alive (this one included) after every heartbeat.
+    instance_listeners: list[Callable[[int], None]] = field(default_factory=list)
 
     def imap(self) -> dict[str, dict[str, Any]]:
         views = {}
@@ -118,6 +120,7 @@ class Heartbeat:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        beats = 0
         while not self._stopping.is_set():
             if self.runtime.telegram is not None and (
                 loop.time() - self._probed_at >= TELEGRAM_PROBE_SECONDS
@@ -128,8 +131,12 @@ class Heartbeat:
                 await self.beat()
             except Exception as error:
                 log.warning("heartbeat not written (%s)", type(error).__name__)
+            beats += 1
+            # The first beats come quickly, so that instances started together soon see
+            # each other.
+            pause = min(self.every, 1.0) if beats <= 3 else self.every
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.every)
+                await asyncio.wait_for(self._stopping.wait(), pause)
 
     async def _probe(self) -> None:
         assert self.runtime.telegram is not None
@@ -143,9 +150,12 @@ class Heartbeat:
 
     async def beat(self) -> None:
         detail = self.runtime.snapshot()
-        await self.db.run(lambda session: self._write(session, detail))
+        live = await self.db.run(lambda session: self._write(session, detail))
+        for listener in self.runtime.instance_listeners:
+            listener(live)
 
-    def _write(self, session: Session, detail: dict[str, Any]) -> None:
+    def _write(self, session: Session, detail: dict[str, Any]) -> int:
+        """Write this instance's row; how many instances are alive."""
         row = session.get(InstanceStatus, (self.runtime.instance, COMPONENT))
         now = self.clock.now()
         if row is None:
@@ -160,6 +170,14 @@ class Heartbeat:
         else:
             row.detail = detail
             row.updated_at = now
+        others = session.scalar(
+            select(func.count()).where(
+                InstanceStatus.component == COMPONENT,
+                InstanceStatus.instance != self.runtime.instance,
+                InstanceStatus.updated_at >= now - STALE_AFTER,
+            )
+        )
+        return 1 + int(others or 0)
 
     def _forget(self, session: Session) -> None:
         session.execute(
