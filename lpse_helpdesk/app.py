@@ -38,6 +38,7 @@ from lpse_helpdesk.ops.runtime import Heartbeat, Runtime
 from lpse_helpdesk.ops.single import SqliteInstanceLock, sqlite_file
 from lpse_helpdesk.ops.telegram_status import status_command
 from lpse_helpdesk.reports.delivery import RecapDelivery, RecapOptions
+from lpse_helpdesk.reports.lines import Signers
 from lpse_helpdesk.reports.monthly_job import MonthlyRecapService
 from lpse_helpdesk.sla.monitor import SlaMonitor
 from lpse_helpdesk.sla.scheduler import SlaScheduler
@@ -93,6 +94,7 @@ def build_services(
         domain,
         Addresses(helpdesk=settings.HELPDESK_EMAIL, lkpp=settings.LKPP_HELPDESK_EMAIL),
         auto_mail_per_hour=settings.AUTO_MAIL_PER_HOUR,
+        staff_names=settings.staff_names,
     )
     workflow = Workflow(
         domain,
@@ -192,7 +194,12 @@ def mail_sender(services: Services) -> Piece:
         timeout=settings.SMTP_TIMEOUT,
         oauth2=services.oauth2 if settings.SMTP_AUTH is MailAuth.XOAUTH2 else None,
     )
-    options = SenderOptions(
+    options = sender_options(settings)
+    return MailSenderService(account, services.db, services.clock, services.workflow.sla, options)
+
+
+def sender_options(settings: Settings) -> SenderOptions:
+    return SenderOptions(
         helpdesk_address=settings.HELPDESK_EMAIL,
         helpdesk_name=settings.HELPDESK_NAME,
         lpse_name=settings.LPSE_NAME,
@@ -201,8 +208,9 @@ def mail_sender(services: Services) -> Piece:
         template_dir=settings.TEMPLATE_DIR,
         retry_hours=settings.SMTP_RETRY_HOURS,
         max_bytes=settings.MAIL_MAX_BYTES,
+        helpdesk_hours=settings.HELPDESK_HOURS,
+        application=settings.SPSE_APPLICATION or None,
     )
-    return MailSenderService(account, services.db, services.clock, services.workflow.sla, options)
 
 
 def recap_delivery(services: Services) -> RecapDelivery:
@@ -211,6 +219,7 @@ def recap_delivery(services: Services) -> RecapDelivery:
         lpse_name=settings.LPSE_NAME,
         timezone=settings.timezone,
         mask_email=settings.REKAP_MASK_EMAIL,
+        signers=Signers(settings.REKAP_CITY, settings.REKAP_HEAD_TITLE, settings.REKAP_HEAD_NAME),
     )
     return RecapDelivery(services.domain, services.clock, options)
 
@@ -246,6 +255,9 @@ def telegram_bot(services: Services) -> Piece:
         webhook_url=settings.TELEGRAM_WEBHOOK_URL,
         webhook_listen=settings.TELEGRAM_WEBHOOK_LISTEN,
         webhook_secret=secret.get_secret_value() if secret else None,
+        letterhead=sender_options(settings).letterhead,
+        reply_attachment_bytes=settings.REPLY_ATTACHMENT_MAX_MB * 1024 * 1024,
+        template_dir=settings.TEMPLATE_DIR,
     )
     service = TelegramService(
         bot_settings,

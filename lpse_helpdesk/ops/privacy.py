@@ -29,6 +29,7 @@ from lpse_helpdesk.storage.models import (
     Channel,
     FailedMail,
     FlaggedAddress,
+    MailPreview,
     Message,
     OutboxItem,
     OutboxStatus,
@@ -115,6 +116,8 @@ def mask_ticket(session: Session, ticket: Ticket, now: dt.datetime) -> None:
         item.payload = {}
         if item.recipient and item.kind != "lkpp_forward":
             item.recipient = MASKED_ADDRESS
+    for preview in session.scalars(select(MailPreview).where(MailPreview.ticket_id == ticket.id)):
+        preview.text = mask_text(preview.text, names)
     for event in session.scalars(select(AuditEvent).where(AuditEvent.ticket_id == ticket.id)):
         event.detail = _mask_json(event.detail, names)
         if event.channel is Channel.EMAIL:

@@ -6,7 +6,7 @@ for `lpse-helpdesk status`; `tickets.masked_at` marks a ticket whose personal da
 masked (retention or an erase request).
 
 Revision ID: 0008_operations
-Revises: 0005
+Revises: 0009_replies
 Create Date: 2026-12-01
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 from lpse_helpdesk.storage.types import UTCDateTime
 
 revision = "0008_operations"
-down_revision = "0005"
+down_revision = "0009_replies"
 branch_labels = None
 depends_on = None
 
