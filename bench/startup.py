@@ -1,0 +1,212 @@
+"""Issue #14: start-up figures. `lpse-helpdesk run` spawn -> first IMAP sync; `rekap --output -`.
+
+Starts a throwaway Dovecot (tests/servers/dovecot.py) and the Bot API test server
+(tests/servers/telegram.py), writes an env file for them with a SQLite database in a
+temporary directory and migrates it once (`lpse-helpdesk db upgrade`, not timed: a restart
+finds its schema up to date). Then R times (default 5):
+
+* run: one new mail is APPENDed, `lpse-helpdesk run` is spawned, and the time from the spawn
+  to the log line of the sync that committed that mail ("IMAP sync: 1 fetched") is taken;
+  then SIGTERM, and the process must exit 0;
+* rekap: `lpse-helpdesk rekap --output -` (this month, CSV to stdout) on that small database
+  (the R tickets the runs made), spawn to exit.
+
+``--importtime`` also prints the ten slowest imports of each command (``python -X
+importtime``, cumulative), the first place to look when a figure grows.
+
+    .venv/bin/python -m bench.startup
+    .venv/bin/python -m bench.startup -r 9 --importtime
+
+Targets (issue #14): run -> first IMAP sync <= 1.5 s; rekap --output - <= 0.5 s (medians).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tests.mailmaker import make_mail
+from tests.servers.dovecot import DovecotServer
+from tests.servers.telegram import BotApiServer
+
+RUN_TARGET = 1.5
+REKAP_TARGET = 0.5
+GROUP = -1001234567890
+HELPDESK = "helpdesk@lpse.test"
+COMMAND = [sys.executable, "-m", "lpse_helpdesk"]
+
+
+def _env_file(path: Path, *, imap: tuple[str, int, str, str], telegram: BotApiServer) -> None:
+    host, port, user, password = imap
+    settings = {
+        "TELEGRAM_BOT_TOKEN": telegram.token,
+        "TELEGRAM_API_URL": telegram.base_url,
+        "HELPDESK_CHAT_ID": str(GROUP),
+        "IMAP_HOST": host,
+        "IMAP_PORT": str(port),
+        "IMAP_USER": user,
+        "IMAP_PASSWORD": password,
+        "IMAP_SECURITY": "plain",
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": "2",  # nothing is sent: no acknowledgements
+        "SMTP_SECURITY": "plain",
+        "SEND_ACKNOWLEDGEMENT": "false",
+        "HELPDESK_EMAIL": HELPDESK,
+        "LKPP_HELPDESK_EMAIL": "helpdesk@lkpp.test",
+        "DATABASE_URL": f"sqlite:///{path.parent / 'helpdesk.sqlite3'}",
+        "REKAP_MONTHLY": "false",
+        "LOG_LEVEL": "INFO",
+    }
+    path.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+
+
+def _clean_env() -> dict[str, str]:
+    # Only the env file speaks: settings in this shell's environment would win over it.
+    return {k: v for k, v in os.environ.items() if not k.isupper() or k in ("PATH", "HOME")}
+
+
+def time_run(env_file: Path, timeout: float) -> float:
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [*COMMAND, "--env-file", str(env_file), "run"],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env=_clean_env(),
+    )
+    assert proc.stderr is not None
+    seen: float | None = None
+    lines: list[str] = []
+    try:
+        deadline = started + timeout
+        for line in proc.stderr:
+            lines.append(line)
+            if "IMAP sync: 1 fetched, 1 committed" in line:
+                seen = time.perf_counter() - started
+                break
+            if time.perf_counter() > deadline:
+                break
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            rest = proc.communicate(timeout=30)[1]
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rest = proc.communicate()[1]
+    if seen is None or proc.returncode != 0:
+        tail = "".join(lines[-20:]) + (rest or "")
+        raise RuntimeError(f"run did not sync its mail (exit {proc.returncode}):\n{tail}")
+    return seen
+
+
+def time_rekap(env_file: Path) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(
+        [*COMMAND, "--env-file", str(env_file), "rekap", "--output", "-"],
+        capture_output=True,
+        text=True,
+        env=_clean_env(),
+        check=False,
+    )
+    seconds = time.perf_counter() - started
+    if done.returncode != 0 or "LPSE-" not in done.stdout:
+        raise RuntimeError(f"rekap failed ({done.returncode}): {done.stderr[-2000:]}")
+    return seconds
+
+
+def importtime(env_file: Path, args: list[str], top: int = 10) -> None:
+    """The slowest imports (cumulative) of one command, from `python -X importtime`."""
+    if args[0] == "run":
+        return  # a service: its imports are the same as those before the first sync
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "lpse_helpdesk", "--env-file", str(env_file)]
+        + args,
+        capture_output=True,
+        text=True,
+        env=_clean_env(),
+        check=False,
+    )
+    rows = []
+    for line in done.stderr.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            _, cumulative, name = line[len("import time:") :].split("|")
+            if cumulative.strip().isdigit():
+                rows.append((int(cumulative), name.rstrip()))
+    total = sum(c for c, n in rows if not n.startswith("  "))
+    print(f"  imports of `{' '.join(args)}`: {total / 1e6:.2f} s at top level; slowest:")
+    for cumulative, name in sorted(rows, reverse=True)[:top]:
+        print(f"    {cumulative / 1e6:6.3f} s {name}")
+
+
+def _stats(name: str, values: list[float], target: float) -> bool:
+    median = statistics.median(values)
+    met = median <= target
+    print(
+        f"  {name:<28} median {median:6.3f} s   min {min(values):6.3f} s   "
+        f"max {max(values):6.3f} s   target <= {target} s: {'met' if met else 'MISSED'}"
+    )
+    return met
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-r", "--repeat", type=int, default=5, help="runs of each command")
+    parser.add_argument("--timeout", type=float, default=60.0)
+    parser.add_argument("--importtime", action="store_true", help="list the slowest imports")
+    args = parser.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="bench-startup-"))
+    run_times: list[float] = []
+    rekap_times: list[float] = []
+    try:
+        with DovecotServer() as dovecot, BotApiServer() as telegram:
+            telegram.group(GROUP)
+            account = dovecot.add_user()
+            env_file = work / "helpdesk.env"
+            imap = (account.host, account.port, account.user, account.password)
+            _env_file(env_file, imap=imap, telegram=telegram)
+            subprocess.run(
+                [*COMMAND, "--env-file", str(env_file), "db", "upgrade"],
+                check=True,
+                capture_output=True,
+                env=_clean_env(),
+            )
+            appender = dovecot.connect(account.user)
+            try:
+                for i in range(args.repeat):
+                    tag = secrets.token_hex(4)
+                    raw = make_mail(
+                        sender=f"Penyedia {i} <penyedia{i}.{tag}@vendor.co.id>",
+                        to=f"Helpdesk LPSE <{HELPDESK}>",
+                        subject=f"Gagal upload penawaran paket {10_000_000 + i}",
+                        message_id=f"<startup.{tag}.{i}@vendor.co.id>",
+                    )
+                    appender.append("INBOX", None, None, raw)
+                    run_times.append(time_run(env_file, args.timeout))
+                    print(f"  run {i + 1}: first IMAP sync after {run_times[-1]:.3f} s", flush=True)
+            finally:
+                appender.logout()
+            for i in range(args.repeat):
+                rekap_times.append(time_rekap(env_file))
+                print(f"  rekap {i + 1}: {rekap_times[-1]:.3f} s", flush=True)
+            if args.importtime:
+                importtime(env_file, ["rekap", "--output", "-"])
+                importtime(env_file, ["check-config"])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"\nstart-up over {args.repeat} runs ({os.cpu_count()} CPUs):")
+    ok = _stats("run spawn -> first IMAP sync", run_times, RUN_TARGET)
+    ok = _stats("rekap --output -", rekap_times, REKAP_TARGET) and ok
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
