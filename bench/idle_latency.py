@@ -186,9 +186,7 @@ async def run(k: int, pause: float, timeout: float) -> int:
                     card_lat.append(shown.sent_at - started_mono)
                     # A staff member presses a priority button on the new card.
                     await asyncio.sleep(0.3 + random.uniform(0, 0.2))
-                    data = next(
-                        b["callback_data"] for b in shown.buttons if b["text"] in labels
-                    )
+                    data = next(b["callback_data"] for b in shown.buttons if b["text"] in labels)
                     edits = len(telegram.calls_to("editMessageText"))
                     pressed = time.monotonic()
                     telegram.press(GROUP, shown.message_id, STAFF, data)

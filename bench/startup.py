@@ -128,8 +128,16 @@ def importtime(env_file: Path, args: list[str], top: int = 10) -> None:
     if args[0] == "run":
         return  # a service: its imports are the same as those before the first sync
     done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "lpse_helpdesk", "--env-file", str(env_file)]
-        + args,
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            "-m",
+            "lpse_helpdesk",
+            "--env-file",
+            str(env_file),
+            *args,
+        ],
         capture_output=True,
         text=True,
         env=_clean_env(),

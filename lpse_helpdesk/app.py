@@ -359,9 +359,23 @@ def health_server(services: Services) -> Piece:
     return HealthServer(address, services.instance(), services.db, services.clock)
 
 
+def wake_listener(services: Services) -> Piece:
+    """PostgreSQL: LISTEN for the wake-ups other instances' commits send."""
+    from lpse_helpdesk.workflow.waker import NotifyListener
+
+    return NotifyListener(services.db)
+
+
+def _postgresql(settings: Settings) -> bool:
+    return settings.DATABASE_URL.startswith(("postgresql", "postgres"))
+
+
 def piece_factories(settings: Settings | None = None) -> list[PieceFactory]:
     """The pieces `run` starts, in order; they are stopped in reverse order."""
-    pieces: list[PieceFactory] = [telegram_bot, mail_sender, mail_intake, sla_scheduler]
+    pieces: list[PieceFactory] = []
+    if settings is not None and _postgresql(settings):
+        pieces.append(wake_listener)
+    pieces += [telegram_bot, mail_sender, mail_intake, sla_scheduler]
     if settings is None or settings.REKAP_MONTHLY:
         pieces.append(monthly_recap)
     pieces += [retention, heartbeat]

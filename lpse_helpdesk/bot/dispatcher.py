@@ -54,7 +54,7 @@ from lpse_helpdesk.storage.models import (
     Ticket,
 )
 from lpse_helpdesk.timekeeping.clock import Clock, as_utc
-from lpse_helpdesk.workflow.outbox import TelegramOp, claim_due
+from lpse_helpdesk.workflow.outbox import TelegramOp, claim_due, earliest_pending
 from lpse_helpdesk.workflow.worker import PollingWorker
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,10 @@ RESERVE = 3
 #: long: each of the reserve's few messages then lists every ticket that came meanwhile, and
 #: the reserve lasts until the minute's window frees messages again.
 RESERVE_DIGEST_DELAY = dt.timedelta(seconds=60 / (RESERVE + 1))
+#: Commits wake the dispatcher; this poll is only the safety net.
+SAFETY_POLL_SECONDS = 5.0
+#: How soon to look again when due rows wait for the rate budget.
+BUDGET_POLL_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,7 @@ class TelegramDispatcher(PollingWorker):
         *,
         limits: Limits | None = None,
         budget: Budget | None = None,
-        poll_seconds: float = 0.5,
+        poll_seconds: float = SAFETY_POLL_SECONDS,
         batch: int = 40,
         urgency: cards.Urgency | None = None,
     ) -> None:
@@ -144,6 +148,7 @@ class TelegramDispatcher(PollingWorker):
         self.poll_seconds = poll_seconds
         self.batch = batch
         self.urgency = urgency
+        self._next_due: dt.datetime | None = None
         self.sent = 0
         self.retry_after_received = 0
         #: Digests go from one instance only (the update receiver's); see app.telegram_bot.
@@ -151,6 +156,16 @@ class TelegramDispatcher(PollingWorker):
 
     async def work_once(self) -> bool:
         return await self.dispatch_once()
+
+    def wake_source(self) -> tuple[Database, str]:
+        return self.db, OutboxChannel.TELEGRAM.value
+
+    def seconds_until_due(self) -> float | None:
+        if self._next_due is None:
+            return None
+        seconds = (self._next_due - self.clock.now()).total_seconds()
+        # Already due but not sent: it waits for the rate budget (or a digest's delay).
+        return seconds if seconds > 0 else min(BUDGET_POLL_SECONDS, self.poll_seconds)
 
     # --- one round -------------------------------------------------------------------------
 
@@ -160,8 +175,8 @@ class TelegramDispatcher(PollingWorker):
         # hold back edits, notices and alerts. The digest decides after the fetch, so that it
         # has seen every new card this round may send.
         new_cards = self.budget.group.available() > RESERVE
-        ids = await self.db.run(partial(self._due_ids, new_cards=new_cards))
-        await self._digest_if_needed()
+        ids, waiting, pending_new = await self.db.run(partial(self._round, new_cards=new_cards))
+        await self._digest_if_needed(waiting, pending_new)
         progressed = False
         for item_id in ids:
             if self.stopping:
@@ -178,7 +193,7 @@ class TelegramDispatcher(PollingWorker):
                 continue  # the card waits; its ticket is listed in a digest
             wait = self.budget.wait_time(counts_for_group=outgoing.counts_for_group)
             if wait > 0:
-                if wait > self.poll_seconds * 2:
+                if wait > BUDGET_POLL_SECONDS * 2:
                     break  # the rest waits for budget; look again soon
                 await asyncio.sleep(wait)
             if not await self._send(outgoing):
@@ -186,14 +201,27 @@ class TelegramDispatcher(PollingWorker):
             progressed = True
         return progressed
 
+    def _round(
+        self, session: Session, new_cards: bool
+    ) -> tuple[list[int], list[tuple[int, str, str, str, dt.datetime]], int]:
+        """One database job per round: the claimed ids and what the digest decides on."""
+        ids = self._due_ids(session, new_cards)
+        if not self.digests:
+            return ids, [], 0
+        items = self._new_card_items(session)
+        return ids, self._undigested_new_tickets(session, items), len(items)
+
     def _due_ids(self, session: Session, new_cards: bool = True) -> list[int]:
         where = []
         if not new_cards:
             has_card = exists().where(TelegramCard.ticket_id == OutboxItem.ticket_id)
             where.append((OutboxItem.kind != TelegramOp.CARD.value) | has_card)
-        return claim_due(
-            session, OutboxChannel.TELEGRAM, now=self.clock.now(), limit=self.batch, where=where
-        )
+        now = self.clock.now()
+        ids = claim_due(session, OutboxChannel.TELEGRAM, now=now, limit=self.batch, where=where)
+        if not ids:
+            next_due = earliest_pending(session, OutboxChannel.TELEGRAM, now=now)
+            self._next_due = as_utc(next_due) if next_due is not None else None
+        return ids
 
     # --- preparing (database thread) -------------------------------------------------------
 
@@ -446,14 +474,12 @@ class TelegramDispatcher(PollingWorker):
 
     # --- the digest ------------------------------------------------------------------------
 
-    async def _digest_if_needed(self) -> None:
-        if not self.digests:
-            return
-        waiting = await self.db.run(self._undigested_new_tickets)
-        if not waiting:
+    async def _digest_if_needed(
+        self, waiting: list[tuple[int, str, str, str, dt.datetime]], pending_new: int
+    ) -> None:
+        if not self.digests or not waiting:
             return
         budget = self.budget.group.available()
-        pending_new = await self.db.run(self._pending_new_cards)
         if pending_new <= budget - RESERVE:
             return  # the cards themselves fit within the minute
         if budget <= RESERVE:
@@ -501,10 +527,10 @@ class TelegramDispatcher(PollingWorker):
         return [i for i in items if i.ticket_id not in with_card]
 
     def _undigested_new_tickets(
-        self, session: Session
+        self, session: Session, items: list[OutboxItem] | None = None
     ) -> list[tuple[int, str, str, str, dt.datetime]]:
         rows = []
-        for item in self._new_card_items(session):
+        for item in self._new_card_items(session) if items is None else items:
             if item.payload.get("digested") or item.ticket_id is None:
                 continue
             ticket = session.get(Ticket, item.ticket_id)

@@ -47,8 +47,14 @@ from lpse_helpdesk.storage.models import (
     OutboxStatus,
     Ticket,
 )
-from lpse_helpdesk.timekeeping.clock import Clock
-from lpse_helpdesk.workflow.outbox import Importance, TelegramOp, claim_due, enqueue_telegram
+from lpse_helpdesk.timekeeping.clock import Clock, as_utc
+from lpse_helpdesk.workflow.outbox import (
+    Importance,
+    TelegramOp,
+    claim_due,
+    earliest_pending,
+    enqueue_telegram,
+)
 from lpse_helpdesk.workflow.sla import SlaKeeper
 from lpse_helpdesk.workflow.worker import PollingWorker
 
@@ -77,7 +83,7 @@ class SenderOptions:
     template_dir: Path | None = None
     retry_hours: float = 24.0
     max_bytes: int = 25 * 1024 * 1024
-    poll_seconds: float = 2.0
+    poll_seconds: float = 5.0  # a safety net: commits that queue mail wake the sender
     batch: int = 20
     helpdesk_hours: str | None = None
     application: str | None = "SPSE"
@@ -123,9 +129,19 @@ class MailSenderService(PollingWorker):
         self.renderer = Renderer(options.template_dir)
         self.poll_seconds = options.poll_seconds
         self._auth_reported = False
+        self._next_due: dt.datetime | None = None
 
     async def work_once(self) -> bool:
         return await self.deliver_due() > 0
+
+    def wake_source(self) -> tuple[Database, str]:
+        return self.db, OutboxChannel.MAIL.value
+
+    def seconds_until_due(self) -> float | None:
+        if self._next_due is None:
+            return None
+        seconds = (self._next_due - self.clock.now()).total_seconds()
+        return seconds if seconds > 0 else None  # due but not sent: the poll looks again
 
     # --- one round -------------------------------------------------------------------------
 
@@ -139,6 +155,9 @@ class MailSenderService(PollingWorker):
     def _prepare_due(self, session: Session) -> list[_Prepared]:
         now = self.clock.now()
         ids = claim_due(session, OutboxChannel.MAIL, now=now, limit=self.options.batch)
+        if not ids:
+            next_due = earliest_pending(session, OutboxChannel.MAIL, now=now)
+            self._next_due = as_utc(next_due) if next_due is not None else None
         items = session.scalars(
             select(OutboxItem)
             .where(OutboxItem.id.in_(ids))

@@ -25,7 +25,7 @@ from lpse_helpdesk.sla import queries
 from lpse_helpdesk.storage.db import Database
 from lpse_helpdesk.storage.models import OutboxItem, OutboxStatus, SlaClock
 from lpse_helpdesk.timekeeping.calendar import BusinessCalendar
-from lpse_helpdesk.timekeeping.clock import Clock
+from lpse_helpdesk.timekeeping.clock import Clock, as_utc
 from lpse_helpdesk.workflow.outbox import Importance, TelegramOp, enqueue_telegram
 from lpse_helpdesk.workflow.sla import SlaKeeper
 
@@ -199,3 +199,28 @@ class SlaMonitor:
             open_count,
         )
         return today
+
+    # --- When the next scan has something to do ---------------------------------------------
+
+    async def next_due(self) -> dt.datetime | None:
+        """The next moment a scan will queue something (a reminder, a breach alert or the
+        morning summary), perhaps already past; the scheduler sleeps until then."""
+        return await self.db.run(self.next_due_in)
+
+    def next_due_in(self, session: Session) -> dt.datetime | None:
+        now = self.clock.now()
+        moments: list[dt.datetime] = [self._next_summary(now)]
+        for clock in session.scalars(
+            select(SlaClock).where(queries.running(), SlaClock.breach_alerted_at.is_(None))
+        ):
+            assert clock.deadline_at is not None  # running clocks have one
+            moments.append(as_utc(clock.deadline_at))
+            if clock.reminded_at is None:
+                left = self.remind_ratio * clock.budget_minutes - self.keeper.used(clock, now)
+                moments.append(now if left <= 0 else self.calendar.add_minutes(now, left))
+        return min(moments)
+
+    def _next_summary(self, now: dt.datetime) -> dt.datetime:
+        local = now.astimezone(self.timezone)
+        day = local.date() if local.time() < self.summary_time else local.date() + dt.timedelta(1)
+        return as_utc(dt.datetime.combine(day, self.summary_time, self.timezone))

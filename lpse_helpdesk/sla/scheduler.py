@@ -1,22 +1,44 @@
-"""The SLA scan as one APScheduler job with a fixed id, run as a piece of the service."""
+"""The SLA scan as APScheduler jobs with fixed ids, run as a piece of the service.
+
+The scan runs when its next notice falls due (a one-off job at that moment, moved whenever a
+commit changes SLA clocks) and every `scan_seconds` as a safety net.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
-from typing import Protocol
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
+from apscheduler.triggers.date import DateTrigger  # type: ignore[import-untyped]
 from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
+
+from lpse_helpdesk.storage.db import Database
 
 log = logging.getLogger(__name__)
 
 JOB_ID = "sla-scan"
+NEXT_JOB_ID = "sla-next"  # the scan at the next due moment
+#: Scans on time follow each other at least this far apart (a notice another instance holds
+#: locked stays "due" until it is sent).
+MIN_GAP = dt.timedelta(seconds=1)
 
 
 class Scanner(Protocol):
     async def run_once(self) -> object: ...
+
+
+@runtime_checkable
+class Timed(Protocol):
+    """A scanner that knows when its next notice falls due (SlaMonitor)."""
+
+    db: Database
+
+    async def next_due(self) -> dt.datetime | None: ...
 
 
 class SlaScheduler:
@@ -42,6 +64,11 @@ class SlaScheduler:
         self.misfire_grace_seconds = misfire_grace_seconds or max(1, round(scan_seconds))
         self._scheduler: AsyncIOScheduler | None = None
         self._inflight: asyncio.Task[None] | None = None
+        self._planning: asyncio.Task[None] | None = None
+        self._replan = False
+        self._unsubscribe: Callable[[], None] | None = None
+        #: When the one-off scan is set to run (None: only the safety-net interval).
+        self.next_scan_at: dt.datetime | None = None
 
     @property
     def running(self) -> bool:
@@ -67,8 +94,66 @@ class SlaScheduler:
         )
         scheduler.start()
         self._scheduler = scheduler
+        if isinstance(self.monitor, Timed):
+            from lpse_helpdesk.workflow.waker import SLA_TOPIC, waker_for
+
+            self._unsubscribe = waker_for(self.monitor.db).subscribe(SLA_TOPIC, self.replan)
+
+    def replan(self) -> None:
+        """SLA clocks changed: work out again when the next scan is due (merged if busy)."""
+        if self._scheduler is None or not isinstance(self.monitor, Timed):
+            return
+        if self._planning is not None and not self._planning.done():
+            self._replan = True
+            return
+        self._planning = asyncio.ensure_future(self._plan())
+
+    async def _plan(self) -> None:
+        monitor = self.monitor
+        assert isinstance(monitor, Timed)
+        while True:
+            self._replan = False
+            try:
+                due = await monitor.next_due()
+            except Exception:
+                log.exception(
+                    "could not work out the next SLA deadline; scanning every %s s",
+                    self.scan_seconds,
+                )
+                return
+            scheduler = self._scheduler
+            if scheduler is None:
+                return
+            if due is not None:
+                due = max(due, dt.datetime.now(dt.UTC) + MIN_GAP)
+                if due - dt.datetime.now(dt.UTC) >= dt.timedelta(seconds=self.scan_seconds):
+                    due = None  # the safety-net scan comes first anyway
+            if due != self.next_scan_at:
+                self.next_scan_at = due
+                if due is None:
+                    if scheduler.get_job(NEXT_JOB_ID) is not None:
+                        scheduler.remove_job(NEXT_JOB_ID)
+                else:
+                    scheduler.add_job(
+                        self._tick,
+                        DateTrigger(run_date=due, timezone=dt.UTC),
+                        id=NEXT_JOB_ID,
+                        name="SLA scan at the next deadline",
+                        misfire_grace_time=None,
+                        replace_existing=True,
+                    )
+            if not self._replan:
+                return
 
     async def stop(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        planning = self._planning
+        if planning is not None and not planning.done():
+            planning.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await planning
         scheduler, self._scheduler = self._scheduler, None
         if scheduler is not None and scheduler.running:
             # Let a scan under way finish first: cancelling it would only log an error.
@@ -101,3 +186,5 @@ class SlaScheduler:
             await self.monitor.run_once()
         except Exception:
             log.exception("SLA scan failed; the next one runs in %s s", self.scan_seconds)
+        self.next_scan_at = None  # the one-off job, if it ran this scan, is gone
+        self.replan()

@@ -10,7 +10,7 @@ import socket
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from lpse_helpdesk.storage.models import OutboxChannel, OutboxItem, OutboxStatus
@@ -29,8 +29,10 @@ class TelegramOp(enum.StrEnum):
 #: its rows this long at most; then another instance sends them.
 LEASE = dt.timedelta(seconds=120)
 
-#: Card edits wait this long so that changes made within a second become one edit.
-CARD_EDIT_DELAY = dt.timedelta(seconds=1)
+#: How long a card edit waits before it is due. None: a staff member who pressed a button
+#: watches the card, and the commit wakes the sender at once. Edits still coalesce: changes
+#: made while an edit is pending (the sender busy or short of budget) join that one edit.
+CARD_EDIT_DELAY = dt.timedelta(0)
 
 
 class Importance(enum.IntEnum):
@@ -177,3 +179,21 @@ def claim_due(
             .execution_options(synchronize_session=False)
         )
     return ids
+
+
+def earliest_pending(
+    session: Session, channel: OutboxChannel, *, now: dt.datetime, instance: str | None = None
+) -> dt.datetime | None:
+    """When the next pending row of `channel` this instance may claim falls due (perhaps
+    already): its sender sleeps until then instead of polling."""
+    instance = instance or this_instance()
+    free = or_(
+        OutboxItem.lease_until.is_(None),
+        OutboxItem.lease_until <= now,
+        OutboxItem.claimed_by == instance,
+    )
+    return session.scalar(
+        select(func.min(OutboxItem.next_attempt_at)).where(
+            OutboxItem.channel == channel, OutboxItem.status == OutboxStatus.PENDING, free
+        )
+    )
