@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from lpse_helpdesk.storage.models import OutboxChannel, OutboxItem, OutboxStatus
+from lpse_helpdesk.workflow.waker import wake_after_commit
 
 
 class TelegramOp(enum.StrEnum):
@@ -72,6 +73,7 @@ def enqueue_mail(
         dedup_key=dedup_key,
     )
     session.add(item)
+    wake_after_commit(session, OutboxChannel.MAIL.value)
     return item
 
 
@@ -103,6 +105,7 @@ def enqueue_telegram(
         ).first()
         if pending is not None:
             pending.importance = min(pending.importance, importance)
+            wake_after_commit(session, OutboxChannel.TELEGRAM.value)
             return pending
     if dedup_key is not None:
         exists = session.scalar(select(OutboxItem.id).where(OutboxItem.dedup_key == dedup_key))
@@ -124,6 +127,7 @@ def enqueue_telegram(
         dedup_key=dedup_key,
     )
     session.add(item)
+    wake_after_commit(session, OutboxChannel.TELEGRAM.value)
     return item
 
 

@@ -20,11 +20,11 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import event, text
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Engine, event, text
+from sqlalchemy.orm import Session
 
 from lpse_helpdesk.storage.db import Database, normalise_url
-from lpse_helpdesk.storage.models import OutboxItem, SlaClock
+from lpse_helpdesk.storage.models import SlaClock
 
 log = logging.getLogger(__name__)
 
@@ -33,36 +33,27 @@ NOTIFY_CHANNEL = "lpse_wake"
 #: Topics: the outbox channels ("mail", "telegram") and SLA clock changes.
 SLA_TOPIC = "sla"
 _PENDING = "lpse_wake_topics"  # key in Session.info
-
-
-def topic_of(item: OutboxItem) -> str:
-    return str(item.channel.value)
+_install_lock = threading.Lock()
+_installed = False
 
 
 def wake_after_commit(session: Session, *topics: str) -> None:
-    """Ask for a wake-up of `topics` when this session's transaction commits.
+    """Wake the senders of `topics` when this session's transaction commits.
 
-    New outbox rows and SLA clocks added through the ORM are noticed by themselves; this is
-    for work queued by other means (e.g. a bulk INSERT).
+    The outbox's enqueue functions call it; SLA clocks added or changed through the ORM are
+    noticed by themselves once a waker exists in this process.
     """
+    _install()
     session.info.setdefault(_PENDING, set()).update(topics)
 
 
 class Waker:
-    """The subscribers of one database (one per process; two in a test of two instances)."""
+    """The subscribers of one database engine (one per process; two in a test of two)."""
 
-    def __init__(self, sessions: sessionmaker[Session], *, postgresql: bool) -> None:
+    def __init__(self) -> None:
         self._lock = threading.Lock()
         self._subscribers: dict[int, tuple[str, asyncio.AbstractEventLoop, Callable[[], None]]] = {}
         self._next = 0
-        self.postgresql = postgresql
-        self.notifications_sent = 0
-        event.listen(sessions, "after_flush", self._after_flush)
-        event.listen(sessions, "before_commit", self._before_commit)
-        event.listen(sessions, "after_commit", self._after_commit)
-        event.listen(sessions, "after_rollback", self._after_rollback)
-
-    # --- subscribing (on an event loop) -----------------------------------------------------
 
     def subscribe(self, topic: str, callback: Callable[[], None]) -> Callable[[], None]:
         """Call `callback` on the running loop after each commit that queued `topic` work;
@@ -88,59 +79,79 @@ class Waker:
             with contextlib.suppress(RuntimeError):  # that loop is closed: nothing to wake
                 loop.call_soon_threadsafe(callback)
 
-    # --- session events (database threads) --------------------------------------------------
 
-    def _after_flush(self, session: Session, _context: Any) -> None:
-        topics: set[str] | None = None
-        for obj in session.new:
-            if isinstance(obj, OutboxItem):
-                topic = topic_of(obj)
-            elif isinstance(obj, SlaClock):
-                topic = SLA_TOPIC
-            else:
-                continue
-            if topics is None:
-                topics = session.info.setdefault(_PENDING, set())
-            topics.add(topic)
-        if any(isinstance(obj, SlaClock) for obj in session.dirty):
-            session.info.setdefault(_PENDING, set()).add(SLA_TOPIC)
-
-    def _before_commit(self, session: Session) -> None:
-        if not self.postgresql:
-            return
-        if session.new or session.dirty:
-            session.flush()  # rows still to be flushed may add topics
-        topics = session.info.get(_PENDING)
-        if topics:
-            # Delivered by the server when (and only if) this transaction commits.
-            for topic in sorted(topics):
-                session.execute(
-                    text("SELECT pg_notify(:channel, :topic)"),
-                    {"channel": NOTIFY_CHANNEL, "topic": topic},
-                )
-            self.notifications_sent += len(topics)
-
-    def _after_commit(self, session: Session) -> None:
-        topics = session.info.pop(_PENDING, None)
-        if topics:
-            self.wake(topics)
-
-    def _after_rollback(self, session: Session) -> None:
-        session.info.pop(_PENDING, None)
-
-
-_wakers: weakref.WeakKeyDictionary[Database, Waker] = weakref.WeakKeyDictionary()
-_wakers_lock = threading.Lock()
+_wakers: weakref.WeakKeyDictionary[Engine, Waker] = weakref.WeakKeyDictionary()
 
 
 def waker_for(db: Database) -> Waker:
-    """The waker of `db`, made (and hooked onto its sessions) on first use."""
-    with _wakers_lock:
-        waker = _wakers.get(db)
+    """The waker of `db`'s engine, made on first use."""
+    _install()
+    with _install_lock:
+        waker = _wakers.get(db.engine)
         if waker is None:
-            waker = Waker(db.sessions, postgresql=db.engine.dialect.name == "postgresql")
-            _wakers[db] = waker
+            waker = _wakers[db.engine] = Waker()
         return waker
+
+
+# --- session events (database threads), for every session of the process ------------------
+
+
+def _install() -> None:
+    global _installed
+    with _install_lock:
+        if _installed:
+            return
+        event.listen(Session, "after_flush", _after_flush)
+        event.listen(Session, "before_commit", _before_commit)
+        event.listen(Session, "after_commit", _after_commit)
+        event.listen(Session, "after_rollback", _after_rollback)
+        _installed = True
+
+
+def _engine(session: Session) -> Engine | None:
+    bind = session.get_bind()
+    return bind if isinstance(bind, Engine) else bind.engine
+
+
+def _after_flush(session: Session, _context: Any) -> None:
+    if any(isinstance(obj, SlaClock) for obj in (*session.new, *session.dirty)):
+        session.info.setdefault(_PENDING, set()).add(SLA_TOPIC)
+
+
+# A savepoint's commit or rollback fires these events too: only the outermost counts (a mail
+# rolled back to its savepoint leaves the other mails' wake-ups in place).
+
+
+def _before_commit(session: Session) -> None:
+    engine = _engine(session)
+    if engine is None or engine.dialect.name != "postgresql" or session.in_nested_transaction():
+        return
+    if session.new or session.dirty:
+        session.flush()  # rows still to be flushed may add topics
+    topics = session.info.get(_PENDING)
+    if topics:
+        # Delivered by the server when (and only if) this transaction commits.
+        for topic in sorted(topics):
+            session.execute(
+                text("SELECT pg_notify(:channel, :topic)"),
+                {"channel": NOTIFY_CHANNEL, "topic": topic},
+            )
+
+
+def _after_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return
+    topics = session.info.pop(_PENDING, None)
+    if topics:
+        engine = _engine(session)
+        waker = _wakers.get(engine) if engine is not None else None
+        if waker is not None:
+            waker.wake(topics)
+
+
+def _after_rollback(session: Session) -> None:
+    if not session.in_nested_transaction():
+        session.info.pop(_PENDING, None)
 
 
 class NotifyListener:
