@@ -115,7 +115,7 @@ class Settings(BaseSettings):
     HELPDESK_SOP_FILE: Path | None = None
     SLA_REMIND_RATIO: float = Field(default=0.8, gt=0, lt=1)
     SLA_SUMMARY_TIME: dt.time = dt.time(7, 45)
-    SLA_SCAN_SECONDS: int = Field(default=30, ge=1, le=3600)
+    SLA_SCAN_SECONDS: int = Field(default=300, ge=1, le=3600)
     REKAP_MONTHLY: bool = True
     REKAP_MASK_EMAIL: bool = False
     TICKET_PREFIX: str = Field(default="LPSE", pattern=r"^[A-Z][A-Z0-9]{1,11}$")

@@ -114,6 +114,8 @@ def _engine(session: Session) -> Engine | None:
 
 
 def _after_flush(session: Session, _context: Any) -> None:
+    if not _wakers:
+        return  # nobody in this process waits for SLA changes
     if any(isinstance(obj, SlaClock) for obj in (*session.new, *session.dirty)):
         session.info.setdefault(_PENDING, set()).add(SLA_TOPIC)
 
