@@ -20,6 +20,7 @@ from lpse_helpdesk.bot.access import NOT_ALLOWED, NOT_SUPERVISOR, Access
 from lpse_helpdesk.bot.callback_data import decode
 from lpse_helpdesk.bot.dispatcher import markup
 from lpse_helpdesk.bot.interactions import Interactions, PressResult
+from lpse_helpdesk.bot.prompt_copies import prompt_copy
 from lpse_helpdesk.reports.delivery import RecapDelivery
 from lpse_helpdesk.reports.period import PeriodError
 from lpse_helpdesk.storage.db import Database
@@ -104,11 +105,12 @@ class Handlers:
         assert user is not None
         actor = _actor(update)
         text = message.text
+        replied = message.reply_to_message
         result = await self.db.run(
             lambda s: self.interactions.reply(
                 s,
                 message.chat_id,
-                message.reply_to_message.message_id,  # type: ignore[union-attr]
+                prompt_copy(s, message.chat_id, replied, user.id),
                 user.id,
                 text,
                 actor,
@@ -123,16 +125,24 @@ class Handlers:
     async def _staff_only(self, update: Update) -> bool:
         if self.access.is_staff(update):
             return True
-        await self._say(update, NOT_ALLOWED)
+        await self._refuse(update, NOT_ALLOWED)
         return False
 
-    async def _say(self, update: Update, text: str) -> None:
-        """Reply through the outbox (it counts against the group's budget)."""
+    async def _refuse(self, update: Update, text: str) -> None:
+        """Staff always hear why; anyone else at most once per 10 minutes, after the rest."""
+        if self.access.may_answer(update):
+            known = self.access.known(update)
+            await self._say(update, text, Importance.PROMPT if known else Importance.STRANGER)
+
+    async def _say(
+        self, update: Update, text: str, importance: Importance = Importance.PROMPT
+    ) -> None:
+        """Reply through the outbox (charged to the chat it goes to)."""
         message = update.effective_message
         if message is None:
             return
         chat_id, reply_to = message.chat_id, message.message_id
-        await self.db.run(lambda s: self.interactions.say(s, chat_id, reply_to, text))
+        await self.db.run(lambda s: self.interactions.say(s, chat_id, reply_to, text, importance))
         self.wake()
 
     async def start(self, update: Update, context: Context) -> None:
@@ -228,7 +238,7 @@ class Handlers:
         if message is None:
             return
         if not self.access.is_supervisor(update):
-            await self._say(update, NOT_SUPERVISOR)
+            await self._refuse(update, NOT_SUPERVISOR)
             return
         recap = self.recap
         if recap is None:

@@ -14,16 +14,22 @@ from telegram.ext import (
     Application,
     ApplicationBuilder,
     CallbackQueryHandler,
+    ChatMemberHandler,
     CommandHandler,
+    ContextTypes,
     MessageHandler,
     filters,
 )
 
+from lpse_helpdesk.bot import group as group_store
 from lpse_helpdesk.bot.access import Access
 from lpse_helpdesk.bot.cards import Urgency
 from lpse_helpdesk.bot.dispatcher import TelegramDispatcher
+from lpse_helpdesk.bot.group import GroupState
 from lpse_helpdesk.bot.handlers import Handlers
 from lpse_helpdesk.bot.interactions import Interactions
+from lpse_helpdesk.bot.membership import membership_of
+from lpse_helpdesk.bot.polling import PollingGuard
 from lpse_helpdesk.bot.ratelimit import Limits
 from lpse_helpdesk.domain.model import DomainConfig
 from lpse_helpdesk.reports.delivery import RecapDelivery
@@ -57,16 +63,32 @@ class BotSettings:
     poll_timeout: int = 30
 
 
-def build_application(settings: BotSettings, handlers: Handlers) -> Application:  # type: ignore[type-arg]
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY, Update.MY_CHAT_MEMBER]
+
+
+def build_application(
+    settings: BotSettings, handlers: Handlers, watch: GroupWatch | None = None
+) -> Application:  # type: ignore[type-arg]
     """Every handler the bot answers, in order; reading this tells what the bot does."""
-    application = (
+    builder = (
         ApplicationBuilder()
         .token(settings.token)
         .base_url(f"{settings.api_url}/bot")
         .base_file_url(f"{settings.api_url}/file/bot")
-        .get_updates_read_timeout(settings.poll_timeout + 10)
-        .build()
     )
+    if watch is not None:
+        builder = builder.get_updates_request(watch.polling.request(settings.poll_timeout + 10))
+    else:
+        builder = builder.get_updates_read_timeout(settings.poll_timeout + 10)
+    application = builder.build()
+    if watch is not None:
+        # The group changing under the bot: first, so nothing else handles these updates.
+        application.add_handler(
+            MessageHandler(filters.StatusUpdate.MIGRATE, watch.on_migrate), group=-1
+        )
+        application.add_handler(
+            ChatMemberHandler(watch.on_my_member, ChatMemberHandler.MY_CHAT_MEMBER), group=-1
+        )
     application.add_handler(CallbackQueryHandler(handlers.on_press))
     application.add_handler(CommandHandler("start", handlers.start))
     application.add_handler(CommandHandler("bantuan", handlers.help))
@@ -82,6 +104,37 @@ def build_application(settings: BotSettings, handlers: Handlers) -> Application:
     )
     application.add_error_handler(handlers.on_error)
     return application
+
+
+class GroupWatch:
+    """Updates about the group itself: it became a supergroup, the bot's membership changed."""
+
+    def __init__(self, group: GroupState, polling: PollingGuard) -> None:
+        self.group = group
+        self.polling = polling
+        self.dispatcher: TelegramDispatcher | None = None
+
+    async def on_migrate(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        if message is None or self.dispatcher is None:
+            return
+        if message.migrate_to_chat_id:  # posted in the old group
+            await self.dispatcher.migrate(message.chat_id, int(message.migrate_to_chat_id))
+        elif message.migrate_from_chat_id:  # posted in the new supergroup
+            await self.dispatcher.migrate(int(message.migrate_from_chat_id), message.chat_id)
+
+    async def on_my_member(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        change = update.my_chat_member
+        if change is None or self.dispatcher is None:
+            return
+        if not self.group.is_group(change.chat.id):
+            log.info(
+                "the bot's status in chat %s is now %s (not the helpdesk group)",
+                change.chat.id,
+                change.new_chat_member.status,
+            )
+            return
+        await self.dispatcher.set_membership(membership_of(change.new_chat_member))
 
 
 class TelegramService:
@@ -100,7 +153,12 @@ class TelegramService:
         recap: RecapDelivery | None = None,
     ) -> None:
         self.settings = settings
-        access = Access(settings.chat_id, settings.staff_ids, settings.supervisor_ids)
+        self.db = db
+        self.group = GroupState.of(settings.chat_id)
+        self.group.listeners.append(self._group_moved)
+        self.polling = PollingGuard(db, clock, self.group)
+        self.watch = GroupWatch(self.group, self.polling)
+        access = Access(self.group, settings.staff_ids, settings.supervisor_ids)
         self.interactions = Interactions(workflow, domain, settings.chat_id)
         self.handlers = Handlers(
             db,
@@ -110,7 +168,7 @@ class TelegramService:
             ticket_prefix=settings.ticket_prefix,
             recap=recap,
         )
-        self.application = build_application(settings, self.handlers)
+        self.application = build_application(settings, self.handlers, self.watch)
         self.dispatcher = TelegramDispatcher(
             self.application.bot,
             db,
@@ -120,7 +178,11 @@ class TelegramService:
             settings.chat_id,
             limits=settings.limits,
             urgency=Urgency(workflow.calendar, settings.remind_ratio),
+            group=self.group,
+            supervisor_ids=settings.supervisor_ids,
         )
+        self.watch.dispatcher = self.dispatcher
+        self.polling.wake = self._wake
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self.ready = asyncio.Event()
@@ -128,11 +190,37 @@ class TelegramService:
     def _wake(self) -> None:
         self.dispatcher.wake()
 
+    def _group_moved(self, old: int, new: int) -> None:
+        self.interactions.chat_id = new
+
+    async def _load_group(self) -> None:
+        """What the database knows about the group; it wins over HELPDESK_CHAT_ID."""
+        configured = self.settings.chat_id
+        stored = await self.db.run(lambda s: group_store.load(s, configured))
+        self.group.adopt(stored)
+        if self.group.overridden:
+            log.warning(
+                "HELPDESK_CHAT_ID=%s was converted by Telegram into supergroup %s; using %s "
+                "(stored in the database). Update HELPDESK_CHAT_ID=%s in .env.",
+                configured,
+                self.group.current,
+                self.group.current,
+                self.group.current,
+            )
+        if self.group.held is not None:
+            log.warning(
+                "the bot could not write to the helpdesk group %s when last seen (%s); "
+                "group messages wait until it can",
+                self.group.current,
+                self.group.held,
+            )
+
     async def start(self) -> None:
         self._stopping.clear()
         self._task = asyncio.create_task(self._connect(), name="telegram-connect")
 
     async def _connect(self) -> None:
+        await self._load_group()
         delay = 2.0
         while not self._stopping.is_set():
             try:
@@ -155,7 +243,8 @@ class TelegramService:
         assert self.application.updater is not None
         await self.application.updater.start_polling(
             timeout=self.settings.poll_timeout,
-            allowed_updates=[Update.MESSAGE, Update.CALLBACK_QUERY],
+            allowed_updates=ALLOWED_UPDATES,
+            error_callback=self.polling.on_error,
         )
         await self.dispatcher.start()
         log.info("telegram bot @%s polling", self.application.bot.username)
