@@ -71,7 +71,7 @@ from lpse_helpdesk.workflow.worker import PollingWorker
 
 log = logging.getLogger(__name__)
 
-DIGEST_CHARS = 3500  # characters of a digest message (Telegram allows 4096)
+DIGEST_CHARS = 3900  # characters of a digest message (Telegram allows 4096)
 #: Group messages per minute kept for digests, prompts, notices and alerts: a new ticket's
 #: own card never takes the last ones, so a burst is announced at once (within
 #: RESERVE_DIGEST_DELAY when only the reserve is left).
@@ -838,7 +838,7 @@ class TelegramDispatcher(PollingWorker):
             html = f"• <b>{escape(row.number)}</b> — {escape(sender)}: {escape(subject)}"
             return html, len(f"• {row.number} — {sender}: {subject}")
 
-        styles = ((40, 60, 60), (24, 40, 32), (16, 32, 16))
+        styles = ((40, 64, 60), (24, 64, 32), (16, 64, 16))  # the address stays whole
         pages: list[tuple[list[int], list[str]]] = []
         for sizes in styles:
             pages = []
