@@ -181,6 +181,7 @@ class TelegramDispatcher(PollingWorker):
         self._outage_since: float | None = None
         self._outage_pause = 0.0
         self._next_probe = 0.0
+        self._next_new_card = 0.0
         #: Forum topics (the group-experience issue) plug in here: called in a database
         #: thread when Telegram answers "message thread not found" for an item; it should
         #: recreate the ticket's topic and re-aim the item. Without topics the item is sent
@@ -209,8 +210,7 @@ class TelegramDispatcher(PollingWorker):
         # has seen every new card this round may send.
         new_cards = not held and self.budget.available(self.chat_id) > RESERVE
         ids = await self.db.run(partial(self._due_ids, new_cards=new_cards))
-        if not held:
-            await self._digest_if_needed()
+        burst = await self._digest_if_needed() if not held else False
         progressed = False
         for item_id in ids:
             if self.stopping or time.monotonic() < self._pause_until:
@@ -227,6 +227,8 @@ class TelegramDispatcher(PollingWorker):
                 continue  # waits (not failed) until the bot can write to the group again
             if outgoing.is_new_card and self.budget.available(self.chat_id) <= RESERVE:
                 continue  # the card waits; its ticket is listed in a digest
+            if outgoing.is_new_card and burst and time.monotonic() < self._next_new_card:
+                continue  # in a burst, cards are spread over the minute (see _pace_cards)
             wait = self.budget.wait_time(outgoing.chat_id, edit=outgoing.is_edit)
             if wait > 0:
                 if wait > self.poll_seconds * 2:
@@ -236,8 +238,17 @@ class TelegramDispatcher(PollingWorker):
                 await asyncio.sleep(wait)
             if not await self._send(outgoing):
                 break
+            if outgoing.is_new_card and burst:
+                self._pace_cards()
             progressed = True
         return progressed
+
+    def _pace_cards(self) -> None:
+        """In a burst, one new card per 1/limit of a minute instead of all at once: the
+        minute's window then frees a message every few seconds, so the tickets of the next
+        wave are named in a digest at once instead of waiting for the window to empty."""
+        limit = self.budget.limits.group_per_minute
+        self._next_new_card = time.monotonic() + 60.0 / max(limit, 1)
 
     def _due_ids(self, session: Session, new_cards: bool = True) -> list[int]:
         query = select(OutboxItem.id).where(
@@ -725,24 +736,26 @@ class TelegramDispatcher(PollingWorker):
 
     # --- the digest ------------------------------------------------------------------------
 
-    async def _digest_if_needed(self) -> None:
-        waiting = await self.db.run(self._undigested_new_tickets)
-        if not waiting:
-            return
+    async def _digest_if_needed(self) -> bool:
+        """Name waiting new tickets in digests when their cards cannot all go within the
+        minute; True while such a burst lasts (new cards then go paced)."""
         budget = self.budget.available(self.chat_id)
         pending_new = await self.db.run(self._pending_new_cards)
         if pending_new <= budget - RESERVE:
-            return  # the cards themselves fit within the minute
+            return False  # the cards themselves fit within the minute
+        waiting = await self.db.run(self._undigested_new_tickets)
+        if not waiting:
+            return True
         if budget <= RESERVE:
             oldest = min(row.created for row in waiting)
             if self.clock.now() - oldest < RESERVE_DIGEST_DELAY:
-                return  # the reserve's next message will list more tickets at once
+                return True  # the reserve's next message will list more tickets at once
         # All of them, in as few messages as the budget allows now (the reserve included:
         # it is kept for this). Pages that do not fit now go in the next rounds, as the
         # minute's window frees messages; new cards wait for the digest, never the reverse.
         for ids, text in self._digest_pages(waiting, pending_new, max(budget, 1)):
             if self.budget.wait_time(self.chat_id) > 0:
-                return
+                return True
             self.budget.record(self.chat_id)
             try:
                 await self.bot.send_message(
@@ -750,10 +763,11 @@ class TelegramDispatcher(PollingWorker):
                 )
             except TelegramError as error:
                 await self._digest_refused(error)
-                return
+                return True
             self._reachable()
             self.sent += 1
             await self.db.run(partial(self._mark_digested, item_ids=ids))
+        return True
 
     async def _digest_refused(self, error: TelegramError) -> None:
         kind = classify(error, to_group=True)
