@@ -239,7 +239,7 @@ async def test_group_migrated_mid_flow(
         stale = telegram_server.message(OLD_GROUP, old_card)
         query = telegram_server.press(OLD_GROUP, old_card, f.staff, stale.callback_data[0])
         refused = await f.until(lambda: f.server.answered_callbacks.get(query))
-        assert "tidak diizinkan" in (refused.text or "")
+        assert "sudah dipindah" in (refused.text or "")
         await f.settled()
         failed = [i for i in f.items() if i.status is OutboxStatus.FAILED]
         assert not failed, [(i.kind, i.last_error) for i in failed]
@@ -277,6 +277,26 @@ async def test_migration_service_messages_move_the_group(
         await f.settled()
         notices = [t for t in f.texts_in(NEW_GROUP) if "supergroup" in t]
         assert len(notices) == 1  # two service messages, one migration
+    finally:
+        await f.service.stop()
+
+
+async def test_a_command_from_the_new_chat_finds_the_migration(
+    telegram_server: BotApiServer,
+    db: Database,
+    live_workflow: Workflow,
+    domain: DomainConfig,
+    live_clock: OffsetClock,
+) -> None:
+    """Service messages missed and nothing sent yet: the first command in the new chat is
+    not refused; the bot asks Telegram and follows the group."""
+    f = await _start(telegram_server, db, live_workflow, domain, live_clock, chat_id=OLD_GROUP)
+    try:
+        telegram_server.migrate(OLD_GROUP, NEW_GROUP, announce=False)
+        telegram_server.send_text(NEW_GROUP, f.staff, "/antrian")
+        await f.until(lambda: any("Tidak ada tiket terbuka" in t for t in f.texts_in(NEW_GROUP)))
+        assert f.service.group.current == NEW_GROUP
+        assert not any("tidak diizinkan" in t for t in f.texts_in(NEW_GROUP))
     finally:
         await f.service.stop()
 
@@ -354,7 +374,10 @@ async def test_bot_that_cannot_send_waits_and_probes(f: Field) -> None:
     await f.until(lambda: any("tidak lagi boleh mengirim" in t for t in f.texts_in(BOSS_ID)))
     assert f.service.group.held == "cannot_send"
     item = next(i for i in f.items() if i.ticket_id == tid)
-    assert item.status is OutboxStatus.PENDING and "not enough rights" in (item.last_error or "").lower()
+    assert (
+        item.status is OutboxStatus.PENDING
+        and "not enough rights" in (item.last_error or "").lower()
+    )
     f.server.set_member_status(GROUP, f.server.bot_id, "administrator")
     f.server._field.bot_rights[GROUP] = {"can_send": True}
     f.service.dispatcher._next_probe = 0.0  # do not wait for the periodic probe

@@ -22,6 +22,10 @@ NOT_ALLOWED = (
     "Maaf, tidak diizinkan: hanya petugas helpdesk di grup helpdesk yang dapat melakukannya."
 )
 NOT_SUPERVISOR = "Maaf, tidak diizinkan: perintah ini hanya untuk supervisor."
+MOVED = (
+    "Grup ini sudah dipindah Telegram ke supergroup baru; kartu terbaru ada di sana. "
+    "Tombol pada kartu lama tidak berlaku lagi."
+)
 STRANGER_SECONDS = 600.0
 
 
@@ -93,6 +97,13 @@ class Access:
         if chat is None or user is None or not self.in_group(chat.id) or user.is_bot:
             return False
         return not self.staff_ids or user.id in self.staff_ids or user.id in self.supervisor_ids
+
+    def refusal(self, update: Update) -> str:
+        """Why a press is refused: a card left in the group's old chat, or not staff."""
+        chat = update.effective_chat
+        if chat is not None and chat.id in self.group.previous:
+            return MOVED
+        return NOT_ALLOWED
 
     def is_supervisor(self, update: Update) -> bool:
         """Supervisors may ask in the group or in a private chat with the bot."""

@@ -87,6 +87,8 @@ UNKNOWN_RETRIES = 3
 OUTAGE_MAX_PAUSE = 15.0
 #: While the bot cannot write to the group, ask Telegram this often whether it can again.
 HOLD_PROBE_SECONDS = 30.0
+#: While held with nothing for private chats, look at the queue this often (not every poll).
+HELD_ROUND_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -182,6 +184,7 @@ class TelegramDispatcher(PollingWorker):
         self._outage_pause = 0.0
         self._next_probe = 0.0
         self._next_new_card = 0.0
+        self._held_idle_until = 0.0
         #: Forum topics (the group-experience issue) plug in here: called in a database
         #: thread when Telegram answers "message thread not found" for an item; it should
         #: recreate the ticket's topic and re-aim the item. Without topics the item is sent
@@ -205,6 +208,8 @@ class TelegramDispatcher(PollingWorker):
         if self.group.held is not None:
             await self._probe_group()
         held = self.group.held is not None
+        if held and time.monotonic() < self._held_idle_until:
+            return False
         # New cards are not even fetched while they must wait: they would fill the batch and
         # hold back edits, notices and alerts. The digest decides after the fetch, so that it
         # has seen every new card this round may send.
@@ -241,6 +246,8 @@ class TelegramDispatcher(PollingWorker):
             if outgoing.is_new_card and burst:
                 self._pace_cards()
             progressed = True
+        if held and not progressed:
+            self._held_idle_until = time.monotonic() + HELD_ROUND_SECONDS
         return progressed
 
     def _pace_cards(self) -> None:
@@ -476,6 +483,18 @@ class TelegramDispatcher(PollingWorker):
             self.group.move_to(new)
         self.wake()
 
+    async def check_migrated(self, chat_id: int) -> bool:
+        """Ask Telegram whether the helpdesk group now lives at `chat_id` (and move there)."""
+        try:
+            await self.bot.get_chat(self.chat_id)
+        except ChatMigrated as error:
+            new_id = int(error.new_chat_id)
+            await self.migrate(self.chat_id, new_id)
+            return new_id == chat_id
+        except TelegramError as error:
+            log.debug("could not check the helpdesk group: %s", error)
+        return False
+
     async def set_membership(self, membership: Membership) -> None:
         """The bot's own standing in the group changed (a my_chat_member update)."""
         before = self.group.membership
@@ -522,6 +541,7 @@ class TelegramDispatcher(PollingWorker):
         if self.group.held is None:
             return
         self.group.held = None
+        self._held_idle_until = 0.0
         waiting = await self.db.run(self._pending_count)
         log.warning("the bot can write to the helpdesk group again; %d items go out", waiting)
         text = released_text(waiting)

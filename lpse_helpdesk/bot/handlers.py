@@ -69,7 +69,7 @@ class Handlers:
         if query is None:
             return
         if not self.access.is_staff(update):
-            await query.answer(NOT_ALLOWED, show_alert=True)
+            await query.answer(self.access.refusal(update), show_alert=True)
             return
         press = decode(query.data)
         if press is None:

@@ -18,6 +18,7 @@ from telegram.ext import (
     CommandHandler,
     ContextTypes,
     MessageHandler,
+    TypeHandler,
     filters,
 )
 
@@ -83,6 +84,7 @@ def build_application(
     application = builder.build()
     if watch is not None:
         # The group changing under the bot: first, so nothing else handles these updates.
+        application.add_handler(TypeHandler(Update, watch.on_any), group=-2)
         application.add_handler(
             MessageHandler(filters.StatusUpdate.MIGRATE, watch.on_migrate), group=-1
         )
@@ -113,6 +115,18 @@ class GroupWatch:
         self.group = group
         self.polling = polling
         self.dispatcher: TelegramDispatcher | None = None
+        self._checked: set[int] = set()  # unknown group chats already asked about
+
+    async def on_any(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A group the bot does not know writes: has the helpdesk group become it? (When the
+        service messages were missed, presses from the new supergroup would be refused.)"""
+        chat = update.effective_chat
+        if chat is None or chat.type == "private" or self.dispatcher is None:
+            return
+        if self.group.is_group(chat.id) or chat.id in self._checked:
+            return
+        self._checked.add(chat.id)
+        await self.dispatcher.check_migrated(chat.id)
 
     async def on_migrate(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         message = update.effective_message
