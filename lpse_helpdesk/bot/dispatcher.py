@@ -213,7 +213,8 @@ class TelegramDispatcher(PollingWorker):
         # New cards are not even fetched while they must wait: they would fill the batch and
         # hold back edits, notices and alerts. The digest decides after the fetch, so that it
         # has seen every new card this round may send.
-        new_cards = not held and self.budget.available(self.chat_id) > RESERVE
+        pacing = time.monotonic() < self._next_new_card
+        new_cards = not held and not pacing and self.budget.available(self.chat_id) > RESERVE
         ids = await self.db.run(partial(self._due_ids, new_cards=new_cards))
         burst = await self._digest_if_needed() if not held else False
         progressed = False

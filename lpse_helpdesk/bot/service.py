@@ -231,6 +231,7 @@ class TelegramService:
 
     async def start(self) -> None:
         self._stopping.clear()
+        self.polling.closing = False
         self._task = asyncio.create_task(self._connect(), name="telegram-connect")
 
     async def _connect(self) -> None:
@@ -283,6 +284,7 @@ class TelegramService:
                 await self.application.shutdown()
             return
         await self.dispatcher.stop()
+        self.polling.closing = True
         if self.application.updater is not None and self.application.updater.running:
             await self.application.updater.stop()
         if self.application.running:
