@@ -22,7 +22,7 @@ from lpse_helpdesk.bot.dispatcher import DigestRow, TelegramDispatcher
 from lpse_helpdesk.bot.errors import Kind, classify
 from lpse_helpdesk.bot.ratelimit import Budget, Limits
 from lpse_helpdesk.domain.model import DomainConfig
-from lpse_helpdesk.sop.machine import Action, State
+from lpse_helpdesk.sop.machine import Action
 from lpse_helpdesk.storage.db import Database
 from lpse_helpdesk.storage.models import (
     OutboxChannel,
@@ -201,7 +201,7 @@ async def test_group_migrated_mid_flow(
         first = f.ingest()
         assert await _press_in(f, OLD_GROUP, first, "Tinggi") == "Prioritas: Tinggi"
         await f.settled()
-        await _press_in(f, OLD_GROUP, first, "Selesai")  # a prompt is waiting in the old chat
+        await _press_in(f, OLD_GROUP, first, "Catatan")  # a prompt is waiting in the old chat
         await f.until(lambda: _prompts(f, OLD_GROUP))
         old_card = (await _card_in(f, OLD_GROUP, first)).message_id
 
@@ -226,10 +226,8 @@ async def test_group_migrated_mid_flow(
         assert stored.value["old_cards"] == [[first, old_card]]  # the old link, marked migrated
 
         # Presses, typed replies and /rekap work in the new chat with the same checks.
-        f.server.reply_to(NEW_GROUP, prompt.message_id, f.staff, "Silakan reset lewat ADP.")
-        await f.until(
-            lambda: f.db.run_sync(lambda s: s.get_one(Ticket, first).state) is State.RESOLVED
-        )
+        f.server.reply_to(NEW_GROUP, prompt.message_id, f.staff, "Sudah ditelepon.")
+        await f.until(lambda: any("Catatan disimpan" in t for t in f.texts_in(NEW_GROUP)))
         assert await _press_in(f, NEW_GROUP, second, "Rendah") == "Prioritas: Rendah"
         boss = telegram_server.user(BOSS_ID, "Kepala UKPBJ")
         telegram_server.send_text(NEW_GROUP, boss, "/rekap")
@@ -461,11 +459,12 @@ async def test_a_prompt_that_timed_out_is_answered_in_either_copy(f: Field) -> N
     await _press_in(f, GROUP, tid, "Tinggi")
     await f.settled()
     f.server.answer_late("sendMessage", 6.5)  # PTB gives up after 5 s; the prompt is posted
-    await _press_in(f, GROUP, tid, "Selesai")
+    await _press_in(f, GROUP, tid, "Catatan")
     copies = await f.until(lambda: len(_prompts(f, GROUP)) >= 2 and _prompts(f, GROUP), 20)
     first = copies[0]
-    f.server.reply_to(GROUP, first.message_id, f.staff, "Silakan reset lewat ADP.")
-    await f.until(lambda: f.db.run_sync(lambda s: s.get_one(Ticket, tid).state) is State.RESOLVED)
+    f.server.reply_to(GROUP, first.message_id, f.staff, "Pengguna sudah ditelepon.")
+    await f.until(lambda: any("Catatan disimpan" in t for t in f.texts_in(GROUP)))
+    assert not any("tidak berlaku" in t for t in f.texts_in(GROUP))
 
 
 # --- 4. budgets per chat, strangers ------------------------------------------------------------

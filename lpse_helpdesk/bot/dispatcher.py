@@ -54,6 +54,7 @@ from lpse_helpdesk.bot.membership import (
 from lpse_helpdesk.bot.migration import apply_migration
 from lpse_helpdesk.bot.prompt_copies import MAYBE_DELIVERED
 from lpse_helpdesk.bot.ratelimit import Budget, Limits
+from lpse_helpdesk.bot.replies import notice_keyboard
 from lpse_helpdesk.domain.model import DomainConfig
 from lpse_helpdesk.storage.db import Database
 from lpse_helpdesk.storage.models import (
@@ -285,7 +286,8 @@ class TelegramDispatcher(PollingWorker):
             ticket = session.get(Ticket, item.ticket_id) if item.ticket_id else None
             subject = ticket.subject if ticket is not None else ""
             text = texts.notice_text(session, number, subject, item.payload, self.timezone)
-            return Outgoing(item.id, op, self.chat_id, text, reply_to=reply_to)
+            keyboard = notice_keyboard(item.payload, item.ticket_id)
+            return Outgoing(item.id, op, self.chat_id, text, keyboard=keyboard, reply_to=reply_to)
         if op == TelegramOp.ALERT:
             text = texts.alert_text(session, item.payload, self.timezone)
             return Outgoing(item.id, op, self.chat_id, text)
@@ -304,6 +306,7 @@ class TelegramDispatcher(PollingWorker):
                 op,
                 int(payload.get("chat_id", self.chat_id)),
                 str(payload["text"]),
+                keyboard=payload.get("keyboard"),
                 reply_to=payload.get("reply_to"),
             )
         if op == TelegramOp.DOCUMENT:

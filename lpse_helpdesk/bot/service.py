@@ -7,6 +7,7 @@ import contextlib
 import logging
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from telegram import BotCommand, BotCommandScopeAllGroupChats, BotCommandScopeDefault, Update
 from telegram.error import InvalidToken, TelegramError
@@ -32,6 +33,11 @@ from lpse_helpdesk.bot.interactions import Interactions
 from lpse_helpdesk.bot.membership import membership_of
 from lpse_helpdesk.bot.polling import PollingGuard
 from lpse_helpdesk.bot.ratelimit import Limits
+from lpse_helpdesk.bot.replies import Replies, is_reply_press
+from lpse_helpdesk.bot.reply_handlers import ReplyHandlers
+from lpse_helpdesk.bot.staff_commands import StaffCommands
+from lpse_helpdesk.bridge.letters import Letterhead
+from lpse_helpdesk.bridge.templating import Renderer
 from lpse_helpdesk.domain.model import DomainConfig
 from lpse_helpdesk.reports.delivery import RecapDelivery
 from lpse_helpdesk.storage.db import Database
@@ -46,6 +52,8 @@ COMMANDS = [
     ("cari", "Cari tiket: /cari <kata atau e-mail>"),
     ("saya", "Tiket yang pernah saya tangani"),
     ("rekap", "Rekap penanganan (supervisor)"),
+    ("nama", "Nama resmi untuk tanda tangan surat"),
+    ("templat", "Templat jawaban: daftar, tambah, ubah, hapus"),
     ("batal", "Batalkan isian teks yang sedang diminta"),
     ("bantuan", "Cara memakai bot helpdesk"),
 ]
@@ -62,13 +70,21 @@ class BotSettings:
     limits: Limits = field(default_factory=Limits)
     remind_ratio: float = 0.8  # SLA_REMIND_RATIO: when a card's deadline turns "soon"
     poll_timeout: int = 30
+    #: The letters' sender side, for previews (None: the defaults of HELPDESK_* settings).
+    letterhead: Letterhead | None = None
+    reply_attachment_bytes: int = 5 * 1024 * 1024  # REPLY_ATTACHMENT_MAX_MB
+    template_dir: Path | None = None
 
 
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY, Update.MY_CHAT_MEMBER]
 
 
 def build_application(
-    settings: BotSettings, handlers: Handlers, watch: GroupWatch | None = None
+    settings: BotSettings,
+    handlers: Handlers,
+    replies: ReplyHandlers | None = None,
+    commands: StaffCommands | None = None,
+    watch: GroupWatch | None = None,
 ) -> Application:  # type: ignore[type-arg]
     """Every handler the bot answers, in order; reading this tells what the bot does."""
     builder = (
@@ -91,6 +107,9 @@ def build_application(
         application.add_handler(
             ChatMemberHandler(watch.on_my_member, ChatMemberHandler.MY_CHAT_MEMBER), group=-1
         )
+    if replies is not None:
+        # Preview, canned answers, LKPP relay, reopen after thanks (bot/replies.py).
+        application.add_handler(CallbackQueryHandler(replies.on_press, pattern=is_reply_press))
     application.add_handler(CallbackQueryHandler(handlers.on_press))
     application.add_handler(CommandHandler("start", handlers.start))
     application.add_handler(CommandHandler("bantuan", handlers.help))
@@ -101,9 +120,17 @@ def build_application(
     application.add_handler(CommandHandler("cari", handlers.search))
     application.add_handler(CommandHandler("saya", handlers.mine))
     application.add_handler(CommandHandler("rekap", handlers.rekap))
+    if commands is not None:
+        application.add_handler(CommandHandler("nama", commands.nama))
+        application.add_handler(CommandHandler("templat", commands.templat))
     application.add_handler(
         MessageHandler(filters.REPLY & filters.TEXT & ~filters.COMMAND, handlers.on_reply)
     )
+    if replies is not None:
+        # Photos and files for the mail; anything else a question cannot use is answered.
+        application.add_handler(
+            MessageHandler(filters.REPLY & ~filters.TEXT & ~filters.COMMAND, replies.on_media_reply)
+        )
     application.add_error_handler(handlers.on_error)
     return application
 
@@ -173,7 +200,16 @@ class TelegramService:
         self.polling = PollingGuard(db, clock, self.group)
         self.watch = GroupWatch(self.group, self.polling)
         access = Access(self.group, settings.staff_ids, settings.supervisor_ids)
-        self.interactions = Interactions(workflow, domain, settings.chat_id)
+        letterhead = settings.letterhead or Letterhead(
+            helpdesk_address="helpdesk@localhost.localdomain",
+            helpdesk_name="Helpdesk LPSE",
+            lpse_name="LPSE",
+            timezone=workflow.timezone,
+        )
+        self.replies = Replies(
+            workflow, settings.chat_id, letterhead, Renderer(settings.template_dir)
+        )
+        self.interactions = Interactions(workflow, domain, settings.chat_id, self.replies)
         self.handlers = Handlers(
             db,
             self.interactions,
@@ -182,7 +218,18 @@ class TelegramService:
             ticket_prefix=settings.ticket_prefix,
             recap=recap,
         )
-        self.application = build_application(settings, self.handlers, self.watch)
+        self.reply_handlers = ReplyHandlers(
+            db,
+            self.interactions,
+            self.replies,
+            access,
+            wake=self._wake,
+            max_bytes=settings.reply_attachment_bytes,
+        )
+        self.commands = StaffCommands(db, self.interactions, access, domain, wake=self._wake)
+        self.application = build_application(
+            settings, self.handlers, self.reply_handlers, self.commands, self.watch
+        )
         self.dispatcher = TelegramDispatcher(
             self.application.bot,
             db,
@@ -206,6 +253,7 @@ class TelegramService:
 
     def _group_moved(self, old: int, new: int) -> None:
         self.interactions.chat_id = new
+        self.replies.chat_id = new
 
     async def _load_group(self) -> None:
         """What the database knows about the group; it wins over HELPDESK_CHAT_ID."""
