@@ -423,8 +423,9 @@ class TelegramDispatcher(PollingWorker):
                 return True
             kind = Kind.HOLD
         if kind is Kind.HOLD:
-            reason = "removed" if "kicked" in str(error) or "not a member" in str(error) else ""
-            reason = reason or ("no_chat" if "chat not found" in str(error) else "cannot_send")
+            text = str(error).lower()
+            reason = "removed" if "kicked" in text or "not a member" in text else ""
+            reason = reason or ("no_chat" if "chat not found" in text else "cannot_send")
             await self.db.run(lambda s: self._attempted(s, out.item_id, str(error)))
             await self.hold(reason, str(error))
             return True  # private chats may still go
