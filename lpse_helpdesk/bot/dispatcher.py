@@ -56,6 +56,7 @@ from lpse_helpdesk.bot.prompt_copies import MAYBE_DELIVERED
 from lpse_helpdesk.bot.ratelimit import Budget, Limits
 from lpse_helpdesk.bot.replies import notice_keyboard
 from lpse_helpdesk.domain.model import DomainConfig
+from lpse_helpdesk.ops import metrics
 from lpse_helpdesk.storage.db import Database
 from lpse_helpdesk.storage.models import (
     OutboxChannel,
@@ -67,7 +68,7 @@ from lpse_helpdesk.storage.models import (
     Ticket,
 )
 from lpse_helpdesk.timekeeping.clock import Clock, as_utc
-from lpse_helpdesk.workflow.outbox import Importance, TelegramOp, enqueue_telegram
+from lpse_helpdesk.workflow.outbox import Importance, TelegramOp, claim_due, enqueue_telegram
 from lpse_helpdesk.workflow.worker import PollingWorker
 
 log = logging.getLogger(__name__)
@@ -180,6 +181,8 @@ class TelegramDispatcher(PollingWorker):
         self.urgency = urgency
         self.sent = 0
         self.retry_after_received = 0
+        #: Digests go from one instance only (the update receiver's); see app.telegram_bot.
+        self.digests = True
         self._pause_until = 0.0  # time.monotonic(): Telegram unreachable, nothing goes out
         self._outage_since: float | None = None
         self._outage_pause = 0.0
@@ -260,16 +263,12 @@ class TelegramDispatcher(PollingWorker):
         self._next_new_card = time.monotonic() + 60.0 / max(limit, 1)
 
     def _due_ids(self, session: Session, new_cards: bool = True) -> list[int]:
-        query = select(OutboxItem.id).where(
-            OutboxItem.channel == OutboxChannel.TELEGRAM,
-            OutboxItem.status == OutboxStatus.PENDING,
-            OutboxItem.next_attempt_at <= self.clock.now(),
-        )
+        where = []
         if not new_cards:
             has_card = exists().where(TelegramCard.ticket_id == OutboxItem.ticket_id)
-            query = query.where((OutboxItem.kind != TelegramOp.CARD.value) | has_card)
-        return list(
-            session.scalars(query.order_by(OutboxItem.importance, OutboxItem.id).limit(self.batch))
+            where.append((OutboxItem.kind != TelegramOp.CARD.value) | has_card)
+        return claim_due(
+            session, OutboxChannel.TELEGRAM, now=self.clock.now(), limit=self.batch, where=where
         )
 
     # --- preparing (database thread) -------------------------------------------------------
@@ -383,6 +382,7 @@ class TelegramDispatcher(PollingWorker):
             return await self._refused(out, error)
         self._reachable()
         self.sent += 1
+        metrics.sent("telegram")
         await self.db.run(lambda s: self._done(s, out, sent))
         return True
 
@@ -395,6 +395,7 @@ class TelegramDispatcher(PollingWorker):
             assert isinstance(error, RetryAfter)
             seconds = retry_seconds(error)
             self.retry_after_received += 1
+            metrics.retry_after()
             log.warning("telegram asks to wait %.0f s", seconds)
             self.budget.block(seconds)
             await self.db.run(lambda s: self._postpone(s, out.item_id, seconds, "RetryAfter"))
@@ -431,6 +432,7 @@ class TelegramDispatcher(PollingWorker):
             return True  # private chats may still go
         if kind is Kind.PRIVATE_REFUSED:
             # A person who blocked or never started the bot (e.g. a supervisor's private chat).
+            metrics.failed("telegram")
             log.warning(
                 "telegram refuses %s #%s to %s: %s", out.op, out.item_id, out.chat_id, error
             )
@@ -718,6 +720,7 @@ class TelegramDispatcher(PollingWorker):
             self._postpone(session, out.item_id, 10 * 3 ** (failures - 1), error)
             return
         self._failed(session, out.item_id, error)
+        metrics.failed("telegram")
         if item.payload.get("failure_alert"):
             log.error("the failure alert #%s could not be sent either: %s", item.id, error)
             return
@@ -764,6 +767,8 @@ class TelegramDispatcher(PollingWorker):
     async def _digest_if_needed(self) -> bool:
         """Name waiting new tickets in digests when their cards cannot all go within the
         minute; True while such a burst lasts (new cards then go paced)."""
+        if not self.digests:
+            return False
         budget = self.budget.available(self.chat_id)
         pending_new = await self.db.run(self._pending_new_cards)
         if pending_new <= budget - RESERVE:

@@ -60,6 +60,12 @@ class Budget:
         self._now = now
         self.blocked_until = 0.0  # after a 429: nothing at all until then
 
+    def set_group_limit(self, limit: int) -> None:
+        """Messages per minute per group (e.g. this instance's share when several run)."""
+        self.limits = Limits(limit, self.limits.global_per_second)
+        for window in self._groups.values():
+            window.limit = limit
+
     def chat(self, chat_id: int) -> Window | None:
         """The per-minute window of a group; None for a private chat."""
         if chat_id >= 0:

@@ -1,7 +1,7 @@
 """telegram_state: the group's migrated chat id and the bot's membership, kept across restarts
 
 Revision ID: 0007_telegram_field
-Revises: 0009_replies
+Revises: 0008_operations
 Create Date: 2026-12-01
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007_telegram_field"
-down_revision = "0009_replies"
+down_revision = "0008_operations"
 branch_labels = None
 depends_on = None
 
