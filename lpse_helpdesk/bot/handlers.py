@@ -6,6 +6,7 @@ permissions first, and does its database work on the database's threads.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from html import escape
@@ -19,7 +20,7 @@ from lpse_helpdesk.bot import queries, texts
 from lpse_helpdesk.bot.access import NOT_ALLOWED, NOT_SUPERVISOR, Access
 from lpse_helpdesk.bot.callback_data import decode
 from lpse_helpdesk.bot.dispatcher import markup
-from lpse_helpdesk.bot.interactions import Interactions, PressResult
+from lpse_helpdesk.bot.interactions import Interactions, PressResult, ReplyResult
 from lpse_helpdesk.bot.prompt_copies import prompt_copy
 from lpse_helpdesk.bot.reply_handlers import ON_PREVIEW, replied_to_preview
 from lpse_helpdesk.reports.delivery import RecapDelivery
@@ -33,6 +34,7 @@ from lpse_helpdesk.workflow.tickets import Workflow
 log = logging.getLogger(__name__)
 
 Context = ContextTypes.DEFAULT_TYPE
+PROMPT_RECORD_WAIT = 1.0  # seconds
 
 
 def _actor(update: Update) -> Actor:
@@ -107,17 +109,23 @@ class Handlers:
         actor = _actor(update)
         text = message.text
         replied = message.reply_to_message
-        result = await self.db.run(
-            lambda s: self.interactions.reply(
-                s,
+
+        def work(session: Any) -> ReplyResult:
+            return self.interactions.reply(
+                session,
                 message.chat_id,
-                prompt_copy(s, message.chat_id, replied, user.id),
+                prompt_copy(session, message.chat_id, replied, user.id),
                 user.id,
                 text,
                 actor,
                 message.message_id,
             )
-        )
+
+        result = await self.db.run(work)
+        if not result.handled and replied.from_user is not None and replied.from_user.is_bot:
+            # A quick reply may arrive before the bot has noted its question's message id.
+            await asyncio.sleep(PROMPT_RECORD_WAIT)
+            result = await self.db.run(work)
         if not result.handled and replied_to_preview(update):
             await self._say(update, ON_PREVIEW)  # answered, never ignored
         if result.queued:
