@@ -32,7 +32,7 @@ from lpse_helpdesk.storage.db import Database, make_engine, upgrade
 from lpse_helpdesk.storage.models import InstanceStatus, OutboxChannel, Ticket
 from lpse_helpdesk.timekeeping.clock import FixedClock
 from lpse_helpdesk.workflow.actors import Actor
-from lpse_helpdesk.workflow.outbox import enqueue_mail
+from lpse_helpdesk.workflow.outbox import claim_due, enqueue_mail, renew_claim
 from lpse_helpdesk.workflow.tickets import NewTicket, Workflow
 from tests.servers.postgres import PostgresServer
 from tests.test_cli import GOOD_ENV, _env_file, _run
@@ -429,3 +429,65 @@ def test_systemd_unit_verifies(tmp_path: Path) -> None:
         "NoNewPrivileges=yes",
     ):
         assert option in unit
+
+
+# --- outbox claims -----------------------------------------------------------------------------
+
+
+def _queue(db: Database, now: dt.datetime, count: int) -> None:
+    def work(session: object) -> None:
+        for n in range(count):
+            enqueue_mail(
+                session,  # type: ignore[arg-type]
+                kind="acknowledgement",
+                ticket_id=None,
+                recipient=f"user{n}@vendor.co.id",
+                message_id=f"<m{n}@lpse.test>",
+                payload={},
+                now=now,
+            )
+
+    db.run_sync(work)
+
+
+def test_concurrent_claims_get_different_rows(postgres_url: str) -> None:
+    engine = make_engine(postgres_url)
+    upgrade(engine)
+    db = Database(engine)
+    now = dt.datetime.now(dt.UTC)
+    try:
+        _queue(db, now, 50)
+        claimed: dict[str, list[int]] = {}
+        barrier = threading.Barrier(2)
+
+        def claim(name: str) -> None:
+            with db.transaction() as session:
+                barrier.wait()
+                claimed[name] = claim_due(
+                    session, OutboxChannel.MAIL, now=now, limit=30, instance=name
+                )
+                time.sleep(0.2)  # hold the row locks while the other claims
+
+        threads = [threading.Thread(target=claim, args=(n,)) for n in ("a", "b")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not set(claimed["a"]) & set(claimed["b"])
+        assert len(claimed["a"]) + len(claimed["b"]) == 50
+        # Leased rows stay with their holder; after the lease another instance takes them.
+        assert (
+            db.run_sync(lambda s: claim_due(s, OutboxChannel.MAIL, now=now, limit=50, instance="c"))
+            == []
+        )
+        later = now + dt.timedelta(minutes=3)
+        taken = db.run_sync(
+            lambda s: claim_due(s, OutboxChannel.MAIL, now=later, limit=50, instance="c")
+        )
+        assert sorted(taken) == sorted(claimed["a"] + claimed["b"])
+        first = claimed["a"][0] if claimed["a"] else claimed["b"][0]
+        owner = "a" if claimed["a"] else "b"
+        assert not db.run_sync(lambda s: renew_claim(s, first, now=later, instance=owner))
+        assert db.run_sync(lambda s: renew_claim(s, first, now=later, instance="c"))
+    finally:
+        db.close()

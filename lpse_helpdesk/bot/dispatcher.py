@@ -54,7 +54,7 @@ from lpse_helpdesk.storage.models import (
     Ticket,
 )
 from lpse_helpdesk.timekeeping.clock import Clock, as_utc
-from lpse_helpdesk.workflow.outbox import TelegramOp, claim_due
+from lpse_helpdesk.workflow.outbox import TelegramOp, claim_due, renew_claim
 from lpse_helpdesk.workflow.worker import PollingWorker
 
 log = logging.getLogger(__name__)
@@ -198,6 +198,8 @@ class TelegramDispatcher(PollingWorker):
     # --- preparing (database thread) -------------------------------------------------------
 
     def _prepare(self, session: Session, item_id: int) -> Outgoing | None:
+        if not renew_claim(session, item_id, now=self.clock.now()):
+            return None  # sent already, or taken over by another instance after our lease
         item = session.get(OutboxItem, item_id)
         if item is None or item.status is not OutboxStatus.PENDING:
             return None

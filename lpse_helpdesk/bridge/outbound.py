@@ -48,7 +48,13 @@ from lpse_helpdesk.storage.models import (
     Ticket,
 )
 from lpse_helpdesk.timekeeping.clock import Clock
-from lpse_helpdesk.workflow.outbox import Importance, TelegramOp, claim_due, enqueue_telegram
+from lpse_helpdesk.workflow.outbox import (
+    Importance,
+    TelegramOp,
+    claim_due,
+    enqueue_telegram,
+    renew_claim,
+)
 from lpse_helpdesk.workflow.sla import SlaKeeper
 from lpse_helpdesk.workflow.worker import PollingWorker
 
@@ -189,6 +195,9 @@ class MailSenderService(PollingWorker):
         )
 
     async def _deliver(self, prepared: _Prepared) -> None:
+        now = self.clock.now()
+        if not await self.db.run(lambda s: renew_claim(s, prepared.item_id, now=now)):
+            return  # another instance took the row over after our lease ran out
         try:
             await self._send(prepared)
         except PermanentFailure as error:
