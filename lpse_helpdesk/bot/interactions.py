@@ -397,14 +397,21 @@ class Interactions:
         )
         return cancelled
 
-    def say(self, session: Session, chat_id: int, reply_to: int | None, text: str) -> None:
-        """A ready-made HTML text, through the outbox (it counts against the group budget)."""
+    def say(
+        self,
+        session: Session,
+        chat_id: int,
+        reply_to: int | None,
+        text: str,
+        importance: Importance = Importance.PROMPT,
+    ) -> None:
+        """A ready-made HTML text, through the outbox (charged to the chat it goes to)."""
         enqueue_telegram(
             session,
             TelegramOp.MESSAGE,
             ticket_id=None,
             payload={"chat_id": chat_id, "text": text, "reply_to": reply_to},
-            importance=Importance.PROMPT,
+            importance=importance,
             now=self.now,
         )
 
