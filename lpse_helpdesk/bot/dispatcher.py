@@ -74,6 +74,7 @@ from lpse_helpdesk.workflow.outbox import (
     claim_due,
     earliest_pending,
     enqueue_telegram,
+    renew_claim,
 )
 from lpse_helpdesk.workflow.worker import PollingWorker
 
@@ -304,6 +305,8 @@ class TelegramDispatcher(PollingWorker):
     # --- preparing (database thread) -------------------------------------------------------
 
     def _prepare(self, session: Session, item_id: int) -> Outgoing | None:
+        if not renew_claim(session, item_id, now=self.clock.now()):
+            return None  # sent already, or taken over by another instance after our lease
         item = session.get(OutboxItem, item_id)
         if item is None or item.status is not OutboxStatus.PENDING:
             return None
