@@ -4,7 +4,8 @@ For each size N (default 1,000 and 10,000) this starts a throwaway Dovecot
 (tests/servers/dovecot.py), fills a new user's INBOX with N realistic, unique mails over one
 IMAP connection (not timed), then runs the real ``MailIntakeService.sync_once()`` in a fresh
 child process against a fresh SQLite database made by the real migrations. The child reports
-wall time and its peak RSS (``ru_maxrss``); the parent checks the result (tickets, messages,
+wall time and the peak RSS (``ru_maxrss``) of itself and of the helper process it may start
+(their sum is the figure: issue #14 wants all of them together under 150 MiB); the parent checks the result (tickets, messages,
 no failures, every mail \\Seen on the server) and prints mails/s, the time-per-mail ratio
 between the sizes (1.0 = linear) and, within each run, the ms per mail over the first and the
 last tenth of the backlog (growth with the database, free of the noise between runs).
@@ -61,7 +62,8 @@ HELPDESK = "helpdesk@lpse.test"
 LKPP = "helpdesk@lkpp.test"
 RESULT_MARK = "BENCH-RESULT "
 PASSWORD_ENV = "BENCH_IMAP_PASSWORD"  # the child's IMAP password (not on its command line)
-TARGET_MAILS_PER_SECOND = 200.0
+TARGET_MAILS_PER_SECOND = 600.0  # issue #14 (issue #3: 200)
+TARGET_RSS_MIB = 150.0  # issue #14: every process of the ingest together
 T = TypeVar("T")
 
 # --------------------------------------------------------------------------- the mails
@@ -382,6 +384,10 @@ async def _child(args: argparse.Namespace) -> dict[str, Any]:
     rss_peak = _max_rss_mib()
     await service._imap(session.close)
     db.close()
+    pool = getattr(service, "_pool", None)
+    if pool is not None:
+        pool.shutdown(wait=True)  # then its peak counts among this process's children
+    helper_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     if profiler is not None:
         import pstats
 
@@ -397,6 +403,7 @@ async def _child(args: argparse.Namespace) -> dict[str, Any]:
         "outcomes": report.outcomes,
         "rss_before_mib": rss_before,
         "rss_peak_mib": rss_peak,
+        "helper_rss_peak_mib": helper_peak,
         "breakdown": {"parse_and_commit": sum(t for t, _ in batches), **totals},
         "batches": batches,
     }
@@ -540,6 +547,10 @@ def _tenths(batches: list[tuple[float, int]]) -> tuple[float, float]:
     return rate(batches[:k]), rate(batches[-k:])
 
 
+def _all_rss(result: dict[str, Any]) -> float:
+    return float(result["rss_peak_mib"]) + float(result.get("helper_rss_peak_mib", 0.0))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1000,10000", help="comma-separated backlog sizes")
@@ -574,6 +585,10 @@ def main(argv: list[str] | None = None) -> int:
             summarise_py_spy(args.py_spy)
     print()
     header = f"{'mails':>7} {'seconds':>8} {'mails/s':>8} {'ms/mail':>8} {'peak RSS':>9}"
+    print(
+        "(peak RSS: the ingesting process, plus its helper process when it started one; "
+        f"target {TARGET_RSS_MIB:.0f} MiB for both together)"
+    )
     print(header + f" {'RSS before':>10} {'SQLite':>8}  breakdown (s)")
     ok = True
     for r in results:
@@ -581,10 +596,16 @@ def main(argv: list[str] | None = None) -> int:
         parts = ", ".join(f"{k} {v:.1f}" for k, v in r["breakdown"].items())
         print(
             f"{r['n']:>7} {r['seconds']:>8.2f} {rate:>8.0f} {1000 * r['seconds'] / r['n']:>8.2f}"
-            f" {r['rss_peak_mib']:>6.0f} MiB {r['rss_before_mib']:>6.0f} MiB"
+            f" {_all_rss(r):>6.0f} MiB {r['rss_before_mib']:>6.0f} MiB"
             f" {r['db_mib']:>4.0f} MiB  {parts}"
         )
         print(f"{'':>7} outcomes {r['outcomes']}, failed {r['failed']}")
+        print(
+            f"{'':>7} peak RSS {r['rss_peak_mib']:.0f} MiB ingesting process + "
+            f"{r.get('helper_rss_peak_mib', 0.0):.0f} MiB helper process"
+        )
+        if _all_rss(r) > TARGET_RSS_MIB:
+            print(f"{'':>7} above the peak RSS target of {TARGET_RSS_MIB:.0f} MiB")
         head, tail = _tenths(r["batches"])
         print(f"{'':>7} ms/mail in the first tenth {head:.2f}, in the last tenth {tail:.2f}")
         for problem in r["problems"]:
