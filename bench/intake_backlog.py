@@ -7,8 +7,9 @@ child process against a fresh SQLite database made by the real migrations. The c
 wall time and the peak RSS (``ru_maxrss``) of itself and of the helper process it may start
 (their sum is the figure: issue #14 wants all of them together under 150 MiB); the parent
 checks the result (tickets, messages, no failures, every mail \\Seen on the server) and prints
-mails/s, the time-per-mail ratio between the sizes (1.0 = linear) and, within each run, the ms per mail over the first and the
-last tenth of the backlog (growth with the database, free of the noise between runs).
+mails/s, the time-per-mail ratio between the sizes (1.0 = linear) and, within each run, the ms
+per mail over the first and the last tenth of the backlog (growth with the database, free of
+the noise between runs).
 
     .venv/bin/python -m bench.intake_backlog                    # 1000 and 10000
     .venv/bin/python -m bench.intake_backlog --sizes 500,2000
