@@ -201,6 +201,7 @@ class TelegramDispatcher(PollingWorker):
         self._next_new_card = 0.0
         self._held_idle_until = 0.0
         self._next_due: dt.datetime | None = None  # the next pending row's due time
+        self._pending_new: int | None = None  # new cards waiting, as of the last claim
         #: Forum topics (the group-experience issue) plug in here: called in a database
         #: thread when Telegram answers "message thread not found" for an item; it should
         #: recreate the ticket's topic and re-aim the item. Without topics the item is sent
@@ -247,7 +248,7 @@ class TelegramDispatcher(PollingWorker):
         pacing = time.monotonic() < self._next_new_card
         new_cards = not held and not pacing and self.budget.available(self.chat_id) > RESERVE
         ids = await self.db.run(partial(self._due_ids, new_cards=new_cards))
-        burst = await self._digest_if_needed() if not held else False
+        burst = await self._digest_if_needed(self._pending_new) if not held else False
         progressed = False
         for item_id in ids:
             if self.stopping or time.monotonic() < self._pause_until:
@@ -300,6 +301,9 @@ class TelegramDispatcher(PollingWorker):
         # budget), or when the next pending row falls due.
         next_due = now if ids else earliest_pending(session, OutboxChannel.TELEGRAM, now=now)
         self._next_due = as_utc(next_due) if next_due is not None else None
+        # What the digest decides on, counted in this same job (one database round trip less
+        # between a commit and its card).
+        self._pending_new = self._pending_new_cards(session) if self.digests else None
         return ids
 
     # --- preparing (database thread) -------------------------------------------------------
@@ -797,13 +801,14 @@ class TelegramDispatcher(PollingWorker):
 
     # --- the digest ------------------------------------------------------------------------
 
-    async def _digest_if_needed(self) -> bool:
+    async def _digest_if_needed(self, pending_new: int | None = None) -> bool:
         """Name waiting new tickets in digests when their cards cannot all go within the
         minute; True while such a burst lasts (new cards then go paced)."""
         if not self.digests:
             return False
         budget = self.budget.available(self.chat_id)
-        pending_new = await self.db.run(self._pending_new_cards)
+        if pending_new is None:
+            pending_new = await self.db.run(self._pending_new_cards)
         if pending_new <= budget - RESERVE:
             return False  # the cards themselves fit within the minute
         waiting = await self.db.run(self._undigested_new_tickets)
