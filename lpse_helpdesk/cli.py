@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 from collections.abc import Sequence
@@ -61,6 +60,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _report_problems(report)
     assert report.settings is not None and report.domain is not None
     _setup_logging(report.settings.LOG_LEVEL)
+
+    import asyncio
 
     from lpse_helpdesk.app import build_services, serve
     from lpse_helpdesk.ops.single import AnotherInstance
