@@ -82,8 +82,15 @@ _BOUNCE_SUBJECT = re.compile(
     re.IGNORECASE,
 )
 _BOUNCE_SENDER = re.compile(r"^(?:mailer[-_.]?daemon|postmaster)(?:[-+._].*)?$", re.IGNORECASE)
-_TEXT_MESSAGE_ID = re.compile(r"^\s*>?\s*Message-ID\s*:\s*(<[^<>\s]+>)", re.IGNORECASE | re.M)
-_ADDRESS = re.compile(r"[^\s<>,;\"']+@[^\s<>,;\"']+")
+# Was ^\s*>?\s*Message-ID\s*:\s*(<...>) with MULTILINE: ^\s* ran over blank lines, so every
+# line of a run of blank lines rescanned all the rest (cubic with the second \s*). Now the
+# indentation stays on its line and every run is possessive.
+_TEXT_MESSAGE_ID = re.compile(
+    r"^[^\S\n]*+>?[^\S\n]*+Message-ID[^\S\n]*+:\s*+(<[^<>\s]++>)", re.IGNORECASE | re.M
+)
+# Was [^...]+@[^...]+ (each character of a long word without "@" began a new scan of the
+# word: quadratic); now a match may only begin where a word begins.
+_ADDRESS = re.compile(r"(?<![^\s<>,;\"'])[^\s<>,;\"']+@[^\s<>,;\"']+")
 
 
 def _canonical(address: str) -> str:
