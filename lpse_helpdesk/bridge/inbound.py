@@ -277,7 +277,21 @@ class MailIntakeService:
     # --- one sync --------------------------------------------------------------------------
 
     async def sync_once(self) -> SyncReport:
-        """Fetch everything above the stored UID, ingest, commit, then mark on the server."""
+        """Fetch everything above the stored UID, ingest, commit, then mark on the server.
+
+        Raises DatabaseUnavailable when the database failed (locked, lost, disk full)."""
+        try:
+            return await self._sync()
+        except DatabaseUnavailable:
+            raise
+        except CONNECTION_ERRORS:
+            raise
+        except Exception as error:
+            if is_transient(error):
+                raise DatabaseUnavailable(str(error)) from error
+            raise
+
+    async def _sync(self) -> SyncReport:
         report = SyncReport()
         folder = self.account.folder
         await self._move_unmoved()

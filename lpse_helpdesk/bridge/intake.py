@@ -162,7 +162,8 @@ class Intake:
         if kind.kind is MailClassKind.BOUNCE:
             return self._bounce(session, stored, kind, thread)
 
-        self._unflag(session, mail.from_address)
+        if not imported:
+            self._unflag(session, mail.from_address)
         lkpp_sender = mail.from_address.lower() == self.lkpp
         from_lkpp = lkpp_sender and self._verified_lkpp(session, mail)
         if lkpp_sender and not from_lkpp:
@@ -291,6 +292,8 @@ class Intake:
     ) -> IntakeResult:
         kind = MessageKind.LKPP if from_lkpp else MessageKind.USER
         message = stored.save(ticket, kind)
+        if stored.imported:
+            return IntakeResult(Outcome.JOINED, ticket.id, message.id, "imported")
         action = machine.mail_action(ticket.state, from_lkpp=from_lkpp)
         actor = Actor.email(stored.mail.from_address, stored.mail.from_name or None)
         if action is not None and machine.allowed(ticket.state, action):
@@ -389,7 +392,7 @@ class Intake:
                             flagged_at=stored.now,
                         )
                     )
-        if ticket is not None:
+        if ticket is not None and not stored.imported:
             enqueue_telegram(
                 session,
                 TelegramOp.NOTICE,

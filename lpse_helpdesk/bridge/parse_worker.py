@@ -18,7 +18,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing import get_context
 from multiprocessing.connection import Connection
@@ -64,7 +64,7 @@ class _Job:
     domain: DomainConfig
 
 
-def _serve(conn: Connection) -> None:
+def serve_mails(conn: Connection) -> None:
     """The child's loop: one result (or error text) per mail, in order."""
     conn.send("ready")
     while True:
@@ -91,11 +91,15 @@ class ParseWorker:
         own_addresses: frozenset[str],
         domain: DomainConfig,
         budget: float = 20.0,
+        *,
+        serve: Callable[[Connection], None] | None = None,
     ) -> None:
+        """`serve`: the child's loop (a module-level function); tests wrap `serve_mails`."""
         self.max_bytes = max_bytes
         self.own_addresses = own_addresses
         self.domain = domain
         self.budget = budget
+        self._serve = serve or serve_mails
         self._process: BaseProcess | None = None
         self._conn: Connection | None = None
         self._lock = threading.Lock()
@@ -117,7 +121,7 @@ class ParseWorker:
         context = get_context("spawn")
         parent, child = context.Pipe(duplex=True)
         process = context.Process(
-            target=_serve, args=(child,), name="lpse-mail-parser", daemon=True
+            target=self._serve, args=(child,), name="lpse-mail-parser", daemon=True
         )
         process.start()
         child.close()
