@@ -15,9 +15,8 @@ Order of the checks (the first that applies wins):
    (``report-type=disposition-notification``); a null Return-Path without a report (RFC 3834
    asks auto-responders to send with one). ``X-Auto-Response-Suppress`` alone is not a sign:
    Outlook puts it on ordinary mail.
-5. LOOP: ``X-LPSE-Helpdesk-Ticket`` from someone else (our mail redirected back by a forwarding
-   rule; a person's reply does not copy X-headers).
-6. NORMAL.
+5. NORMAL, also with ``X-LPSE-Helpdesk-Ticket`` from someone else: a user's "edit as new" of
+   our mail copies it. Only mail from our own addresses can be a loop.
 """
 
 from __future__ import annotations
@@ -192,9 +191,6 @@ def classify(parsed: ParsedMail, *, own_addresses: Collection[str]) -> MailClass
     sign = _auto_reply_sign(parsed)
     if sign:
         return MailClass(MailClassKind.AUTO_REPLY, f"automatic reply: {sign}")
-    if has_ticket_header:
-        return MailClass(
-            MailClassKind.LOOP,
-            f"carries {TICKET_HEADER} (our outgoing mail) though sent by {parsed.from_address}",
-        )
+    # A user who "edits as new" a mail of ours copies its X- header; only mail from our own
+    # addresses can be a loop (checked above), so this is an ordinary mail.
     return MailClass(MailClassKind.NORMAL, "no sign of automatic mail")

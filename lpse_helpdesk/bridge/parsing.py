@@ -622,12 +622,22 @@ def _frozen_attachments(
     return tuple(result)
 
 
+def _domain(address: str) -> str:
+    return address.rpartition("@")[2].strip().rstrip(".").lower()
+
+
 def _choose_requester(
     sender: tuple[str, str] | None, reply_to: list[tuple[str, str]]
 ) -> tuple[str, str]:
+    """Who the helpdesk answers: Reply-To only when it is at From's domain (a colleague's
+    or a shared mailbox of the same office); any other Reply-To would let a stranger make
+    the helpdesk mail a third party, so the answer goes to From (both stay on record)."""
     if len(reply_to) == 1:
         name, address = reply_to[0]
-        if not is_machine_address(address) and (sender is None or address != sender[1]):
+        if sender is None and not is_machine_address(address):
+            return name, address  # no From at all: Reply-To is the only address there is
+        same_domain = _domain(address) == _domain(sender[1])
+        if not is_machine_address(address) and same_domain and address != sender[1]:
             return name, address
     if sender is not None:
         return sender
