@@ -15,7 +15,6 @@ import pytest
 from sqlalchemy import event, func, select
 
 from lpse_helpdesk.bridge.history_import import import_history
-from lpse_helpdesk.bridge.inbound import MailIntakeService
 from lpse_helpdesk.bridge.intake import Intake
 from lpse_helpdesk.bridge.parse_worker import ParseWorker, serve_mails
 from lpse_helpdesk.bridge.quarantine import list_quarantined, retry_quarantined
@@ -44,7 +43,9 @@ def _alerts(db: Database, kind: str) -> list[OutboxItem]:
     return db.run_sync(
         lambda s: [
             o
-            for o in s.scalars(select(OutboxItem).where(OutboxItem.channel == OutboxChannel.TELEGRAM))
+            for o in s.scalars(
+                select(OutboxItem).where(OutboxItem.channel == OutboxChannel.TELEGRAM)
+            )
             if o.payload.get("alert") == kind
         ]
     )
@@ -52,10 +53,14 @@ def _alerts(db: Database, kind: str) -> list[OutboxItem]:
 
 def _mail_count(db: Database) -> int:
     return db.run_sync(
-        lambda s: s.scalar(
-            select(func.count()).select_from(OutboxItem).where(OutboxItem.channel == OutboxChannel.MAIL)
+        lambda s: (
+            s.scalar(
+                select(func.count())
+                .select_from(OutboxItem)
+                .where(OutboxItem.channel == OutboxChannel.MAIL)
+            )
+            or 0
         )
-        or 0
     )
 
 
@@ -76,7 +81,9 @@ async def test_first_start_on_a_mailbox_with_history_then_import_twice(
         )
     recent_at = [now - dt.timedelta(days=d, hours=1) for d in (0, 2, 6)]
     for i, when in enumerate(recent_at):
-        imap_account.append(make_mail(subject=f"Baru {i}", sender=f"baru{i}@vendor.co.id"), date=when)
+        imap_account.append(
+            make_mail(subject=f"Baru {i}", sender=f"baru{i}@vendor.co.id"), date=when
+        )
     service = _service(imap_account, intake, db, clock)
     try:
         await service._imap(service.session.connect)
@@ -90,7 +97,9 @@ async def test_first_start_on_a_mailbox_with_history_then_import_twice(
         # Nothing went to the 300 old senders; the 3 recent got their acknowledgement.
         recipients = db.run_sync(
             lambda s: set(
-                s.scalars(select(OutboxItem.recipient).where(OutboxItem.channel == OutboxChannel.MAIL))
+                s.scalars(
+                    select(OutboxItem.recipient).where(OutboxItem.channel == OutboxChannel.MAIL)
+                )
             )
         )
         assert recipients == {f"baru{i}@vendor.co.id" for i in range(3)}
@@ -177,7 +186,11 @@ def _hostile_mails() -> list[bytes]:
         make_mail(subject="Re" + _HOSTILE_SPACES + "x", sender="a1@vendor.co.id"),
         make_mail(body="kode tender" + " - " * 30_000 + "\n" + _HOSTILE_SPACES, sender="a2@x.id"),
         make_mail(
-            body="Mohon bantuan.\n\n--" + " \n" * 40_000 + "Salam" + _HOSTILE_SPACES + "\nFrom:"
+            body="Mohon bantuan.\n\n--"
+            + " \n" * 40_000
+            + "Salam"
+            + _HOSTILE_SPACES
+            + "\nFrom:"
             + _HOSTILE_SPACES,
             sender="a3@vendor.co.id",
         ),
@@ -248,7 +261,9 @@ async def test_a_mail_over_its_parse_budget_is_quarantined_and_the_next_flows_on
         assert len(_alerts(db, "mail_quarantined")) == 1
         # The operator lists it and, after the fix (here: the normal parser), retries it.
         assert [q.subject for q in list_quarantined(db)] == ["LAMBAT sekali"]
-        fixed = ParseWorker(intake.config.max_bytes, intake.config.helpdesk_addresses, intake.domain)
+        fixed = ParseWorker(
+            intake.config.max_bytes, intake.config.helpdesk_addresses, intake.domain
+        )
         try:
             results = await asyncio.to_thread(retry_quarantined, db, intake, fixed, None)
         finally:

@@ -20,9 +20,27 @@ def _corpus() -> tuple[bytes, ...]:
     return tuple(mail.raw for mail in build())
 
 
-_NASTY = [b" " * 5000, b"\r\n" * 3000, b"\t", b"<", b">", b"=?", b"?=", b"--", b":", b"\x00",
-          b"\xff\xfe", b"Content-Type: multipart/mixed; boundary=x\r\n", b"--x\r\n", b"\r\n\r\n",
-          b"=\r\n", b"Message-ID: <", b"From: ", b"Subject: Re: ", b"charset=\"utf-7\""]
+_NASTY = [
+    b" " * 5000,
+    b"\r\n" * 3000,
+    b"\t",
+    b"<",
+    b">",
+    b"=?",
+    b"?=",
+    b"--",
+    b":",
+    b"\x00",
+    b"\xff\xfe",
+    b"Content-Type: multipart/mixed; boundary=x\r\n",
+    b"--x\r\n",
+    b"\r\n\r\n",
+    b"=\r\n",
+    b"Message-ID: <",
+    b"From: ",
+    b"Subject: Re: ",
+    b'charset="utf-7"',
+]
 
 
 @st.composite

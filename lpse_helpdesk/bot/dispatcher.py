@@ -37,7 +37,7 @@ from telegram import (
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
-from lpse_helpdesk.bot import cards, texts
+from lpse_helpdesk.bot import bounce_flags, cards, texts
 from lpse_helpdesk.bot.interactions import attachment_bytes
 from lpse_helpdesk.bot.ratelimit import Budget, Limits
 from lpse_helpdesk.domain.model import DomainConfig
@@ -209,7 +209,10 @@ class TelegramDispatcher(PollingWorker):
             ticket = session.get(Ticket, item.ticket_id) if item.ticket_id else None
             subject = ticket.subject if ticket is not None else ""
             text = texts.notice_text(session, number, subject, item.payload, self.timezone)
-            return Outgoing(item.id, op, self.chat_id, text, reply_to=reply_to)
+            flag_button = bounce_flags.keyboard(item.id, item.payload)
+            return Outgoing(
+                item.id, op, self.chat_id, text, keyboard=flag_button, reply_to=reply_to
+            )
         if op == TelegramOp.ALERT:
             text = texts.alert_text(session, item.payload, self.timezone)
             return Outgoing(item.id, op, self.chat_id, text)

@@ -19,6 +19,7 @@ from telegram.ext import (
     filters,
 )
 
+from lpse_helpdesk.bot import bounce_flags
 from lpse_helpdesk.bot.access import Access
 from lpse_helpdesk.bot.cards import Urgency
 from lpse_helpdesk.bot.dispatcher import TelegramDispatcher
@@ -67,6 +68,8 @@ def build_application(settings: BotSettings, handlers: Handlers) -> Application:
         .get_updates_read_timeout(settings.poll_timeout + 10)
         .build()
     )
+    # Before the card buttons: the bounce notice's "clear flag" button (bot/bounce_flags.py).
+    application.add_handler(bounce_flags.clear_flag_handler(handlers.db, handlers.access))
     application.add_handler(CallbackQueryHandler(handlers.on_press))
     application.add_handler(CommandHandler("start", handlers.start))
     application.add_handler(CommandHandler("bantuan", handlers.help))

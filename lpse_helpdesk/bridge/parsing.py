@@ -634,10 +634,14 @@ def _choose_requester(
     the helpdesk mail a third party, so the answer goes to From (both stay on record)."""
     if len(reply_to) == 1:
         name, address = reply_to[0]
-        if sender is None and not is_machine_address(address):
-            return name, address  # no From at all: Reply-To is the only address there is
-        same_domain = _domain(address) == _domain(sender[1])
-        if not is_machine_address(address) and same_domain and address != sender[1]:
+        if sender is None:
+            if not is_machine_address(address):
+                return name, address  # no From at all: Reply-To is the only address there is
+        elif (
+            not is_machine_address(address)
+            and _domain(address) == _domain(sender[1])
+            and address != sender[1]
+        ):
             return name, address
     if sender is not None:
         return sender
