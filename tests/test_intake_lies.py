@@ -8,7 +8,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from lpse_helpdesk.bot import bounce_flags
-from lpse_helpdesk.bridge.intake import Intake, Outcome
+from lpse_helpdesk.bridge.intake import Intake, IntakeConfig, Outcome
+from lpse_helpdesk.domain.model import DomainConfig
 from lpse_helpdesk.storage.db import Database
 from lpse_helpdesk.storage.models import (
     Direction,
@@ -18,8 +19,16 @@ from lpse_helpdesk.storage.models import (
     OutboxChannel,
     OutboxItem,
 )
+from lpse_helpdesk.workflow.tickets import Workflow
+from tests.conftest import HELPDESK, LKPP
 from tests.mailmaker import make_mail
-from tests.test_intake_rules import ingest, intake, mails  # noqa: F401  (fixture)
+from tests.test_intake_rules import ingest, mails
+
+
+@pytest.fixture
+def intake(workflow: Workflow, domain: DomainConfig) -> Intake:
+    config = IntakeConfig(helpdesk_addresses=frozenset({HELPDESK}), lkpp_address=LKPP)
+    return Intake(workflow, domain, config)
 
 
 def _bounce(address: str, original_id: str | None) -> bytes:
