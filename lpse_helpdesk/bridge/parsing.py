@@ -350,6 +350,7 @@ class _Attachment:
     disposition: str | None
     content_id: str | None
     payload: bytes
+    size: int = -1  # when the payload was not decoded: its estimated size
 
 
 @dataclass
@@ -368,6 +369,8 @@ class _Walk:
     statuses: list[str] = field(default_factory=list)
     diagnostics: list[str] = field(default_factory=list)
     parts: int = 0
+    #: False for a mail over max_bytes: attachments are listed, never decoded (memory).
+    decode_attachments: bool = True
 
 
 def _describe_defect(defect: object) -> str:
@@ -528,13 +531,22 @@ def _leaf(part: email.message.Message, walk: _Walk, body: _Body) -> None:
     content_id = normalise_message_id(decode_header_value(raw_cid)) if raw_cid else None
     if (filename or "").lower() == "winmail.dat":
         content_type = "application/ms-tnef"
+    payload, size = b"", -1
+    if walk.decode_attachments:
+        payload = _payload_bytes(part, walk)
+    else:
+        encoded = part.get_payload()
+        size = len(encoded) if isinstance(encoded, str) else 0
+        if str(part.get("Content-Transfer-Encoding", "")).strip().lower() == "base64":
+            size = size * 3 // 4
     walk.attachments.append(
         _Attachment(
             filename or _default_filename(content_type, len(walk.attachments) + 1),
             content_type,
             disposition,
             content_id or None,
-            _payload_bytes(part, walk),
+            payload,
+            size,
         )
     )
 
@@ -612,7 +624,7 @@ def _frozen_attachments(
             AttachmentInfo(
                 filename=item.filename,
                 content_type=item.content_type,
-                size=len(item.payload),
+                size=item.size if item.size >= 0 else len(item.payload),
                 inline=inline,
                 content_id=cid,
                 payload=None if omitted else item.payload,
@@ -685,7 +697,7 @@ def _parse(raw: bytes, max_bytes: int, policy: email.policy.Policy) -> ParsedMai
     reply_to = _addresses(raw_values("Reply-To"), defects, "Reply-To")
     requester = _choose_requester(sender, reply_to)
 
-    walk = _Walk(defects)
+    walk = _Walk(defects, decode_attachments=len(raw) <= max_bytes)
     body = _Body()
     _walk(message, walk, body, 0)
     html = "\n".join(body.html) if body.html else None
