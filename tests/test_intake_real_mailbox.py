@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import socket
 import sqlite3
 import time
 from multiprocessing.connection import Connection
@@ -146,6 +147,15 @@ async def test_first_start_on_a_mailbox_with_history_then_import_twice(
             lambda s: list(s.scalars(select(Ticket).where(Ticket.subject.like("Lama %"))))
         )
         assert min(t.received_at for t in imported) == old_day
+        # The recap lists the imported history in the month the server received it.
+        from zoneinfo import ZoneInfo
+
+        from lpse_helpdesk.reports.data import iter_tickets
+        from lpse_helpdesk.reports.period import month_period
+
+        march = month_period(2024, 3, ZoneInfo("Asia/Jakarta"))
+        rows = db.run_sync(lambda s: list(iter_tickets(s, march)))
+        assert rows and rows[0].received_at == old_day
         ids = [t.id for t in imported]
         clocks = db.run_sync(
             lambda s: s.scalar(
@@ -337,6 +347,12 @@ async def test_dovecot_stopped_and_started_mid_idle(
     await service.start()
     try:
         await asyncio.wait_for(service.synced.wait(), 30)
+        # A connection that dies silently (no FIN, no RST) is noticed by TCP keepalive
+        # within about IMAP_TIMEOUT (10 s here): probes after 3 s, every 1 s, 3 of them.
+        sock = service.session.box.client.sock
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        if hasattr(socket, "TCP_KEEPIDLE"):
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 3
         await asyncio.sleep(0.5)  # in IDLE now
         dovecot_server._terminate()
         await asyncio.sleep(1.5)  # retries fail meanwhile
