@@ -45,7 +45,7 @@ from lpse_helpdesk.bridge.oauth2 import OAuth2Error
 from lpse_helpdesk.bridge.parse_worker import OverBudget, ParseWorker, WorkerOutcome
 from lpse_helpdesk.bridge.prepare import Prepared, with_raw
 from lpse_helpdesk.storage.db import Database
-from lpse_helpdesk.storage.models import FailedMail, MailboxState, Message
+from lpse_helpdesk.storage.models import FailedMail, MailboxState, Message, OutboxItem
 from lpse_helpdesk.timekeeping.clock import Clock
 from lpse_helpdesk.workflow.outbox import Importance, TelegramOp, enqueue_telegram
 
@@ -778,8 +778,6 @@ class _ParseError(Exception):
 
 
 def _alerted(session: Session, dedup_key: str) -> bool:
-    from lpse_helpdesk.storage.models import OutboxItem
-
     return (
         session.scalar(select(OutboxItem.id).where(OutboxItem.dedup_key == dedup_key).limit(1))
         is not None
