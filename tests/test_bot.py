@@ -26,7 +26,14 @@ from lpse_helpdesk.timekeeping.calendar import BusinessCalendar
 from lpse_helpdesk.workflow.actors import Actor
 from lpse_helpdesk.workflow.mail_plan import Addresses, OutboxMailPlanner
 from lpse_helpdesk.workflow.tickets import Workflow
-from tests.bot_harness import GROUP, Harness, OffsetClock, make_intake, make_service
+from tests.bot_harness import (
+    GROUP,
+    Harness,
+    OffsetClock,
+    make_intake,
+    make_service,
+    press_latest,
+)
 from tests.conftest import HELPDESK, LKPP, WIB
 from tests.servers.telegram import BotApiServer, RateLimits
 
@@ -239,7 +246,8 @@ async def test_force_reply_flow(h: Harness) -> None:
     tid = h.ingest()
     await _press(h, tid, "Tinggi")
     await h.settled()
-    assert "ketik" in (await _press(h, tid, "Minta Data")).lower()
+    assert "templat" in (await _press(h, tid, "Minta Data")).lower()  # canned answers first
+    assert "ketik" in (await press_latest(h, "Tulis sendiri")).lower()
     prompt = await h.until(
         lambda: next(
             (
@@ -259,6 +267,7 @@ async def test_force_reply_flow(h: Harness) -> None:
     assert _ticket(h, tid).state is State.PRIORITIZED
     # The presser answers: the request goes out by e-mail.
     h.server.reply_to(GROUP, prompt.message_id, h.staff, "Mohon kirim tangkapan layar & <galat>.")
+    assert "dikirim" in await press_latest(h, "Kirim")  # the preview, then the mail
     await h.until(lambda: _ticket(h, tid).state is State.WAITING_FOR_DATA)
     mail = h.db.run_sync(
         lambda s: s.scalars(select(OutboxItem).where(OutboxItem.kind == "data_request")).one()
@@ -310,6 +319,7 @@ async def test_pending_prompt_survives_a_restart(
     await _press(h, tid, "Tinggi")
     await h.settled()
     await _press(h, tid, "Selesai")
+    await press_latest(h, "Tulis sendiri")
     prompt = await h.until(
         lambda: next(
             (
@@ -324,6 +334,7 @@ async def test_pending_prompt_survives_a_restart(
     telegram_server.reply_to(GROUP, prompt.message_id, h.staff, "Sudah kami perbaiki.")
     again = await _harness(telegram_server, db, live_workflow, domain, live_clock)
     try:
+        await press_latest(again, "Kirim")  # the preview was made after the restart
         await again.until(lambda: _ticket(again, tid).state is State.RESOLVED)
         assert _ticket(again, tid).solution == "Sudah kami perbaiki."
     finally:
@@ -510,9 +521,9 @@ EXPECTED_ANSWER = {
     "Tinggi": "Prioritas: Tinggi",
     "Menengah": "Prioritas: Menengah",
     "Rendah": "Prioritas: Rendah",
-    "Minta Data": "Silakan ketik",
-    "Selesai": "Silakan ketik",
-    "Eskalasi LKPP": "Silakan ketik",
+    "Minta Data": "Pilih templat",
+    "Selesai": "Pilih templat",
+    "Eskalasi LKPP": "Pilih templat",
     "Catatan": "Silakan ketik",
     "Telepon": "Konfirmasi telepon dicatat",
     "Mulai Analisis": "Analisis dimulai",
@@ -547,7 +558,10 @@ async def test_every_button_in_every_state(h: Harness, state: State) -> None:
             assert "sudah" in await _press(h, tid, word)  # the same priority again
             continue
         answer = await _press(h, tid, word)
-        assert EXPECTED_ANSWER[word] in answer, (state, word, answer)
+        expected = EXPECTED_ANSWER[word]
+        if word == "Selesai" and state is State.LKPP_ANSWERED:
+            expected = "Jawaban LKPP siap"  # the solution relays LKPP's answer
+        assert expected in answer, (state, word, answer)
 
 
 async def test_rekap_for_supervisors_only(

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from lpse_helpdesk.bot import cards, texts
 from lpse_helpdesk.bot.callback_data import Button, Press
+from lpse_helpdesk.bot.replies import MAIL_TEXT_ACTIONS, Answer, Replies
 from lpse_helpdesk.bridge.parsing import parse_mail
 from lpse_helpdesk.domain.model import DomainConfig
 from lpse_helpdesk.sop import machine
@@ -22,7 +23,9 @@ from lpse_helpdesk.sop.machine import Action, ActionNotAllowed
 from lpse_helpdesk.storage.models import (
     Attachment,
     Direction,
+    MailPreview,
     Message,
+    PreviewStatus,
     PromptStatus,
     TelegramCard,
     TelegramPrompt,
@@ -72,10 +75,18 @@ class ReplyResult:
 
 
 class Interactions:
-    def __init__(self, workflow: Workflow, domain: DomainConfig, chat_id: int) -> None:
+    def __init__(
+        self,
+        workflow: Workflow,
+        domain: DomainConfig,
+        chat_id: int,
+        replies: Replies | None = None,
+    ) -> None:
         self.workflow = workflow
         self.domain = domain
         self.chat_id = chat_id
+        #: Mails staff write go through canned answers and a preview (bot/replies.py).
+        self.replies = replies
 
     @property
     def now(self) -> dt.datetime:
@@ -144,6 +155,8 @@ class Interactions:
             return PressResult("", keyboard=cards.render_keyboard(card, self.domain))
         action = TEXT_BUTTONS[button]
         self._require(ticket, action)
+        if self.replies is not None and action in MAIL_TEXT_ACTIONS:
+            return _press_result(self.replies.start(session, ticket, action, actor, user_id))
         return self._ask_text(session, ticket, action, actor, user_id)
 
     def _require(self, ticket: Ticket, action: Action) -> None:
@@ -288,36 +301,15 @@ class Interactions:
         actor: Actor,
         message_id: int,
     ) -> ReplyResult:
-        prompt = session.scalars(
-            select(TelegramPrompt).where(
-                TelegramPrompt.chat_id == chat_id, TelegramPrompt.message_id == reply_to
-            )
-        ).first()
+        prompt = self.find_prompt(session, chat_id, reply_to)
         if prompt is None:
             return ReplyResult(handled=False)
-        if prompt.user_id != user_id:
-            self.say(
-                session,
-                chat_id,
-                message_id,
-                f"Pertanyaan ini untuk {escape(prompt.user_name)}. Tekan tombol pada kartu "
-                "untuk mengetik teks Anda sendiri.",
-            )
-            return ReplyResult(handled=True, queued=True)
-        if prompt.status is not PromptStatus.PENDING:
-            self.say(session, chat_id, message_id, "Pertanyaan ini sudah tidak berlaku.")
-            return ReplyResult(handled=True, queued=True)
-        if prompt.expires_at <= self.now:
-            prompt.status = PromptStatus.EXPIRED
-            self.say(
-                session,
-                chat_id,
-                message_id,
-                f"⌛ Waktu {PROMPT_MINUTES} menit sudah habis; tekan tombolnya lagi. "
-                f"Teks Anda:\n<code>{escape(text[:3000])}</code>",
-            )
+        if not self.usable_prompt(session, prompt, chat_id, user_id, message_id, text):
             return ReplyResult(handled=True, queued=True)
         action = Action(prompt.action)
+        if self.replies is not None and action in MAIL_TEXT_ACTIONS:
+            self.replies.on_text(session, prompt, text, actor)  # a preview, not the mail
+            return ReplyResult(handled=True, queued=True)
         try:
             self.workflow.act(session, prompt.ticket_id, action, actor, text=text)
         except (Refused, ActionNotAllowed) as refusal:
@@ -335,6 +327,48 @@ class Interactions:
         self.say(session, chat_id, message_id, texts.DONE[action.value])
         return ReplyResult(handled=True, queued=True)
 
+    @staticmethod
+    def find_prompt(session: Session, chat_id: int, reply_to: int) -> TelegramPrompt | None:
+        return session.scalars(
+            select(TelegramPrompt).where(
+                TelegramPrompt.chat_id == chat_id, TelegramPrompt.message_id == reply_to
+            )
+        ).first()
+
+    def usable_prompt(
+        self,
+        session: Session,
+        prompt: TelegramPrompt,
+        chat_id: int,
+        user_id: int,
+        message_id: int,
+        text: str = "",
+    ) -> bool:
+        """Whether this reply answers `prompt`; when not, the staff member was told why."""
+        if prompt.user_id != user_id:
+            self.say(
+                session,
+                chat_id,
+                message_id,
+                f"Pertanyaan ini untuk {escape(prompt.user_name)}. Tekan tombol pada kartu "
+                "untuk mengetik teks Anda sendiri.",
+            )
+            return False
+        if prompt.status is not PromptStatus.PENDING:
+            self.say(session, chat_id, message_id, "Pertanyaan ini sudah tidak berlaku.")
+            return False
+        if prompt.expires_at <= self.now:
+            prompt.status = PromptStatus.EXPIRED
+            given = f" Teks Anda:\n<code>{escape(text[:3000])}</code>" if text else ""
+            self.say(
+                session,
+                chat_id,
+                message_id,
+                f"⌛ Waktu {PROMPT_MINUTES} menit sudah habis; tekan tombolnya lagi.{given}",
+            )
+            return False
+        return True
+
     def cancel(self, session: Session, chat_id: int, user_id: int, message_id: int) -> int:
         prompts = session.scalars(
             select(TelegramPrompt).where(
@@ -345,24 +379,45 @@ class Interactions:
         ).all()
         for prompt in prompts:
             prompt.status = PromptStatus.CANCELLED
+        previews = session.scalars(
+            select(MailPreview).where(
+                MailPreview.chat_id == chat_id,
+                MailPreview.user_id == user_id,
+                MailPreview.status == PreviewStatus.PENDING,
+            )
+        ).all()
+        for preview in previews:
+            preview.status = PreviewStatus.CANCELLED  # nothing is mailed
+        cancelled = len(prompts) + len(previews)
         self.say(
             session,
             chat_id,
             message_id,
-            "Dibatalkan." if prompts else "Tidak ada pertanyaan yang menunggu jawaban Anda.",
+            "Dibatalkan." if cancelled else "Tidak ada pertanyaan yang menunggu jawaban Anda.",
         )
-        return len(prompts)
+        return cancelled
 
-    def say(self, session: Session, chat_id: int, reply_to: int | None, text: str) -> None:
-        """A ready-made HTML text, through the outbox (it counts against the group budget)."""
+    def say(
+        self,
+        session: Session,
+        chat_id: int,
+        reply_to: int | None,
+        text: str,
+        importance: Importance = Importance.PROMPT,
+    ) -> None:
+        """A ready-made HTML text, through the outbox (charged to the chat it goes to)."""
         enqueue_telegram(
             session,
             TelegramOp.MESSAGE,
             ticket_id=None,
             payload={"chat_id": chat_id, "text": text, "reply_to": reply_to},
-            importance=Importance.PROMPT,
+            importance=importance,
             now=self.now,
         )
+
+
+def _press_result(answer: Answer) -> PressResult:
+    return PressResult(answer.text, alert=answer.alert, queued=answer.queued)
 
 
 def attachment_bytes(session: Session, message_pk: int, part_index: int) -> bytes | None:

@@ -30,6 +30,8 @@ Perintah:
 /antrian — tiket terbuka, paling mendesak dulu
 /cari &lt;kata atau e-mail&gt; — cari tiket
 /saya — tiket yang pernah saya tangani
+/nama &lt;nama resmi — jabatan&gt; — tanda tangan surat Anda
+/templat — templat jawaban (supervisor: tambah, ubah, hapus)
 /rekap [periode] — rekap untuk supervisor"""
 
 SUPERVISOR_WELCOME = (
@@ -39,9 +41,20 @@ SUPERVISOR_WELCOME = (
 )
 
 PROMPTS = {
-    "request_data": "📨 Ketik <b>permintaan data</b> untuk pengguna (akan dikirim sebagai e-mail).",
-    "resolve": "✅ Ketik <b>solusi</b> untuk pengguna (akan dikirim sebagai e-mail).",
-    "escalate": "⬆️ Ketik <b>catatan analisis</b> untuk Helpdesk LKPP (ikut diteruskan).",
+    "request_data": (
+        "📨 Ketik <b>permintaan data</b> untuk pengguna. Salam pembuka, penutup dan tanda "
+        "tangan ditambahkan otomatis; pratinjau e-mail ditampilkan sebelum dikirim. Foto atau "
+        "berkas yang dikirim sebagai balasan ikut dilampirkan."
+    ),
+    "resolve": (
+        "✅ Ketik <b>solusi</b> untuk pengguna. Salam pembuka, penutup dan tanda tangan "
+        "ditambahkan otomatis; pratinjau e-mail ditampilkan sebelum dikirim. Foto atau berkas "
+        "yang dikirim sebagai balasan ikut dilampirkan."
+    ),
+    "escalate": (
+        "⬆️ Ketik <b>catatan analisis</b> untuk Helpdesk LKPP (ikut diteruskan). Pratinjau "
+        "e-mail ditampilkan sebelum dikirim."
+    ),
     "add_note": "📝 Ketik <b>catatan internal</b> (tidak dikirim ke pengguna).",
 }
 DONE = {
@@ -86,14 +99,17 @@ def notice_text(
     """The short message posted in reply to a ticket's card."""
     kind = payload.get("notice")
     tag = f"<b>{escape(number)}</b>"
-    if kind in ("user_mail", "user_data", "lkpp_reply", "reopened"):
+    if kind in ("user_mail", "user_data", "lkpp_reply", "reopened", "thanks"):
         sender, text = _message_excerpt(session, payload)
         heading = {
             "user_mail": "✉️ E-mail baru dari pengguna",
             "user_data": "📥 Data tambahan dari pengguna",
             "lkpp_reply": "📨 Jawaban Helpdesk LKPP",
             "reopened": "🔁 Pengguna membalas setelah selesai; tiket dibuka kembali",
+            "thanks": "🙏 Pengguna berterima kasih / mengonfirmasi; tiket tetap selesai",
         }[kind]
+        if kind == "reopened" and payload.get("message") is None:
+            heading = "🔁 Tiket dibuka kembali oleh petugas"  # from a recorded thanks
         line = f"{heading} — {tag}"
         if sender:
             line += f"\n<i>{sender}</i>: {text}"

@@ -44,6 +44,7 @@ from lpse_helpdesk.bridge.intake import Intake
 from lpse_helpdesk.bridge.oauth2 import OAuth2Error
 from lpse_helpdesk.bridge.parse_worker import OverBudget, ParseWorker, WorkerOutcome
 from lpse_helpdesk.bridge.prepare import Prepared, with_raw
+from lpse_helpdesk.ops import metrics
 from lpse_helpdesk.storage.db import Database
 from lpse_helpdesk.storage.models import FailedMail, MailboxState, Message, OutboxItem
 from lpse_helpdesk.timekeeping.clock import Clock
@@ -137,6 +138,10 @@ class MailIntakeService:
         #: Set after each completed sync; tests and benchmarks wait on it.
         self.synced = asyncio.Event()
         self.last_report = SyncReport()
+        # For `status` and /readyz: the connection, and when it was lost or last synced.
+        self.connected = False
+        self.lost_since: dt.datetime | None = None
+        self.last_sync_at: dt.datetime | None = None
 
     # --- Piece -----------------------------------------------------------------------------
 
@@ -223,6 +228,7 @@ class MailIntakeService:
             await asyncio.wait_for(self._stopping.wait(), delay)
 
     async def _connected(self) -> None:
+        self.connected, self.lost_since = True, None
         if self._reported:
             await self._alert("imap_restored", {})
             log.info("IMAP connection restored")
@@ -231,6 +237,8 @@ class MailIntakeService:
 
     async def _disconnected(self, error: BaseException) -> None:
         self._failures += 1
+        self.connected = False
+        self.lost_since = self.lost_since or self.clock.now()
         if isinstance(error, MailboxLoginError):
             kind = "login rejected"
         elif isinstance(error, OAuth2Error):
@@ -293,6 +301,7 @@ class MailIntakeService:
 
     async def _sync(self) -> SyncReport:
         report = SyncReport()
+        began = self.clock.now()
         folder = self.account.folder
         await self._move_unmoved()
         uidvalidity = await self._imap(self.session.uidvalidity)
@@ -326,6 +335,8 @@ class MailIntakeService:
             top = max(listed, default=0)
             await self.db.run(lambda s: self._first_sync_done(s, folder, top))
         self.last_report = report
+        self.last_sync_at = self.clock.now()
+        metrics.record_sync(report.outcomes, report.quarantined, self.last_sync_at - began)
         if report.fetched or report.skipped_old:
             log.info(
                 "IMAP sync: %d fetched, %d committed, %d failed, %d quarantined, "

@@ -78,7 +78,58 @@ def check_config(env_file: Path | str | None = ".env") -> ConfigReport:
         problems.append(f"TEMPLATE_DIR: {settings.TEMPLATE_DIR} is not a folder")
     if settings.HELPDESK_EMAIL.lower() == settings.LKPP_HELPDESK_EMAIL.lower():
         problems.append("LKPP_HELPDESK_EMAIL: must differ from HELPDESK_EMAIL")
+    problems.extend(placeholders(settings))
     return ConfigReport(settings, domain, tuple(problems))
+
+
+EXAMPLE_TOKEN = "123456789:AAExampleTokenFromBotFather"  # noqa: S105 (the .env.example one)
+EXAMPLE_SECRET = "change-me"  # noqa: S105
+_SECRETS = (
+    "IMAP_PASSWORD",
+    "SMTP_PASSWORD",
+    "OAUTH2_CLIENT_SECRET",
+    "OAUTH2_REFRESH_TOKEN",
+    "TELEGRAM_WEBHOOK_SECRET",
+)
+_NAMES = (
+    "IMAP_HOST",
+    "IMAP_USER",
+    "SMTP_HOST",
+    "SMTP_USER",
+    "HELPDESK_EMAIL",
+    "LKPP_HELPDESK_EMAIL",
+    "TELEGRAM_WEBHOOK_URL",
+    "OAUTH2_TOKEN_URL",
+)
+
+
+def _example_domain(value: str) -> bool:
+    """`mail.lpse.example.go.id`, `a@example.com`, `https://example.org/x`: reserved examples."""
+    host = value.rsplit("@", 1)[-1].split("//", 1)[-1].split("/", 1)[0].split(":", 1)[0]
+    return "example" in host.lower().split(".")
+
+
+def placeholders(settings: Settings) -> list[str]:
+    """Settings still holding the placeholder values of `.env.example`, one line each."""
+    problems = []
+    token = settings.TELEGRAM_BOT_TOKEN.get_secret_value()
+    if token == EXAMPLE_TOKEN or "ExampleToken" in token:
+        problems.append(
+            "TELEGRAM_BOT_TOKEN: still the example from .env.example; put the bot's token"
+            " from @BotFather"
+        )
+    for name in _SECRETS:
+        secret = getattr(settings, name)
+        if isinstance(secret, SecretStr) and secret.get_secret_value().lower() == EXAMPLE_SECRET:
+            problems.append(f"{name}: still '{EXAMPLE_SECRET}' from .env.example; put the real one")
+    for name in _NAMES:
+        value = getattr(settings, name)
+        if isinstance(value, str) and _example_domain(value):
+            problems.append(
+                f"{name}: '{value}' is the example from .env.example; put your own server or"
+                " address"
+            )
+    return problems
 
 
 def mask(secret: SecretStr | None) -> str:
@@ -93,7 +144,7 @@ def summary(settings: Settings, domain: DomainConfig) -> list[str]:
     staff = ", ".join(map(str, settings.STAFF_IDS)) or "(semua anggota grup)"
     return [
         f"Telegram   : {settings.TELEGRAM_API_URL} token {mask(settings.TELEGRAM_BOT_TOKEN)}",
-        f"Grup       : {settings.HELPDESK_CHAT_ID}",
+        group_line(settings),
         f"Supervisor : {', '.join(map(str, settings.SUPERVISOR_IDS)) or '(belum ada)'}",
         f"Staf       : {staff}",
         f"IMAP       : {settings.IMAP_HOST}:{settings.IMAP_PORT} "
@@ -126,6 +177,52 @@ def summary(settings: Settings, domain: DomainConfig) -> list[str]:
         f"Data SOP   : {domain.source} ({len(domain.priorities)} prioritas, "
         f"{len(domain.categories)} kategori)",
     ]
+
+
+def stored_chat_id(settings: Settings) -> tuple[int, str | None] | None:
+    """(chat id, since when) the database knows the group by, when Telegram migrated the
+    group HELPDESK_CHAT_ID names; None when it has not, or the database cannot be read."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.orm import Session
+
+    from lpse_helpdesk.bot.group import follow_migrations
+    from lpse_helpdesk.storage.db import normalise_url
+
+    try:
+        url = make_url(normalise_url(settings.DATABASE_URL))
+    except Exception:  # a malformed URL is reported elsewhere, never raised here
+        return None
+    args: dict[str, object] = {}
+    if url.get_backend_name() == "sqlite":
+        if not url.database or url.database == ":memory:" or not Path(url.database).exists():
+            return None  # never create a database file just to look
+    elif url.get_backend_name() == "postgresql":
+        args["connect_timeout"] = 3
+    engine = create_engine(url, connect_args=args)
+    try:
+        with Session(engine) as session:
+            current, _, at = follow_migrations(session, settings.HELPDESK_CHAT_ID)
+    except SQLAlchemyError:
+        return None
+    finally:
+        engine.dispose()
+    return (current, at) if current != settings.HELPDESK_CHAT_ID else None
+
+
+def group_line(settings: Settings) -> str:
+    configured = settings.HELPDESK_CHAT_ID
+    stored = stored_chat_id(settings)
+    if stored is None:
+        return f"Grup       : {configured}"
+    current, at = stored
+    since = f" pada {at[:16].replace('T', ' ')} UTC" if at else ""
+    return (
+        f"Grup       : {current} (dari basis data: Telegram mengubah grup {configured} menjadi "
+        f"supergroup{since}; id ini menggantikan HELPDESK_CHAT_ID. "
+        f"Perbarui .env: HELPDESK_CHAT_ID={current})"
+    )
 
 
 def redact_url(url: str) -> str:

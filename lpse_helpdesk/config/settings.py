@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from lpse_helpdesk.workflow.signatures import OfficialName, parse_staff_names
+
 DEFAULT_DATABASE_URL = "sqlite:///lpse-helpdesk.sqlite3"
 
 
@@ -54,6 +56,9 @@ class Settings(BaseSettings):
     HELPDESK_CHAT_ID: int
     SUPERVISOR_IDS: Annotated[list[int], NoDecode] = Field(default_factory=list)
     STAFF_IDS: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    TELEGRAM_WEBHOOK_URL: str | None = None
+    TELEGRAM_WEBHOOK_LISTEN: str = "127.0.0.1:8443"
+    TELEGRAM_WEBHOOK_SECRET: SecretStr | None = None
 
     # Mail in (IMAP)
     IMAP_HOST: str
@@ -99,6 +104,13 @@ class Settings(BaseSettings):
     HELPDESK_NAME: str = "Helpdesk LPSE"
     LPSE_NAME: str = "LPSE"
     HELPDESK_PHONE: str | None = None
+    HELPDESK_HOURS: str | None = None
+    STAFF_NAMES: str = ""
+    SPSE_APPLICATION: str = "SPSE"
+    REPLY_ATTACHMENT_MAX_MB: int = Field(default=5, ge=1, le=20)
+    REKAP_CITY: str = ""
+    REKAP_HEAD_TITLE: str = "Kepala LPSE"
+    REKAP_HEAD_NAME: str = ""
     LKPP_HELPDESK_EMAIL: str
     DATABASE_URL: str = DEFAULT_DATABASE_URL
     HELPDESK_TIMEZONE: str = "Asia/Jakarta"
@@ -110,6 +122,8 @@ class Settings(BaseSettings):
     REKAP_MASK_EMAIL: bool = False
     TICKET_PREFIX: str = Field(default="LPSE", pattern=r"^[A-Z][A-Z0-9]{1,11}$")
     LOG_LEVEL: str = "INFO"
+    METRICS_ADDRESS: str | None = None
+    RETENTION_DAYS: int = Field(default=730, ge=30, le=36500)
 
     _split_ids = field_validator("SUPERVISOR_IDS", "STAFF_IDS", mode="before")(_id_list)
 
@@ -146,12 +160,16 @@ class Settings(BaseSettings):
         "IMAP_PROCESSED_FOLDER",
         "IMAP_QUARANTINE_FOLDER",
         "HELPDESK_PHONE",
+        "HELPDESK_HOURS",
         "IMAP_PASSWORD",
         "OAUTH2_TOKEN_URL",
         "OAUTH2_CLIENT_ID",
         "OAUTH2_CLIENT_SECRET",
         "OAUTH2_REFRESH_TOKEN",
         "OAUTH2_SCOPE",
+        "TELEGRAM_WEBHOOK_URL",
+        "TELEGRAM_WEBHOOK_SECRET",
+        "METRICS_ADDRESS",
         mode="before",
     )
     @classmethod
@@ -172,6 +190,23 @@ class Settings(BaseSettings):
             raise ValueError("replace {tenant} with the Microsoft 365 tenant ID or domain")
         return value.strip()
 
+    @field_validator("TELEGRAM_WEBHOOK_URL")
+    @classmethod
+    def _check_webhook_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("https://"):
+            raise ValueError("must be an https:// URL (Telegram sends updates only over HTTPS)")
+        return value
+
+    @field_validator("TELEGRAM_WEBHOOK_LISTEN", "METRICS_ADDRESS")
+    @classmethod
+    def _check_listen(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError(f"'{value}' must be HOST:PORT, e.g. 127.0.0.1:9464")
+        return value
+
     @model_validator(mode="after")
     def _check_mail_auth(self) -> Settings:
         """One "NAME: problem" line per problem (check-config shows them one by one)."""
@@ -189,9 +224,24 @@ class Settings(BaseSettings):
             for name in ("OAUTH2_TOKEN_URL", "OAUTH2_CLIENT_ID", "OAUTH2_REFRESH_TOKEN"):
                 if getattr(self, name) is None:
                     problems.append(f"{name}: is required when {users[0]}=xoauth2")
+        if self.TELEGRAM_WEBHOOK_URL and self.TELEGRAM_WEBHOOK_SECRET is None:
+            problems.append(
+                "TELEGRAM_WEBHOOK_SECRET: is required with TELEGRAM_WEBHOOK_URL"
+                " (1-256 characters A-Z, a-z, 0-9, _ and -)"
+            )
         if problems:
             raise ValueError("\n".join(problems))
         return self
+
+    @field_validator("STAFF_NAMES")
+    @classmethod
+    def _check_staff_names(cls, value: str) -> str:
+        parse_staff_names(value)  # raises ValueError naming the bad entry
+        return value
+
+    @property
+    def staff_names(self) -> dict[int, OfficialName]:
+        return parse_staff_names(self.STAFF_NAMES)
 
     @field_validator("SMTP_USER", mode="before")
     @classmethod

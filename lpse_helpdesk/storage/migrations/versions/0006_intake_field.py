@@ -5,7 +5,7 @@ refuse a duplicate, also between two processes; ``mailbox_state.skip_before`` re
 a first sync runs, before which arrival time mail is left for ``lpse-helpdesk import``.
 
 Revision ID: 0006_intake_field
-Revises: 0005
+Revises: 0007_telegram_field
 Create Date: 2026-12-01
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006_intake_field"
-down_revision = "0005"
+down_revision = "0007_telegram_field"
 branch_labels = None
 depends_on = None
 
