@@ -68,7 +68,13 @@ from lpse_helpdesk.storage.models import (
     Ticket,
 )
 from lpse_helpdesk.timekeeping.clock import Clock, as_utc
-from lpse_helpdesk.workflow.outbox import Importance, TelegramOp, claim_due, enqueue_telegram
+from lpse_helpdesk.workflow.outbox import (
+    Importance,
+    TelegramOp,
+    claim_due,
+    enqueue_telegram,
+    renew_claim,
+)
 from lpse_helpdesk.workflow.worker import PollingWorker
 
 log = logging.getLogger(__name__)
@@ -274,6 +280,8 @@ class TelegramDispatcher(PollingWorker):
     # --- preparing (database thread) -------------------------------------------------------
 
     def _prepare(self, session: Session, item_id: int) -> Outgoing | None:
+        if not renew_claim(session, item_id, now=self.clock.now()):
+            return None  # sent already, or taken over by another instance after our lease
         item = session.get(OutboxItem, item_id)
         if item is None or item.status is not OutboxStatus.PENDING:
             return None
