@@ -39,7 +39,7 @@ from telegram import (
 from telegram.constants import ParseMode
 from telegram.error import ChatMigrated, RetryAfter, TelegramError
 
-from lpse_helpdesk.bot import cards, texts
+from lpse_helpdesk.bot import bounce_flags, cards, texts
 from lpse_helpdesk.bot.errors import Kind, classify
 from lpse_helpdesk.bot.group import GroupState, Membership, record_membership
 from lpse_helpdesk.bot.interactions import attachment_bytes
@@ -323,6 +323,7 @@ class TelegramDispatcher(PollingWorker):
             subject = ticket.subject if ticket is not None else ""
             text = texts.notice_text(session, number, subject, item.payload, self.timezone)
             keyboard = notice_keyboard(item.payload, item.ticket_id)
+            keyboard = keyboard or bounce_flags.keyboard(item.id, item.payload)
             return Outgoing(item.id, op, self.chat_id, text, keyboard=keyboard, reply_to=reply_to)
         if op == TelegramOp.ALERT:
             text = texts.alert_text(session, item.payload, self.timezone)
