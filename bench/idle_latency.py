@@ -104,7 +104,6 @@ async def run(k: int, pause: float, timeout: float) -> int:
             # Commit times of inbound mails, by Message-ID, recorded on the database thread.
             committed: dict[str, float] = {}
 
-            @event.listens_for(db.sessions, "after_flush")
             def _flushed(session: Session, _context: Any) -> None:
                 from lpse_helpdesk.storage.models import Message
 
@@ -112,11 +111,17 @@ async def run(k: int, pause: float, timeout: float) -> int:
                     if isinstance(obj, Message) and obj.message_id:
                         session.info.setdefault("bench_ids", []).append(obj.message_id)
 
-            @event.listens_for(db.sessions, "after_commit")
             def _committed(session: Session) -> None:
+                if session.in_nested_transaction():
+                    return  # a savepoint, not yet the commit
                 now = time.perf_counter()
                 for message_id in session.info.pop("bench_ids", []):
                     committed.setdefault(message_id, now)
+
+            # The intake commits its batches through `batch_sessions` (savepoints per mail).
+            for sessions in {db.sessions, getattr(db, "batch_sessions", db.sessions)}:
+                event.listen(sessions, "after_flush", _flushed)
+                event.listen(sessions, "after_commit", _committed)
 
             # When IDLE returned with a response from the server (on the IMAP thread).
             woken: list[float] = []

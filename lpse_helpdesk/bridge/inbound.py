@@ -95,6 +95,16 @@ class SyncReport:
     skipped_old: int = 0  # left on the server by the first sync (older than the backfill)
     outcomes: dict[str, int] = field(default_factory=dict)
 
+    def add(self, other: SyncReport) -> None:
+        """Count in what a batch did, once its transaction committed."""
+        self.fetched += other.fetched
+        self.committed += other.committed
+        self.failed += other.failed
+        self.quarantined += other.quarantined
+        self.skipped_old += other.skipped_old
+        for outcome, count in other.outcomes.items():
+            self.outcomes[outcome] = self.outcomes.get(outcome, 0) + count
+
 
 @dataclass(frozen=True)
 class _Position:
@@ -503,26 +513,43 @@ class MailIntakeService:
         uidvalidity: int,
         report: SyncReport,
     ) -> tuple[list[int], list[int], BaseException | None]:
-        """(handled UIDs, UIDs quarantined now, the database error that stopped the batch)."""
+        """(handled UIDs, UIDs quarantined now, the database error that stopped the batch).
+
+        One transaction for the whole batch, a savepoint per mail: a mail that fails rolls
+        back alone (and is recorded as failed), the others commit together. When the
+        database itself fails, nothing of the batch is committed and nothing is marked: the
+        mails are fetched again on the next sync.
+        """
         handled: list[int] = []
         quarantined: list[int] = []
-        for mail, outcome in zip(batch, outcomes, strict=True):
-            ok: bool | None
-            try:
-                if isinstance(outcome, Prepared):
-                    ok = self._ingest_one(mail, folder, uidvalidity, report, outcome)
-                else:
-                    ok = self._parse_failed(mail, folder, uidvalidity, report, outcome)
-            except DatabaseUnavailable as error:
-                return handled, quarantined, error.__cause__ or error
-            if ok is True:
-                handled.append(mail.uid)
-            elif ok is None:
-                quarantined.append(mail.uid)
+        done = SyncReport()  # counted into `report` once committed
+        try:
+            with self.db.batch_transaction() as session:
+                for mail, outcome in zip(batch, outcomes, strict=True):
+                    ok: bool | None
+                    if isinstance(outcome, Prepared):
+                        ok = self._ingest_one(session, mail, folder, uidvalidity, done, outcome)
+                    else:
+                        ok = self._parse_failed(session, mail, folder, uidvalidity, done, outcome)
+                    if ok is True:
+                        handled.append(mail.uid)
+                    elif ok is None:
+                        quarantined.append(mail.uid)
+                if batch:
+                    self._advance(session, folder, max(mail.uid for mail in batch))
+        except DatabaseUnavailable as error:
+            return [], [], error.__cause__ or error
+        except Exception as error:
+            if is_transient(error):  # e.g. at COMMIT
+                log.warning("database unavailable while committing a batch: %s", error)
+                return [], [], error
+            raise
+        report.add(done)
         return handled, quarantined, None
 
     def _parse_failed(
         self,
+        session: Session,
         mail: FetchedMail,
         folder: str,
         uidvalidity: int,
@@ -534,13 +561,12 @@ class MailIntakeService:
         report.failed += 1
         reason = outcome.reason if not isinstance(outcome, Prepared) else ""
         at_once = isinstance(outcome, OverBudget)
+        before = report.quarantined
         try:
-            with self.db.transaction() as session:
-                before = report.quarantined
+            with session.begin_nested():
                 self._record_failure(
                     session, folder, uidvalidity, mail, RuntimeError(reason), report, at_once
                 )
-                self._advance(session, folder, mail.uid)
         except Exception as error:
             if is_transient(error):
                 raise DatabaseUnavailable(str(error)) from error
@@ -549,18 +575,20 @@ class MailIntakeService:
 
     def _ingest_one(
         self,
+        session: Session,
         mail: FetchedMail,
         folder: str,
         uidvalidity: int,
         report: SyncReport,
         prepared: Prepared | None = None,
     ) -> bool:
-        """One mail in its own transaction; True when it may be marked handled.
+        """One mail in its own savepoint of the batch's transaction; True when it may be
+        marked handled (once the batch committed).
 
         Raises DatabaseUnavailable when the database (not the mail) failed.
         """
         try:
-            with self.db.transaction() as session:
+            with session.begin_nested():
                 if prepared is None:
                     result = self.intake.ingest(
                         session,
@@ -579,15 +607,12 @@ class MailIntakeService:
                         uidvalidity=uidvalidity,
                         internaldate=mail.internaldate,
                     )
-                self._advance(session, folder, mail.uid)
             report.committed += 1
             report.outcomes[result.outcome.value] = report.outcomes.get(result.outcome.value, 0) + 1
             return True
         except Exception as error:
             if is_duplicate_race(error):
                 # Another process stored this very mail a moment ago.
-                with self.db.transaction() as session:
-                    self._advance(session, folder, mail.uid)
                 report.committed += 1
                 report.outcomes["duplicate"] = report.outcomes.get("duplicate", 0) + 1
                 return True
@@ -597,9 +622,8 @@ class MailIntakeService:
             log.exception("mail UID %s in %s could not be processed", mail.uid, folder)
             report.failed += 1
             try:
-                with self.db.transaction() as session:
+                with session.begin_nested():
                     self._record_failure(session, folder, uidvalidity, mail, error, report)
-                    self._advance(session, folder, mail.uid)
             except Exception as second:
                 if is_transient(second):
                     raise DatabaseUnavailable(str(second)) from second
@@ -607,7 +631,7 @@ class MailIntakeService:
             return False
 
     def _advance(self, session: Session, folder: str, uid: int) -> None:
-        """Record the UID as handled, in the mail's own transaction (one statement)."""
+        """Record the UID as handled, in the transaction that handled it (one statement)."""
         session.execute(
             update(MailboxState)
             .where(MailboxState.folder == folder, MailboxState.last_uid < uid)

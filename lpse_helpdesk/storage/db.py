@@ -40,11 +40,28 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_engine(url: str) -> Engine:
+def _sqlite_no_driver_transactions(dbapi_connection: Any, _record: Any) -> None:
+    # pysqlite begins and ends transactions on its own and so breaks SAVEPOINT: turn that
+    # off and let SQLAlchemy's "begin" event say BEGIN (the documented SQLAlchemy recipe).
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin_immediate(connection: Any) -> None:
+    # A batch writes: take the write lock at BEGIN, so that a read earlier in the
+    # transaction can never turn into a "database is locked" at the first write.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str, *, savepoints: bool = False) -> Engine:
+    """The engine for `url`. `savepoints`: SQLite transactions that nest savepoints (for
+    batches; see `Database.batch_transaction`); PostgreSQL always can."""
     url = normalise_url(url)
     if make_url(url).get_backend_name() == "sqlite":
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
         event.listen(engine, "connect", _sqlite_pragmas)
+        if savepoints:
+            event.listen(engine, "connect", _sqlite_no_driver_transactions)
+            event.listen(engine, "begin", _sqlite_begin_immediate)
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
@@ -118,8 +135,16 @@ class Database:
     def __init__(self, engine: Engine, *, workers: int = 4) -> None:
         self.engine = engine
         self.sessions = sessionmaker(engine, expire_on_commit=False)
+        #: The engine of `batch_transaction`: on SQLite a second one whose transactions nest
+        #: savepoints (made on first use; its connections open then).
+        self.batch_engine = engine
         if engine.dialect.name == "sqlite":
             workers = 1  # one writer at a time; avoids "database is locked" churn
+        if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+            self.batch_engine = make_engine(
+                engine.url.render_as_string(hide_password=False), savepoints=True
+            )
+        self.batch_sessions = sessionmaker(self.batch_engine, expire_on_commit=False)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="db")
 
     @classmethod
@@ -130,6 +155,13 @@ class Database:
     def transaction(self) -> Iterator[Session]:
         """A session whose work is committed at the end, or rolled back on an error."""
         with self.sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def batch_transaction(self) -> Iterator[Session]:
+        """Like `transaction`, for many items at once: each item's work goes in a
+        `session.begin_nested()` savepoint, so that one item that fails rolls back alone."""
+        with self.batch_sessions() as session, session.begin():
             yield session
 
     def run_sync(self, work: Callable[[Session], T]) -> T:
@@ -149,3 +181,5 @@ class Database:
     def close(self) -> None:
         self._pool.shutdown(wait=True)
         self.engine.dispose()
+        if self.batch_engine is not self.engine:
+            self.batch_engine.dispose()

@@ -90,6 +90,7 @@ def waker_for(db: Database) -> Waker:
         waker = _wakers.get(db.engine)
         if waker is None:
             waker = _wakers[db.engine] = Waker()
+            _wakers[db.batch_engine] = waker  # the same database, for batches
         return waker
 
 

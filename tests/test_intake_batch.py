@@ -1,0 +1,162 @@
+"""A batch of mails is one transaction with a savepoint per mail: a bad mail rolls back alone."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from imap_tools import MailBoxUnencrypted
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from lpse_helpdesk.bridge.failures import DatabaseUnavailable
+from lpse_helpdesk.bridge.imap_client import ImapAccount
+from lpse_helpdesk.bridge.inbound import IntakeOptions, MailIntakeService
+from lpse_helpdesk.bridge.intake import Intake, IntakeConfig
+from lpse_helpdesk.config.settings import Security
+from lpse_helpdesk.domain.model import DomainConfig
+from lpse_helpdesk.storage.db import Database, upgrade
+from lpse_helpdesk.storage.models import FailedMail, MailboxState, Message, OutboxItem, Ticket
+from lpse_helpdesk.timekeeping.clock import FixedClock
+from lpse_helpdesk.workflow.tickets import Workflow
+from tests.conftest import HELPDESK, LKPP
+from tests.mailmaker import make_mail
+from tests.servers.dovecot import ImapAccount as DovecotAccount
+
+pytestmark = pytest.mark.dovecot
+
+
+class BreaksAfterWriting(Intake):
+    """Stores a mail marked "RUSAK" completely (message, ticket, outbox), then fails: what it
+    wrote must vanish with its savepoint, and nothing else of the batch."""
+
+    def ingest_prepared(self, session: Session, prepared: Any, **kw: Any) -> Any:
+        result = super().ingest_prepared(session, prepared, **kw)
+        if b"RUSAK" in prepared.raw:
+            session.flush()
+            raise ValueError("cannot process this mail")
+        return result
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, sqlite_url: str) -> Iterator[Database]:
+    url = sqlite_url if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    db = Database.from_url(url)
+    upgrade(db.engine)
+    yield db
+    db.close()
+
+
+def _service(
+    account: DovecotAccount, intake: Intake, db: Database, clock: FixedClock
+) -> MailIntakeService:
+    imap = ImapAccount(
+        host=account.host,
+        port=account.port,
+        user=account.user,
+        password=account.password,
+        security=Security.PLAIN,
+        timeout=10,
+    )
+    return MailIntakeService(imap, intake, db, clock, IntakeOptions(poll_seconds=5))
+
+
+def _flags(account: DovecotAccount, uids: list[int]) -> dict[int, tuple[str, ...]]:
+    with MailBoxUnencrypted(account.host, account.port).login(
+        account.user, account.password
+    ) as box:
+        flags = {int(m.uid or 0): m.flags for m in box.fetch(mark_seen=False, headers_only=True)}
+    return {uid: flags[uid] for uid in uids}
+
+
+def _count(db: Database, model: type[Any]) -> int:
+    return db.run_sync(lambda s: s.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def test_a_bad_mail_in_a_batch_rolls_back_alone(
+    imap_account: DovecotAccount,
+    workflow: Workflow,
+    domain: DomainConfig,
+    database: Database,
+    clock: FixedClock,
+) -> None:
+    config = IntakeConfig(helpdesk_addresses=frozenset({HELPDESK}), lkpp_address=LKPP)
+    service = _service(imap_account, BreaksAfterWriting(workflow, domain, config), database, clock)
+    uids = [
+        imap_account.append(
+            make_mail(
+                sender=f"Penyedia {i} <p{i}@vendor{i}.co.id>",
+                subject="RUSAK" if i == 2 else f"Kendala {i}",
+                message_id=f"<batch-{i}@vendor{i}.co.id>",
+            )
+        )
+        for i in range(5)
+    ]
+    bad = uids[2]
+    await service._imap(service.session.connect)
+    try:
+        report = await service.sync_once()
+    finally:
+        await service._imap(service.session.close)
+
+    assert report.committed == 4 and report.failed == 1
+    # The four good mails are stored with their tickets and outbox rows ...
+    assert _count(database, Ticket) == 4
+    stored = database.run_sync(lambda s: sorted(s.scalars(select(Message.message_id))))
+    assert stored == [f"batch-{i}@vendor{i}.co.id" for i in (0, 1, 3, 4)]
+    assert all(
+        item.ticket_id is not None
+        for item in database.run_sync(lambda s: list(s.scalars(select(OutboxItem))))
+    )
+    # ... the bad one left nothing but its failure record, and the position moved past all.
+    failed = database.run_sync(lambda s: s.scalars(select(FailedMail)).one())
+    assert failed.uid == bad and b"RUSAK" in failed.raw
+    assert database.run_sync(lambda s: s.get_one(MailboxState, "INBOX").last_uid) == uids[-1]
+    flags = _flags(imap_account, uids)
+    assert all("\\Seen" in flags[uid] for uid in uids if uid != bad)
+    assert "\\Seen" not in flags[bad]  # not handled: retried later, kept as it is
+
+
+class DatabaseDiesAt(Intake):
+    """The database gives way (a transient error) while storing the mail marked "MATI"."""
+
+    def ingest_prepared(self, session: Session, prepared: Any, **kw: Any) -> Any:
+        result = super().ingest_prepared(session, prepared, **kw)
+        if b"MATI" in prepared.raw:
+            raise DatabaseUnavailable("the database went away")
+        return result
+
+
+async def test_a_database_failure_in_a_batch_commits_none_of_it(
+    imap_account: DovecotAccount,
+    workflow: Workflow,
+    domain: DomainConfig,
+    database: Database,
+    clock: FixedClock,
+) -> None:
+    """All or nothing: the mails stored before the failure are not committed on their own
+    (on SQLite this needs savepoints nested in a real transaction), none is marked."""
+    config = IntakeConfig(helpdesk_addresses=frozenset({HELPDESK}), lkpp_address=LKPP)
+    service = _service(imap_account, DatabaseDiesAt(workflow, domain, config), database, clock)
+    uids = [
+        imap_account.append(
+            make_mail(
+                sender=f"Penyedia {i} <p{i}@vendor{i}.co.id>",
+                subject="MATI" if i == 3 else f"Kendala {i}",
+                message_id=f"<dies-{i}@vendor{i}.co.id>",
+            )
+        )
+        for i in range(4)
+    ]
+    await service._imap(service.session.connect)
+    try:
+        with pytest.raises(DatabaseUnavailable):
+            await service.sync_once()
+    finally:
+        await service._imap(service.session.close)
+    assert _count(database, Ticket) == 0 and _count(database, Message) == 0
+    assert _count(database, OutboxItem) == 0
+    state = database.run_sync(lambda s: s.get(MailboxState, "INBOX"))
+    assert state is None or state.last_uid == 0
+    assert not any("\\Seen" in f for f in _flags(imap_account, uids).values())
