@@ -385,9 +385,14 @@ async def _child(args: argparse.Namespace) -> dict[str, Any]:
     rss_peak = _max_rss_mib()
     await service._imap(session.close)
     db.close()
+    # The helper process that parses the mails: once it has ended, its peak counts among
+    # this process's children.
+    worker = getattr(service, "worker", None)
+    if worker is not None:
+        worker.close()
     pool = getattr(service, "_pool", None)
     if pool is not None:
-        pool.shutdown(wait=True)  # then its peak counts among this process's children
+        pool.shutdown(wait=True)
     helper_peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     if profiler is not None:
         import pstats
