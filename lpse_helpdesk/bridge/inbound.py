@@ -525,6 +525,7 @@ class MailIntakeService:
         done = SyncReport()  # counted into `report` once committed
         try:
             with self.db.batch_transaction() as session:
+                self.intake.expect_batch(session, [o for o in outcomes if isinstance(o, Prepared)])
                 for mail, outcome in zip(batch, outcomes, strict=True):
                     ok: bool | None
                     if isinstance(outcome, Prepared):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import logging
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import delete, func, or_, select
@@ -41,6 +42,15 @@ from lpse_helpdesk.workflow.outbox import Importance, TelegramOp, enqueue_telegr
 from lpse_helpdesk.workflow.tickets import NewTicket, Workflow
 
 log = logging.getLogger(__name__)
+
+#: Session.info key: during a batch (`Intake.expect_batch`), the dedup keys and Message-IDs
+#: that may be stored already; a mail matching neither is new without a query.
+_MAYBE_STORED = "intake_maybe_stored"
+
+
+def _chunks(values: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 class Outcome(enum.StrEnum):
@@ -145,9 +155,14 @@ class Intake:
         ``lpse-helpdesk import`` (no acknowledgement, no SLA clocks, no card of its own)."""
         mail, kind = prepared.mail, prepared.kind
         key = dedup_key(mail)
-        existing = self._duplicate(session, mail.message_id[:998], key)
-        if existing is not None:
-            return IntakeResult(Outcome.DUPLICATE, existing.ticket_id, existing.id)
+        message_id = mail.message_id[:998]
+        maybe = session.info.get(_MAYBE_STORED)
+        if maybe is None or key in maybe or message_id in maybe:
+            existing = self._duplicate(session, message_id, key)
+            if existing is not None:
+                return IntakeResult(Outcome.DUPLICATE, existing.ticket_id, existing.id)
+        if maybe is not None:
+            maybe.update((key, message_id))  # a copy later in the same batch is looked up
         thread = self._thread_ticket(session, mail)
         arrived = arrival_time(internaldate, mail.date, self.workflow.clock.now())
         stored = _Stored(session, prepared, (mailbox, uidvalidity, uid), arrived, self.config)
@@ -178,6 +193,28 @@ class Intake:
         if ticket is not None:
             return self._join(session, stored, ticket, from_lkpp)
         return self._open(session, stored, linked)
+
+    def expect_batch(self, session: Session, batch: Sequence[Prepared]) -> None:
+        """Before a batch in one transaction: one query finds which of its mails may be
+        stored already, so that the others skip the per-mail duplicate lookup."""
+        keys = {dedup_key(p.mail) for p in batch}
+        ids = {p.mail.message_id[:998] for p in batch}
+        found: set[str] = set()
+        for chunk in _chunks(sorted(keys), 400):
+            found.update(
+                str(k)
+                for k in session.scalars(
+                    select(Message.dedup_key).where(Message.dedup_key.in_(chunk))
+                )
+            )
+        for chunk in _chunks(sorted(ids), 400):
+            found.update(
+                str(m)
+                for m in session.scalars(
+                    select(Message.message_id).where(Message.message_id.in_(chunk))
+                )
+            )
+        session.info[_MAYBE_STORED] = found
 
     # --- decisions -------------------------------------------------------------------------
 
