@@ -17,7 +17,14 @@ from lpse_helpdesk.bridge.intake import Intake, IntakeConfig
 from lpse_helpdesk.config.settings import Security
 from lpse_helpdesk.domain.model import DomainConfig
 from lpse_helpdesk.storage.db import Database, upgrade
-from lpse_helpdesk.storage.models import FailedMail, MailboxState, Message, OutboxItem, Ticket
+from lpse_helpdesk.storage.models import (
+    FailedMail,
+    FlaggedAddress,
+    MailboxState,
+    Message,
+    OutboxItem,
+    Ticket,
+)
 from lpse_helpdesk.timekeeping.clock import FixedClock
 from lpse_helpdesk.workflow.tickets import Workflow
 from tests.conftest import HELPDESK, LKPP
@@ -46,6 +53,12 @@ def database(request: pytest.FixtureRequest, sqlite_url: str) -> Iterator[Databa
     upgrade(db.engine)
     yield db
     db.close()
+
+
+@pytest.fixture
+def intake(workflow: Workflow, domain: DomainConfig) -> Intake:
+    config = IntakeConfig(helpdesk_addresses=frozenset({HELPDESK}), lkpp_address=LKPP)
+    return Intake(workflow, domain, config)
 
 
 def _service(
@@ -160,3 +173,39 @@ async def test_a_database_failure_in_a_batch_commits_none_of_it(
     state = database.run_sync(lambda s: s.get(MailboxState, "INBOX"))
     assert state is None or state.last_uid == 0
     assert not any("\\Seen" in f for f in _flags(imap_account, uids).values())
+
+
+async def test_a_batch_finds_copies_and_unflags_senders_like_single_mails(
+    imap_account: DovecotAccount,
+    intake: Intake,
+    database: Database,
+    clock: FixedClock,
+) -> None:
+    """The batch's look-ups done once (mails stored before, flagged senders) decide as the
+    per-mail ones did: a copy inside the batch and one stored earlier are duplicates, a
+    flagged sender who writes again is unflagged, the others stay flagged."""
+    database.run_sync(
+        lambda s: s.add_all(
+            FlaggedAddress(address=a, reason="bounced", flagged_at=clock.now())
+            for a in ("p1@vendor1.co.id", "stays@vendor9.co.id")
+        )
+    )
+    earlier = make_mail(sender="Lama <p0@vendor0.co.id>", message_id="<copy-0@vendor0.co.id>")
+    imap_account.append(earlier)
+    service = _service(imap_account, intake, database, clock)
+    await service._imap(service.session.connect)
+    try:
+        first = await service.sync_once()
+        await service._imap(service.session.close)
+        twice = make_mail(sender="P1 <P1@vendor1.co.id>", message_id="<copy-1@vendor1.co.id>")
+        for raw in (earlier, twice, twice):
+            imap_account.append(raw)
+        await service._imap(service.session.connect)
+        second = await service.sync_once()
+    finally:
+        await service._imap(service.session.close)
+    assert first.outcomes == {"opened": 1}
+    assert second.outcomes == {"duplicate": 2, "opened": 1}
+    assert _count(database, Ticket) == 2
+    flagged = database.run_sync(lambda s: sorted(s.scalars(select(FlaggedAddress.address))))
+    assert flagged == ["stays@vendor9.co.id"]

@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 #: Session.info key: during a batch (`Intake.expect_batch`), the dedup keys and Message-IDs
 #: that may be stored already; a mail matching neither is new without a query.
 _MAYBE_STORED = "intake_maybe_stored"
+#: Session.info key: during a batch, the senders that may be flagged (bounced): the others
+#: need no DELETE to unflag them.
+_MAYBE_FLAGGED = "intake_maybe_flagged"
 
 
 def _chunks(values: list[str], size: int) -> Iterator[list[str]]:
@@ -215,6 +218,15 @@ class Intake:
                 )
             )
         session.info[_MAYBE_STORED] = found
+        senders = sorted({p.mail.from_address.lower() for p in batch if p.mail.from_address})
+        flagged: set[str] = set()
+        for chunk in _chunks(senders, 400):
+            flagged.update(
+                session.scalars(
+                    select(FlaggedAddress.address).where(FlaggedAddress.address.in_(chunk))
+                )
+            )
+        session.info[_MAYBE_FLAGGED] = flagged
 
     # --- decisions -------------------------------------------------------------------------
 
@@ -259,8 +271,13 @@ class Intake:
     @staticmethod
     def _unflag(session: Session, address: str) -> None:
         """An address that mails us again is reachable again: its bounce flag goes."""
-        if address:
-            session.execute(delete(FlaggedAddress).where(FlaggedAddress.address == address.lower()))
+        if not address:
+            return
+        address = address.lower()
+        maybe: set[str] | None = session.info.get(_MAYBE_FLAGGED)
+        if maybe is not None and address not in maybe:
+            return  # not flagged when the batch began, nor since
+        session.execute(delete(FlaggedAddress).where(FlaggedAddress.address == address))
 
     @staticmethod
     def _thread_ticket(session: Session, mail: ParsedMail) -> Ticket | None:
@@ -424,6 +441,9 @@ class Intake:
                 if not (ours or self._mailed_recently(session, address, stored.now)):
                     continue  # a bounce of mail we never sent (spoofed or backscatter)
                 flagged.append(address)
+                maybe_flagged: set[str] | None = session.info.get(_MAYBE_FLAGGED)
+                if maybe_flagged is not None:
+                    maybe_flagged.add(address)  # a later mail of the batch unflags it
                 if session.get(FlaggedAddress, address) is None:
                     session.add(
                         FlaggedAddress(
