@@ -346,6 +346,17 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _peak_rss_mib(pid: int) -> float:
+    """VmHWM of a live process (its peak RSS since exec), 0 when unknown."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
+    return 0.0
+
+
 def _max_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
@@ -393,16 +404,17 @@ async def _child(args: argparse.Namespace) -> dict[str, Any]:
     rss_peak = _max_rss_mib()
     await service._imap(session.close)
     db.close()
-    # The helper process that parses the mails: once it has ended, its peak counts among
-    # this process's children.
+    # The helper process that parses the mails: its peak RSS is read from /proc before it
+    # ends (ru_maxrss of children would count the parent's pages it shared between fork and
+    # exec), its CPU time once it has ended.
     worker = getattr(service, "worker", None)
+    helper_peak = 0.0
     if worker is not None:
+        process = getattr(worker, "_process", None)
+        if process is not None and process.pid is not None:
+            helper_peak = _peak_rss_mib(process.pid)
         worker.close()
-    pool = getattr(service, "_pool", None)
-    if pool is not None:
-        pool.shutdown(wait=True)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    helper_peak = children.ru_maxrss / 1024
     helper_cpu = children.ru_utime + children.ru_stime
     if profiler is not None:
         import pstats
