@@ -2,7 +2,7 @@
 
 import sys
 
-from lpse_helpdesk.cli import main
-
 if __name__ == "__main__":  # not when a spawned helper process imports this module
+    from lpse_helpdesk.cli import main
+
     sys.exit(main())

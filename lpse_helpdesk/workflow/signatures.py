@@ -10,11 +10,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from sqlalchemy.orm import Session
+if TYPE_CHECKING:  # the settings import this module: keep it free of the ORM
+    from sqlalchemy.orm import Session
 
-from lpse_helpdesk.storage.models import Channel, StaffName
-from lpse_helpdesk.workflow.actors import Actor
+    from lpse_helpdesk.workflow.actors import Actor
 
 __all__ = ["MAX_NAME", "OfficialName", "official_name", "parse_official", "parse_staff_names"]
 
@@ -66,6 +67,8 @@ def official_name(
     session: Session, actor: Actor, configured: Mapping[int, OfficialName] | None = None
 ) -> OfficialName | None:
     """The official name of a Telegram staff member, or None (no personal name is signed)."""
+    from lpse_helpdesk.storage.models import Channel, StaffName
+
     if actor.channel is not Channel.TELEGRAM or not actor.id or not actor.id.isdigit():
         return None
     user_id = int(actor.id)
