@@ -11,8 +11,8 @@ from typing import Any
 import yaml
 
 from lpse_helpdesk.domain.model import (
-    BusinessDuration,
     SHORT_LABEL_CHARS,
+    BusinessDuration,
     Category,
     DomainConfig,
     OpeningHours,
