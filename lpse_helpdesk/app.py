@@ -188,6 +188,7 @@ def telegram_bot(services: Services) -> Piece:
         supervisor_ids=frozenset(settings.SUPERVISOR_IDS),
         ticket_prefix=settings.TICKET_PREFIX,
         remind_ratio=settings.SLA_REMIND_RATIO,
+        topics=settings.TELEGRAM_TOPICS.value,
     )
     return TelegramService(
         bot_settings,

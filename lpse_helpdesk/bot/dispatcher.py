@@ -15,7 +15,7 @@ import asyncio
 import datetime as dt
 import logging
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from html import escape
 from typing import Any
@@ -37,9 +37,10 @@ from telegram import (
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
-from lpse_helpdesk.bot import cards, texts
+from lpse_helpdesk.bot import board, cards, quiet, texts, topics
 from lpse_helpdesk.bot.interactions import attachment_bytes
 from lpse_helpdesk.bot.ratelimit import Budget, Limits
+from lpse_helpdesk.bot.topics import Topics
 from lpse_helpdesk.domain.model import DomainConfig
 from lpse_helpdesk.storage.db import Database
 from lpse_helpdesk.storage.models import (
@@ -51,8 +52,9 @@ from lpse_helpdesk.storage.models import (
     TelegramPrompt,
     Ticket,
 )
+from lpse_helpdesk.timekeeping.calendar import BusinessCalendar
 from lpse_helpdesk.timekeeping.clock import Clock, as_utc
-from lpse_helpdesk.workflow.outbox import TelegramOp
+from lpse_helpdesk.workflow.outbox import Importance, TelegramOp, enqueue_telegram
 from lpse_helpdesk.workflow.worker import PollingWorker
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,10 @@ RESERVE = 3
 #: long: each of the reserve's few messages then lists every ticket that came meanwhile, and
 #: the reserve lasts until the minute's window frees messages again.
 RESERVE_DIGEST_DELAY = dt.timedelta(seconds=60 / (RESERVE + 1))
+
+
+_NOT_MESSAGES = frozenset({TelegramOp.DELETE, TelegramOp.REACTION})
+_REPOSTED = frozenset({TelegramOp.CARD, TelegramOp.BOARD})  # posted again when deleted
 
 
 @dataclass(frozen=True)
@@ -85,10 +91,14 @@ class Outgoing:
     force_reply: bool = False
     document: tuple[str, bytes] | None = None
     skip: bool = False  # nothing visible changed
+    thread_id: int | None = None  # the ticket's forum topic (topics mode)
+    silent: bool = False  # disable_notification (see bot/quiet.py)
+    reaction: str | None = None  # REACTION: the emoji to set on message edit_message_id
+    placeholder: str | None = None  # PROMPT: what the input field says
 
     @property
     def counts_for_group(self) -> bool:
-        return self.edit_message_id is None
+        return self.edit_message_id is None and self.op not in _NOT_MESSAGES
 
     @property
     def is_new_card(self) -> bool:
@@ -130,6 +140,8 @@ class TelegramDispatcher(PollingWorker):
         poll_seconds: float = 0.5,
         batch: int = 40,
         urgency: cards.Urgency | None = None,
+        calendar: BusinessCalendar | None = None,
+        topics: Topics | None = None,
     ) -> None:
         super().__init__()
         self.bot = bot
@@ -142,6 +154,8 @@ class TelegramDispatcher(PollingWorker):
         self.poll_seconds = poll_seconds
         self.batch = batch
         self.urgency = urgency
+        self.calendar = calendar or (urgency.calendar if urgency is not None else None)
+        self.topics = topics
         self.sent = 0
         self.retry_after_received = 0
 
@@ -201,6 +215,10 @@ class TelegramDispatcher(PollingWorker):
         item = session.get(OutboxItem, item_id)
         if item is None or item.status is not OutboxStatus.PENDING:
             return None
+        out = self._prepare_item(session, item)
+        return self._place(session, item, out) if out is not None else None
+
+    def _prepare_item(self, session: Session, item: OutboxItem) -> Outgoing | None:
         op = item.kind
         if op == TelegramOp.CARD:
             return self._prepare_card(session, item)
@@ -208,8 +226,11 @@ class TelegramDispatcher(PollingWorker):
             number, reply_to = self._card_anchor(session, item.ticket_id)
             ticket = session.get(Ticket, item.ticket_id) if item.ticket_id else None
             subject = ticket.subject if ticket is not None else ""
-            text = texts.notice_text(session, number, subject, item.payload, self.timezone)
-            return Outgoing(item.id, op, self.chat_id, text, reply_to=reply_to)
+            tag = cards.ticket_link(number, self.chat_id, reply_to)
+            text = texts.notice_text(session, number, subject, item.payload, self.timezone, tag)
+            return Outgoing(
+                item.id, op, self.chat_id, text, reply_to=reply_to, ticket_id=item.ticket_id
+            )
         if op == TelegramOp.ALERT:
             text = texts.alert_text(session, item.payload, self.timezone)
             return Outgoing(item.id, op, self.chat_id, text)
@@ -220,15 +241,31 @@ class TelegramDispatcher(PollingWorker):
                 return None
             number, reply_to = self._card_anchor(session, prompt.ticket_id)
             text = texts.prompt_text(prompt.action, number, prompt.user_id, prompt.user_name)
-            return Outgoing(item.id, op, prompt.chat_id, text, reply_to=reply_to, force_reply=True)
+            return Outgoing(
+                item.id,
+                op,
+                prompt.chat_id,
+                text,
+                reply_to=reply_to,
+                force_reply=True,
+                ticket_id=prompt.ticket_id,
+                placeholder=texts.PLACEHOLDERS.get(prompt.action),
+            )
         if op == TelegramOp.MESSAGE:
             payload = item.payload
+            keyboard = payload.get("keyboard")
             return Outgoing(
                 item.id,
                 op,
                 int(payload.get("chat_id", self.chat_id)),
                 str(payload["text"]),
                 reply_to=payload.get("reply_to"),
+                edit_message_id=payload.get("edit_message_id"),
+                keyboard=[[(str(b[0]), str(b[1])) for b in row] for row in keyboard]
+                if keyboard
+                else None,
+                ticket_id=item.ticket_id,
+                thread_id=payload.get("thread_id"),
             )
         if op == TelegramOp.DOCUMENT:
             payload = item.payload
@@ -248,7 +285,10 @@ class TelegramDispatcher(PollingWorker):
                 str(payload.get("caption", "")),
                 reply_to=payload.get("reply_to"),
                 document=(str(payload["filename"]) or "lampiran", content),
+                ticket_id=item.ticket_id,
             )
+        if op in (TelegramOp.DELETE, TelegramOp.REACTION, TelegramOp.BOARD):
+            return self._prepare_group_op(session, item)
         self._finish(item, OutboxStatus.FAILED, f"unknown telegram operation {op}")
         return None
 
@@ -300,6 +340,7 @@ class TelegramDispatcher(PollingWorker):
         self.budget.record(counts_for_group=out.counts_for_group)
         sent: TgMessage | None = None
         try:
+            out = await self._open_topic(out)
             sent = await self._call(out)
         except RetryAfter as error:
             seconds = retry_seconds(error)
@@ -310,10 +351,14 @@ class TelegramDispatcher(PollingWorker):
             return False
         except BadRequest as error:
             message = str(error).lower()
-            if "not modified" in message:
+            if "not modified" in message or (out.op in _NOT_MESSAGES and "not found" in message):
                 await self.db.run(lambda s: self._done(s, out, None))
                 return True
-            if out.edit_message_id is not None and "not found" in message:
+            if topics.is_thread_gone(error) and out.ticket_id is not None:
+                # A person deleted the ticket's topic: a new topic and card, then this.
+                await self.db.run(lambda s: self._topic_gone(s, out))
+                return True
+            if out.edit_message_id is not None and "not found" in message and out.op in _REPOSTED:
                 # The card was deleted in the group: post it again.
                 await self.db.run(lambda s: self._forget_card(s, out))
                 return True
@@ -341,6 +386,7 @@ class TelegramDispatcher(PollingWorker):
             return False
         self.sent += 1
         await self.db.run(lambda s: self._done(s, out, sent))
+        await self._after(out, sent)
         return True
 
     async def _call(self, out: Outgoing) -> TgMessage | None:
@@ -357,7 +403,19 @@ class TelegramDispatcher(PollingWorker):
                 caption=out.text or None,
                 parse_mode=ParseMode.HTML,
                 reply_parameters=reply,
+                message_thread_id=out.thread_id,
+                disable_notification=out.silent,
             )
+        if out.op == TelegramOp.DELETE:
+            assert out.edit_message_id is not None
+            await self.bot.delete_message(out.chat_id, out.edit_message_id)
+            return None
+        if out.op == TelegramOp.REACTION:
+            assert out.edit_message_id is not None
+            await self.bot.set_message_reaction(
+                out.chat_id, out.edit_message_id, reaction=out.reaction
+            )
+            return None
         if out.edit_message_id is not None:
             result = await self.bot.edit_message_text(
                 out.text,
@@ -370,7 +428,9 @@ class TelegramDispatcher(PollingWorker):
             return result if isinstance(result, TgMessage) else None
         reply_markup: InlineKeyboardMarkup | ForceReply | None = markup(out.keyboard)
         if out.force_reply:
-            reply_markup = ForceReply(selective=True, input_field_placeholder="Ketik di sini…")
+            reply_markup = ForceReply(
+                selective=True, input_field_placeholder=out.placeholder or "Ketik di sini…"
+            )
         return await self.bot.send_message(
             out.chat_id,
             out.text,
@@ -378,6 +438,8 @@ class TelegramDispatcher(PollingWorker):
             reply_markup=reply_markup,
             reply_parameters=reply,
             disable_web_page_preview=True,
+            message_thread_id=out.thread_id,
+            disable_notification=out.silent,
         )
 
     # --- outcomes (database thread) --------------------------------------------------------
@@ -407,6 +469,17 @@ class TelegramDispatcher(PollingWorker):
             elif card is not None:
                 card.rendered_hash = out.fingerprint
                 card.updated_at = now
+            board.request(session, now)
+            replaces = item.payload.get("replaces")
+            if replaces and sent is not None:
+                self._point_to_new_card(session, out, int(replaces), sent.message_id)
+        if out.op == TelegramOp.BOARD:
+            if sent is not None:
+                board.store(session, out.chat_id, sent.message_id, out.fingerprint or "", now)
+            else:
+                current = board.current(session, out.chat_id)
+                if current is not None:
+                    current.rendered_hash, current.updated_at = out.fingerprint, now
         if out.op == TelegramOp.PROMPT and sent is not None:
             prompt = session.get(TelegramPrompt, item.payload.get("prompt"))
             if prompt is not None:
@@ -424,7 +497,9 @@ class TelegramDispatcher(PollingWorker):
         self._finish(item, OutboxStatus.FAILED, error[:2000])
 
     def _forget_card(self, session: Session, out: Outgoing) -> None:
-        if out.ticket_id is not None:
+        if out.op == TelegramOp.BOARD:
+            board.forget(session, out.chat_id)  # deleted by a person: posted and pinned anew
+        if out.ticket_id is not None and out.op == TelegramOp.CARD:
             card = session.get(TelegramCard, out.ticket_id)
             if card is not None:
                 session.delete(card)
@@ -459,7 +534,11 @@ class TelegramDispatcher(PollingWorker):
             self.budget.record(counts_for_group=True)
             try:
                 await self.bot.send_message(
-                    self.chat_id, text, parse_mode=ParseMode.HTML, disable_web_page_preview=True
+                    self.chat_id,
+                    text,
+                    parse_mode=ParseMode.HTML,
+                    disable_web_page_preview=True,
+                    disable_notification=not self._working_hours(),
                 )
             except RetryAfter as error:
                 self.retry_after_received += 1
@@ -550,3 +629,116 @@ class TelegramDispatcher(PollingWorker):
             if len(pages) <= most:
                 break
         return [(ids, "\n".join([header, separator.join(parts), footer])) for ids, parts in pages]
+
+    # --- the group: topics, silence, the board, deletions and reactions --------------------
+
+    def _working_hours(self) -> bool:
+        return self.calendar is None or self.calendar.is_open(self.clock.now())
+
+    def _place(self, session: Session, item: OutboxItem, out: Outgoing) -> Outgoing:
+        """Into the ticket's topic (topics mode), ringing only when bot/quiet.py says so."""
+        thread = out.thread_id
+        in_topic = out.op not in (TelegramOp.ALERT, TelegramOp.BOARD) and out.ticket_id is not None
+        if thread is None and in_topic and self.topics is not None and self.topics.enabled:
+            thread = self.topics.thread_of(session, out.ticket_id)
+        silent = not quiet.audible(
+            out.op,
+            item.payload,
+            new_card=out.is_new_card,
+            working_hours=self._working_hours(),
+        )
+        if item.payload.get("silent"):
+            silent = True
+        return replace(out, thread_id=thread, silent=silent)
+
+    async def _open_topic(self, out: Outgoing) -> Outgoing:
+        """A ticket's first card in topics mode opens its topic (charged like a message)."""
+        if (
+            self.topics is None
+            or not self.topics.enabled
+            or not out.is_new_card
+            or out.thread_id is not None
+            or out.ticket_id is None
+        ):
+            return out
+        self.budget.record(counts_for_group=True)
+        thread = await self.topics.create(out.ticket_id)
+        return replace(out, thread_id=thread)
+
+    async def _after(self, out: Outgoing, sent: TgMessage | None) -> None:
+        topics_on = self.topics is not None and self.topics.enabled
+        if out.op == TelegramOp.CARD and out.ticket_id is not None and topics_on:
+            assert self.topics is not None
+            await self.topics.sync(out.ticket_id)
+        if out.op == TelegramOp.BOARD and sent is not None:
+            try:
+                await self.bot.pin_chat_message(
+                    out.chat_id, sent.message_id, disable_notification=True
+                )
+            except TelegramError as error:
+                log.warning("the queue board could not be pinned: %s", error)
+
+    def _topic_gone(self, session: Session, out: Outgoing) -> None:
+        assert out.ticket_id is not None
+        Topics.forget(session, out.ticket_id)
+        item = session.get_one(OutboxItem, out.item_id)
+        item.attempts += 1
+        if out.op != TelegramOp.CARD:
+            enqueue_telegram(
+                session,
+                TelegramOp.CARD,
+                ticket_id=out.ticket_id,
+                payload={},
+                importance=Importance.PROMPT,
+                now=self.clock.now(),
+            )
+            item.next_attempt_at = self.clock.now() + dt.timedelta(seconds=1)
+        log.info("topic of ticket %d is gone; making it anew", out.ticket_id)
+
+    def _prepare_group_op(self, session: Session, item: OutboxItem) -> Outgoing | None:
+        payload, op = item.payload, item.kind
+        if op == TelegramOp.BOARD:
+            text = board.render(session, self.clock.now(), self.timezone)
+            fingerprint = cards.fingerprint(text, [])
+            current = board.current(session, self.chat_id)
+            return Outgoing(
+                item.id,
+                op,
+                self.chat_id,
+                text,
+                edit_message_id=current.message_id if current else None,
+                fingerprint=fingerprint,
+                skip=current is not None and current.rendered_hash == fingerprint,
+            )
+        chat_id = int(payload.get("chat_id", self.chat_id))
+        message_id = payload.get("message_id")
+        if not isinstance(message_id, int):
+            self._finish(item, OutboxStatus.FAILED, "no message id")
+            return None
+        return Outgoing(
+            item.id,
+            op,
+            chat_id,
+            "",
+            edit_message_id=message_id,
+            reaction=str(payload.get("emoji") or "👍") if op == TelegramOp.REACTION else None,
+        )
+
+    def _point_to_new_card(
+        self, session: Session, out: Outgoing, old_message_id: int, new_message_id: int
+    ) -> None:
+        """/tiket posted the card anew: the old one says where it went, without buttons."""
+        ticket = session.get(Ticket, out.ticket_id)
+        number = ticket.number if ticket is not None else ""
+        enqueue_telegram(
+            session,
+            TelegramOp.MESSAGE,
+            ticket_id=None,
+            payload={
+                "chat_id": out.chat_id,
+                "edit_message_id": old_message_id,
+                "text": texts.card_moved(cards.ticket_link(number, out.chat_id, new_message_id)),
+            },
+            importance=Importance.CARD_EDIT,
+            now=self.clock.now(),
+        )

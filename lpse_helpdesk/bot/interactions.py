@@ -430,10 +430,11 @@ class Interactions:
         chat_id: int,
         reply_to: int,
         user_id: int,
-        text: str,
+        text: str | None,
         actor: Actor,
         message_id: int,
     ) -> ReplyResult:
+        """A staff member's reply to a prompt (`text` None: a photo or file, not text)."""
         prompt = session.scalars(
             select(TelegramPrompt).where(
                 TelegramPrompt.chat_id == chat_id, TelegramPrompt.message_id == reply_to
@@ -451,6 +452,9 @@ class Interactions:
             return ReplyResult(handled=True, queued=True)
         if prompt.status is not PromptStatus.PENDING:
             self.say(session, chat_id, message_id, texts.PROMPT_GONE)
+            return ReplyResult(handled=True, queued=True)
+        if text is None:
+            self.say(session, chat_id, message_id, texts.PROMPT_TEXT_ONLY)
             return ReplyResult(handled=True, queued=True)
         if prompt.expires_at <= self.now:
             prompt.status = PromptStatus.EXPIRED

@@ -8,7 +8,15 @@ import logging
 import random
 from dataclasses import dataclass, field
 
-from telegram import BotCommand, BotCommandScopeAllGroupChats, BotCommandScopeDefault, Update
+from sqlalchemy.orm import Session
+from telegram import (
+    BotCommand,
+    BotCommandScopeAllGroupChats,
+    BotCommandScopeChat,
+    BotCommandScopeChatMember,
+    BotCommandScopeDefault,
+    Update,
+)
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import (
     Application,
@@ -19,29 +27,35 @@ from telegram.ext import (
     filters,
 )
 
+from lpse_helpdesk.bot import board, texts
 from lpse_helpdesk.bot.access import Access
 from lpse_helpdesk.bot.cards import Urgency
 from lpse_helpdesk.bot.dispatcher import TelegramDispatcher
 from lpse_helpdesk.bot.handlers import Handlers
 from lpse_helpdesk.bot.interactions import Interactions
 from lpse_helpdesk.bot.ratelimit import Limits
+from lpse_helpdesk.bot.topics import Topics
 from lpse_helpdesk.domain.model import DomainConfig
 from lpse_helpdesk.reports.delivery import RecapDelivery
 from lpse_helpdesk.storage.db import Database
 from lpse_helpdesk.timekeeping.clock import Clock
+from lpse_helpdesk.workflow.outbox import Importance, TelegramOp, enqueue_telegram
 from lpse_helpdesk.workflow.tickets import Workflow
 
 log = logging.getLogger(__name__)
 
-COMMANDS = [
+#: The command menu per scope: staff commands in the helpdesk group, /rekap added for
+#: supervisors (in their private chat and in the group), a short list in other chats.
+STAFF_COMMANDS = [
+    ("antrian", "Tiket terbuka, yang perlu tindakan dulu"),
     ("tiket", "Tampilkan kartu tiket: /tiket <nomor>"),
-    ("antrian", "Tiket terbuka, paling mendesak dulu"),
     ("cari", "Cari tiket: /cari <kata atau e-mail>"),
     ("saya", "Tiket yang pernah saya tangani"),
-    ("rekap", "Rekap penanganan (supervisor)"),
-    ("batal", "Batalkan isian teks yang sedang diminta"),
-    ("bantuan", "Cara memakai bot helpdesk"),
+    ("batal", "Batalkan isian yang sedang diminta"),
+    ("bantuan", "Panduan singkat bot helpdesk"),
 ]
+SUPERVISOR_COMMANDS = [("rekap", "Rekap penanganan: /rekap [periode]")]
+PRIVATE_COMMANDS = [("bantuan", "Tentang bot ini")]
 
 
 @dataclass(frozen=True)
@@ -55,6 +69,7 @@ class BotSettings:
     limits: Limits = field(default_factory=Limits)
     remind_ratio: float = 0.8  # SLA_REMIND_RATIO: when a card's deadline turns "soon"
     poll_timeout: int = 30
+    topics: str = "auto"  # TELEGRAM_TOPICS: auto | on | off
 
 
 def build_application(settings: BotSettings, handlers: Handlers) -> Application:  # type: ignore[type-arg]
@@ -79,6 +94,12 @@ def build_application(settings: BotSettings, handlers: Handlers) -> Application:
     application.add_handler(CommandHandler("rekap", handlers.rekap))
     application.add_handler(
         MessageHandler(filters.REPLY & filters.TEXT & ~filters.COMMAND, handlers.on_reply)
+    )
+    application.add_handler(
+        MessageHandler(filters.REPLY & (filters.PHOTO | filters.Document.ALL), handlers.on_reply)
+    )
+    application.add_handler(
+        MessageHandler(filters.StatusUpdate.NEW_CHAT_MEMBERS, handlers.on_new_members)
     )
     application.add_error_handler(handlers.on_error)
     return application
@@ -111,6 +132,10 @@ class TelegramService:
             recap=recap,
         )
         self.application = build_application(settings, self.handlers)
+        self.db = db
+        self.clock = clock
+        self.topics = Topics(self.application.bot, db, clock, settings.chat_id, settings.topics)
+        self.handlers.topics = self.topics
         self.dispatcher = TelegramDispatcher(
             self.application.bot,
             db,
@@ -120,6 +145,8 @@ class TelegramService:
             settings.chat_id,
             limits=settings.limits,
             urgency=Urgency(workflow.calendar, settings.remind_ratio),
+            calendar=workflow.calendar,
+            topics=self.topics,
         )
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
@@ -151,6 +178,7 @@ class TelegramService:
         if self._stopping.is_set():
             return
         await self._publish_commands()
+        await self._prepare_group()
         await self.application.start()
         assert self.application.updater is not None
         await self.application.updater.start_polling(
@@ -162,14 +190,66 @@ class TelegramService:
         self.ready.set()
 
     async def _publish_commands(self) -> None:
-        commands = [BotCommand(name, description) for name, description in COMMANDS]
+        bot = self.application.bot
+
+        def listed(pairs: list[tuple[str, str]]) -> list[BotCommand]:
+            return [BotCommand(name, description) for name, description in pairs]
+
+        group = BotCommandScopeChat(self.settings.chat_id)
         try:
-            await self.application.bot.set_my_commands(commands, scope=BotCommandScopeDefault())
-            await self.application.bot.set_my_commands(
-                commands, scope=BotCommandScopeAllGroupChats()
+            await bot.set_my_commands(listed(PRIVATE_COMMANDS), scope=BotCommandScopeDefault())
+            await bot.set_my_commands(
+                listed(PRIVATE_COMMANDS), scope=BotCommandScopeAllGroupChats()
             )
+            await bot.set_my_commands(listed(STAFF_COMMANDS), scope=group)
+            for supervisor in sorted(self.settings.supervisor_ids):
+                await bot.set_my_commands(
+                    listed(SUPERVISOR_COMMANDS + PRIVATE_COMMANDS),
+                    scope=BotCommandScopeChat(supervisor),
+                )
+                await bot.set_my_commands(
+                    listed(STAFF_COMMANDS + SUPERVISOR_COMMANDS),
+                    scope=BotCommandScopeChatMember(self.settings.chat_id, supervisor),
+                )
+            await bot.set_my_description(texts.BOT_DESCRIPTION)
+            await bot.set_my_short_description(texts.BOT_SHORT_DESCRIPTION)
         except TelegramError as error:
-            log.warning("could not publish the command list: %s", error)
+            log.warning("could not publish the command menus: %s", error)
+
+    async def _prepare_group(self) -> None:
+        """Topics mode, and the queue board drawn once at start (then with every change)."""
+        await self.topics.detect()
+        missing = self.topics.missing_rights
+        supervisors = sorted(self.settings.supervisor_ids)
+        chat_id = self.settings.chat_id
+
+        def work(session: Session) -> None:
+            now = self.clock.now()
+            board.request(session, now)
+            if not missing:
+                return
+            day = now.date().isoformat()
+            enqueue_telegram(
+                session,
+                TelegramOp.ALERT,
+                ticket_id=None,
+                payload={"alert": "no_topics"},
+                importance=Importance.SLA_ALERT,
+                now=now,
+                dedup_key=f"no-topics:{chat_id}:{day}",
+            )
+            for supervisor in supervisors:
+                enqueue_telegram(
+                    session,
+                    TelegramOp.MESSAGE,
+                    ticket_id=None,
+                    payload={"chat_id": supervisor, "text": texts.NO_TOPICS_SUPERVISOR},
+                    importance=Importance.SLA_ALERT,
+                    now=now,
+                    dedup_key=f"no-topics:{supervisor}:{day}",
+                )
+
+        await self.db.run(work)
 
     async def stop(self) -> None:
         self._stopping.set()

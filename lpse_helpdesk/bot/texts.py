@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from html import escape
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -258,7 +259,12 @@ def alert_text(session: Session, payload: dict[str, Any], timezone: ZoneInfo) ->
         )
     if kind == "sla_summary":
         ids = [*payload.get("overdue", []), *payload.get("due_today", [])]
-        return sla_texts.summary_text(payload, sla_queries.summary_lines(session, ids), timezone)
+        numbers = links.numbers(session, ids)
+        lines = {
+            ticket_id: replace(line, number_html=numbers.get(ticket_id, (None, ""))[0])
+            for ticket_id, line in sla_queries.summary_lines(session, ids).items()
+        }
+        return sla_texts.summary_text(payload, lines, timezone)
     if kind == "sla_scan":
         entries = [*payload.get("breaches", []), *payload.get("reminders", [])]
         ids = [int(e["ticket"]) for e in entries if e.get("ticket")]
@@ -273,3 +279,29 @@ def alert_text(session: Session, payload: dict[str, Any], timezone: ZoneInfo) ->
             "dikirim ke General. Mohon admin grup memberi bot hak <b>Kelola Topik</b>."
         )
     return "ℹ️ Pemberitahuan layanan helpdesk."
+
+
+def card_moved(link: str) -> str:
+    return f"↪️ Kartu tiket ini ditampilkan ulang di bawah: {link}"
+
+
+NO_TOPICS_SUPERVISOR = (
+    "⚠️ Grup helpdesk memakai Topik, tetapi bot belum boleh mengelola topik, sehingga kartu "
+    "tiket dikirim ke General. Mohon admin grup memberi bot hak <b>Kelola Topik</b>."
+)
+
+
+QUEUE_EMPTY = "Tidak ada tiket terbuka. 🎉"
+PROMPT_TEXT_ONLY = (
+    "Isian ini hanya menerima teks. Lampiran tidak dikirim ke pengguna; balas pesan bot "
+    "dengan teksnya, atau /batal."
+)
+
+
+def queue_heading(page: int, pages: int) -> str:
+    head = "<b>Antrian tiket terbuka</b>"
+    return head + (f" · halaman {page + 1} dari {pages}" if pages > 1 else "")
+
+
+def card_is_here(link: str) -> str:
+    return f"Kartu tiket ada di topiknya: {link}"

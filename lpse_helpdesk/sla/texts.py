@@ -33,6 +33,7 @@ class SummaryLine:
     subject: str
     step_label: str
     deadline: dt.datetime | None
+    number_html: str | None = None  # the number as a link to the card, when known
 
 
 # --- Small formatting helpers ----------------------------------------------------------------
@@ -177,7 +178,8 @@ def _section(
     for line in known[:SUMMARY_LINES]:
         due = f", batas {when(line.deadline, timezone, today=today)}" if line.deadline else ""
         lines.append(
-            f"• <b>{_e(line.number)}</b> {_subject(line.subject)} — {_e(line.step_label)}{due}"
+            f"• {line.number_html or f'<b>{_e(line.number)}</b>'} {_subject(line.subject)} — "
+            f"{_e(line.step_label)}{due}"
         )
     hidden = len(ticket_ids) - min(len(known), SUMMARY_LINES)
     if hidden > 0:
