@@ -88,6 +88,7 @@ class Harness:
                         .where(
                             OutboxItem.channel == OutboxChannel.TELEGRAM,
                             OutboxItem.status == OutboxStatus.PENDING,
+                            OutboxItem.next_attempt_at <= self.clock.now(),
                         )
                     )
                     or 0

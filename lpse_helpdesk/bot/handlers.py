@@ -200,7 +200,7 @@ class Handlers:
             if card is not None:
                 session.delete(card)  # the next card is posted anew, below the command
                 payload["replaces"] = card.message_id  # the old one then points to it
-            enqueue_telegram(
+            item = enqueue_telegram(
                 session,
                 TelegramOp.CARD,
                 ticket_id=ticket.id,
@@ -208,6 +208,9 @@ class Handlers:
                 importance=Importance.PROMPT,
                 now=workflow.clock.now(),
             )
+            if item is not None:  # a pending edit is reused: it becomes the new card, now
+                item.payload = {**item.payload, **payload}
+                item.next_attempt_at = min(item.next_attempt_at, workflow.clock.now())
             return str(ticket.number), None
 
         found = await self.db.run(work)

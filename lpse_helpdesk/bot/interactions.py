@@ -107,10 +107,15 @@ class Interactions:
         self, session: Session, ticket: Ticket, press: Press, actor: Actor, user_id: int
     ) -> PressResult:
         button = press.button
-        if button is Button.FULL_TEXT:
-            return self._full_text(session, ticket)
-        if button is Button.ATTACHMENTS:
-            return self._attachments(session, ticket)
+        if button in (Button.FULL_TEXT, Button.ATTACHMENTS):
+            result = (
+                self._full_text(session, ticket)
+                if button is Button.FULL_TEXT
+                else self._attachments(session, ticket)
+            )
+            # Pressed behind "⋯ Lainnya": the card shows its main buttons again.
+            result.keyboard = cards.render_keyboard(self._card(session, ticket), self.domain)
+            return result
         if button in CHANGING_BUTTONS and press.version != ticket.version:
             # Someone (staff, or a mail) changed the ticket since this card was drawn.
             raise StaleTicket
