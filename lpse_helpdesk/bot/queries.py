@@ -13,11 +13,11 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from lpse_helpdesk.bot.cards import STATE_ICONS, ticket_link
+from lpse_helpdesk.sla import texts as sla_texts
 from lpse_helpdesk.sop import machine
 from lpse_helpdesk.sop.machine import State
 from lpse_helpdesk.storage.models import AuditEvent, Channel, SlaClock, TelegramCard, Ticket
 from lpse_helpdesk.timekeeping.clock import as_utc
-from lpse_helpdesk.timekeeping.localtime import short_datetime
 
 LIMIT = 25
 _NUMBER = re.compile(r"^\[?([A-Za-z][A-Za-z0-9]{1,11})-(\d{4})-(\d{1,7})\]?$")
@@ -108,7 +108,8 @@ def open_tickets(session: Session) -> list[QueueRow]:
 def row_line(row: QueueRow, now: dt.datetime, tz: ZoneInfo) -> str:
     extra = ""
     if row.due is not None:
-        extra = "🚨 " if row.due < now else f"⏰ {short_datetime(row.due, tz, zone=False)} "
+        today = now.astimezone(tz).date()
+        extra = "🚨 " if row.due < now else f"⏰ {sla_texts.when(row.due, tz, today=today)} "
     return _line(row.ticket, extra, row.chat_id, row.message_id)
 
 

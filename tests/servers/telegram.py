@@ -840,13 +840,20 @@ class BotApiServer:
         filename: str,
         caption: str | None = None,
         mime_type: str = "application/octet-stream",
+        reply_to_message_id: int | None = None,
     ) -> JSON:
-        """A user posts a file; the bot can getFile and download it."""
+        """A user posts a file (maybe as a reply); the bot can getFile and download it."""
         with self._cond:
             chat = self._chat_for(chat_id, from_user)
             message = self._new_message(chat, from_user, by_bot=False, method="user")
             message.document = self._store_file(content, filename, mime_type, "documents")
             message.caption = message.plain_caption = caption
+            if reply_to_message_id is not None:
+                replied = self._live_message(chat_id, reply_to_message_id)
+                if replied is None:
+                    raise KeyError(f"no message {reply_to_message_id} in chat {chat_id}")
+                message.reply_to_message_id = reply_to_message_id
+                message.message_thread_id = replied.message_thread_id
             return self._deliver(message)
 
     def press(
