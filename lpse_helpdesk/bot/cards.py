@@ -31,7 +31,6 @@ from lpse_helpdesk.storage.models import (
     Ticket,
 )
 from lpse_helpdesk.timekeeping.calendar import BusinessCalendar
-from lpse_helpdesk.timekeeping.localtime import short_datetime
 
 PREVIEW_CHARS = 800  # inside a collapsed (expandable) quote: three lines show on a phone
 SUBJECT_CHARS = 80  # one line on a phone
@@ -225,7 +224,7 @@ def priority_text(domain: DomainConfig, code: str) -> str:
 
 def last_action_text(action: LastAction, timezone: ZoneInfo) -> str:
     label = LAST_ACTIONS.get(action.action, "✏️ diubah")
-    line = f"{label} {action.at.astimezone(timezone):%H.%M}"
+    line = f"{label} {action.at.astimezone(timezone):%H.%M}"  # the card shows the day above
     return line + (f" · {escape(action.actor)}" if action.actor else "")
 
 
@@ -277,7 +276,8 @@ def render_text(
         lines.append(" · ".join(facts))
     if card.linked_number:
         lines.append(f"🔗 Terkait tiket {escape(card.linked_number)}")
-    tail = [f"Diterima {short_datetime(card.received_at, timezone)}"]
+    today = now.astimezone(timezone).date()
+    tail = [f"Diterima {sla_texts.when(card.received_at, timezone, today=today)}"]
     if card.last_action is not None:
         tail.append(last_action_text(card.last_action, timezone))
     if card.attachments:

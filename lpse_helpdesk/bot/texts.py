@@ -34,7 +34,7 @@ baris kedua: prioritas dan batas waktu langkah SOP yang berjalan (🔔 hampir ha
   lampiran
 
 <b>Mengetik teks</b>
-Bila bot meminta isian, <b>balas</b> (Reply) pesan bot itu dengan teksnya dalam 15 menit.
+Bila bot meminta isian, <b>balas</b> pesan bot itu (geser pesan ke kiri, atau tekan lama lalu Balas) dengan teksnya dalam 15 menit.
 Setelah terkirim, pesan bot hilang dan balasan Anda diberi 👍. /batal membatalkan isian.
 
 <b>Topik</b>
@@ -62,7 +62,7 @@ SUPERVISOR_WELCOME = (
 
 BOT_DESCRIPTION = (
     "Bot Helpdesk LPSE: setiap e-mail pengguna SPSE menjadi kartu tiket di grup helpdesk, "
-    "ditangani sesuai SOP. Bot ini tidak melayani pertanyaan langsung; kirim e-mail ke "
+    "ditangani sesuai SOP. Bot ini hanya untuk petugas; untuk bantuan, kirim e-mail ke "
     "helpdesk LPSE."
 )
 BOT_SHORT_DESCRIPTION = "Kartu tiket Helpdesk LPSE untuk petugas di grup helpdesk."
