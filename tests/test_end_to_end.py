@@ -191,8 +191,8 @@ async def test_the_whole_sop(
         await state_is(State.LKPP_ANSWERED)
 
         # 6. The solution (step 9) relays LKPP's answer to the user.
-        await until(lambda: any("Selesai" in b["text"] for b in card().buttons))
-        await press("Selesai")
+        await until(lambda: any("Kirim Solusi" in b["text"] for b in card().buttons))
+        await press("Kirim Solusi")
         await answer_prompt("Silakan unggah ulang penawaran Anda.")
         await state_is(State.RESOLVED)
         solution = (await mail_to(USER, 4))[0]

@@ -195,6 +195,7 @@ async def test_a_ticket_lives_in_its_topic_and_closes_it(forum: Harness) -> None
     h = forum
     tid = await _standard_life(h)
     topic = h.db.run_sync(lambda s: s.get_one(TelegramTopic, tid))
+    await h.until(lambda: h.server.topics(GROUP)[0].closed)
     topics = h.server.topics(GROUP)
     assert [t.message_thread_id for t in topics] == [topic.thread_id]
     assert topics[0].name.startswith("✅ 00001 · Siti Vendor · Gagal upload penawaran")

@@ -34,8 +34,9 @@ baris kedua: prioritas dan batas waktu langkah SOP yang berjalan (🔔 hampir ha
   lampiran
 
 <b>Mengetik teks</b>
-Bila bot meminta isian, <b>balas</b> pesan bot itu (geser pesan ke kiri, atau tekan lama lalu Balas) dengan teksnya dalam 15 menit.
-Setelah terkirim, pesan bot hilang dan balasan Anda diberi 👍. /batal membatalkan isian.
+Bila bot meminta isian, <b>balas</b> pesan bot itu dengan teksnya dalam 15 menit
+(geser pesan ke kiri, atau tekan lama lalu Balas). Setelah terkirim, pesan bot hilang
+dan balasan Anda diberi 👍. /batal membatalkan isian.
 
 <b>Topik</b>
 Bila grup memakai Topik, setiap tiket punya topiknya sendiri; topik ditutup saat tiket
