@@ -170,6 +170,7 @@ async def test_standard_flow_leaves_few_and_quiet_messages(plain: Harness) -> No
     visible = [m for m in mine if not m.deleted]
     audible = [m for m in mine if not m.silent]
     assert len(visible) <= 3, [m.plain_text for m in visible]
+    assert len(visible) == 2  # the card and the user's data (was 6 before)
     assert len(audible) <= 3, [m.plain_text for m in audible]
     card = await h.card(tid)
     assert card in visible and not card.silent  # a new ticket rings, in working hours
@@ -339,3 +340,35 @@ async def test_a_new_member_is_welcomed_and_a_file_for_a_prompt_is_answered(
     assert _ticket(h, tid).state is State.PRIORITIZED  # nothing was sent
     h.server.send_text(GROUP, h.staff, "Silakan coba lagi.", reply_to_message_id=prompt.message_id)
     await h.until(lambda: _ticket(h, tid).state is State.RESOLVED)
+
+
+async def test_one_scan_is_one_linked_message_that_rings_for_a_breach(
+    plain: Harness, calendar: BusinessCalendar, domain: DomainConfig
+) -> None:
+    from lpse_helpdesk.sla.monitor import SlaMonitor
+
+    h = plain
+    ids = [h.ingest(sender=f"v{i}@x.co.id", subject=f"Perlu cepat {i}") for i in range(3)]
+    cards = [(await h.card(tid)).message_id for tid in ids]
+    sla = SlaMonitor(
+        h.db,
+        h.clock,
+        calendar,
+        domain,
+        remind_ratio=0.8,
+        summary_time=dt.time(23, 59),
+        timezone=WIB,
+    )
+    h.clock.advance(minutes=6)
+    await sla.run_once()
+    h.service.dispatcher.wake()
+    alert = await h.until(
+        lambda: next(
+            (m for m in h.server.messages(GROUP) if "Batas waktu terlewati" in (m.text or "")),
+            None,
+        )
+    )
+    assert "(3)" in (alert.plain_text or "") and not alert.silent
+    for card in cards:
+        assert f"https://t.me/c/1234567890/{card}" in (alert.text or "")
+    assert len([m for m in h.server.messages(GROUP) if "Batas waktu" in (m.text or "")]) == 1
