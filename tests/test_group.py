@@ -372,3 +372,37 @@ async def test_one_scan_is_one_linked_message_that_rings_for_a_breach(
     for card in cards:
         assert f"https://t.me/c/1234567890/{card}" in (alert.text or "")
     assert len([m for m in h.server.messages(GROUP) if "Batas waktu" in (m.text or "")]) == 1
+
+
+async def test_tiket_in_a_forum_links_to_the_card_in_its_topic(forum: Harness) -> None:
+    h = forum
+    tid = h.ingest()
+    card = await h.card(tid)
+    h.server.send_text(GROUP, h.staff, "/tiket 1")
+    reply = await h.until(
+        lambda: next((m for m in h.server.messages(GROUP) if "topiknya" in (m.text or "")), None)
+    )
+    assert f"https://t.me/c/1234567890/{card.message_id}" in (reply.text or "")
+    assert h.card_message_id(tid) == card.message_id  # no second card
+
+
+async def test_topics_off_keeps_a_forum_group_plain(
+    telegram_server: BotApiServer, db: Database, domain: DomainConfig, calendar: BusinessCalendar
+) -> None:
+    telegram_server.forum(GROUP)
+    clock = OffsetClock(DAY)
+    planner = OutboxMailPlanner(domain, Addresses(helpdesk=HELPDESK, lkpp=LKPP))
+    workflow = Workflow(domain, calendar, clock, planner, timezone=WIB)
+    telegram_server.limits = RateLimits(enabled=False)
+    service = make_service(telegram_server, db, workflow, domain)
+    service.topics.mode = "off"
+    await service.start()
+    await asyncio.wait_for(service.ready.wait(), 10)
+    h = Harness(
+        telegram_server, service, db, workflow, make_intake(workflow, domain), clock, {}, {}
+    )
+    try:
+        card = await h.card(h.ingest())
+        assert card.message_thread_id is None and telegram_server.topics(GROUP) == []
+    finally:
+        await service.stop()

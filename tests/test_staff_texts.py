@@ -67,6 +67,7 @@ ALERTS: list[dict[str, Any]] = [
     {"alert": "quarantined", "uid": 7, "failed_mail": 1},
     {"alert": "flood", "address": "a@b.id"},
     {"alert": "no_topics"},
+    {"alert": "no_topics", "reason": "not_forum"},
     {"alert": "sla_summary", "date": "2026-11-24", "overdue": [], "due_today": [], "open": 2},
     {
         "alert": "sla_scan",

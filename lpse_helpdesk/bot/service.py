@@ -219,7 +219,8 @@ class TelegramService:
     async def _prepare_group(self) -> None:
         """Topics mode, and the queue board drawn once at start (then with every change)."""
         await self.topics.detect()
-        missing = self.topics.missing_rights
+        missing = self.topics.missing_rights or self.topics.not_forum
+        reason = "no_rights" if self.topics.missing_rights else "not_forum"
         supervisors = sorted(self.settings.supervisor_ids)
         chat_id = self.settings.chat_id
 
@@ -233,7 +234,7 @@ class TelegramService:
                 session,
                 TelegramOp.ALERT,
                 ticket_id=None,
-                payload={"alert": "no_topics"},
+                payload={"alert": "no_topics", "reason": reason},
                 importance=Importance.SLA_ALERT,
                 now=now,
                 dedup_key=f"no-topics:{chat_id}:{day}",
@@ -243,7 +244,7 @@ class TelegramService:
                     session,
                     TelegramOp.MESSAGE,
                     ticket_id=None,
-                    payload={"chat_id": supervisor, "text": texts.NO_TOPICS_SUPERVISOR},
+                    payload={"chat_id": supervisor, "text": texts.no_topics(reason)},
                     importance=Importance.SLA_ALERT,
                     now=now,
                     dedup_key=f"no-topics:{supervisor}:{day}",

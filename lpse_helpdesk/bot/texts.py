@@ -275,10 +275,7 @@ def alert_text(session: Session, payload: dict[str, Any], timezone: ZoneInfo) ->
         }
         return sla_texts.scan_text(payload, linked, timezone)
     if kind == "no_topics":
-        return (
-            "⚠️ Grup ini memakai Topik, tetapi bot belum boleh mengelola topik. Kartu tiket "
-            "dikirim ke General. Mohon admin grup memberi bot hak <b>Kelola Topik</b>."
-        )
+        return no_topics(str(payload.get("reason") or "no_rights"))
     return "ℹ️ Pemberitahuan layanan helpdesk."
 
 
@@ -286,10 +283,19 @@ def card_moved(link: str) -> str:
     return f"↪️ Kartu tiket ini ditampilkan ulang di bawah: {link}"
 
 
-NO_TOPICS_SUPERVISOR = (
-    "⚠️ Grup helpdesk memakai Topik, tetapi bot belum boleh mengelola topik, sehingga kartu "
-    "tiket dikirim ke General. Mohon admin grup memberi bot hak <b>Kelola Topik</b>."
-)
+def no_topics(reason: str) -> str:
+    """Topics mode cannot work: why, and who can fix it."""
+    if reason == "not_forum":
+        return (
+            "⚠️ Satu topik per tiket diminta, tetapi grup helpdesk belum memakai Topik, "
+            "sehingga kartu tiket dikirim ke grup biasa. Mohon admin grup menyalakan Topik, "
+            "atau hubungi administrator."
+        )
+    return (
+        "⚠️ Grup helpdesk memakai Topik, tetapi bot belum boleh mengelola topik, sehingga "
+        "kartu tiket dikirim ke General. Mohon admin grup memberi bot hak "
+        "<b>Kelola Topik</b>."
+    )
 
 
 QUEUE_EMPTY = "Tidak ada tiket terbuka. 🎉"

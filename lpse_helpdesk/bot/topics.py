@@ -64,6 +64,7 @@ class Topics:
         self.mode = mode  # auto | on | off
         self.enabled = False
         self.missing_rights = False  # a forum group, but the bot may not manage topics
+        self.not_forum = False  # topics asked for ("on"), but the group has none
 
     async def detect(self) -> bool:
         """Topics mode on when the group is a forum and the bot may manage its topics."""
@@ -75,6 +76,7 @@ class Topics:
             if not chat.is_forum:
                 if self.mode == "on":
                     log.error("TELEGRAM_TOPICS=on, but the helpdesk group has no topics")
+                    self.not_forum = True
                 self.enabled = False
                 return False
             member = await self.bot.get_chat_member(self.chat_id, self.bot.id)
