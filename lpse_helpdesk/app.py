@@ -19,6 +19,7 @@ from lpse_helpdesk.bridge.outbound import MailSenderService, SenderOptions, Smtp
 from lpse_helpdesk.config.settings import MailAuth, Settings
 from lpse_helpdesk.domain.model import DomainConfig
 from lpse_helpdesk.reports.delivery import RecapDelivery, RecapOptions
+from lpse_helpdesk.reports.lines import Signers
 from lpse_helpdesk.reports.monthly_job import MonthlyRecapService
 from lpse_helpdesk.sla.monitor import SlaMonitor
 from lpse_helpdesk.sla.scheduler import SlaScheduler
@@ -65,6 +66,7 @@ def build_services(
         domain,
         Addresses(helpdesk=settings.HELPDESK_EMAIL, lkpp=settings.LKPP_HELPDESK_EMAIL),
         auto_mail_per_hour=settings.AUTO_MAIL_PER_HOUR,
+        staff_names=settings.staff_names,
     )
     workflow = Workflow(
         domain,
@@ -144,7 +146,12 @@ def mail_sender(services: Services) -> Piece:
         timeout=settings.SMTP_TIMEOUT,
         oauth2=services.oauth2 if settings.SMTP_AUTH is MailAuth.XOAUTH2 else None,
     )
-    options = SenderOptions(
+    options = sender_options(settings)
+    return MailSenderService(account, services.db, services.clock, services.workflow.sla, options)
+
+
+def sender_options(settings: Settings) -> SenderOptions:
+    return SenderOptions(
         helpdesk_address=settings.HELPDESK_EMAIL,
         helpdesk_name=settings.HELPDESK_NAME,
         lpse_name=settings.LPSE_NAME,
@@ -153,8 +160,9 @@ def mail_sender(services: Services) -> Piece:
         template_dir=settings.TEMPLATE_DIR,
         retry_hours=settings.SMTP_RETRY_HOURS,
         max_bytes=settings.MAIL_MAX_BYTES,
+        helpdesk_hours=settings.HELPDESK_HOURS,
+        application=settings.SPSE_APPLICATION or None,
     )
-    return MailSenderService(account, services.db, services.clock, services.workflow.sla, options)
 
 
 def recap_delivery(services: Services) -> RecapDelivery:
@@ -163,6 +171,7 @@ def recap_delivery(services: Services) -> RecapDelivery:
         lpse_name=settings.LPSE_NAME,
         timezone=settings.timezone,
         mask_email=settings.REKAP_MASK_EMAIL,
+        signers=Signers(settings.REKAP_CITY, settings.REKAP_HEAD_TITLE, settings.REKAP_HEAD_NAME),
     )
     return RecapDelivery(services.domain, services.clock, options)
 
@@ -189,6 +198,9 @@ def telegram_bot(services: Services) -> Piece:
         ticket_prefix=settings.TICKET_PREFIX,
         remind_ratio=settings.SLA_REMIND_RATIO,
         topics=settings.TELEGRAM_TOPICS.value,
+        letterhead=sender_options(settings).letterhead,
+        reply_attachment_bytes=settings.REPLY_ATTACHMENT_MAX_MB * 1024 * 1024,
+        template_dir=settings.TEMPLATE_DIR,
     )
     return TelegramService(
         bot_settings,

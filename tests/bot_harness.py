@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from lpse_helpdesk.bot.ratelimit import Limits
 from lpse_helpdesk.bot.service import BotSettings, TelegramService
 from lpse_helpdesk.bridge.intake import Intake, IntakeConfig
+from lpse_helpdesk.bridge.letters import Letterhead
 from lpse_helpdesk.domain.model import DomainConfig
 from lpse_helpdesk.storage.db import Database
 from lpse_helpdesk.workflow.tickets import Workflow
@@ -112,6 +113,7 @@ def make_service(
     staff_ids: frozenset[int] = frozenset(),
     supervisor_ids: frozenset[int] = frozenset({777}),
     limits: Limits | None = None,
+    letterhead: Letterhead | None = None,
 ) -> TelegramService:
     settings = BotSettings(
         token=server.token,
@@ -122,6 +124,7 @@ def make_service(
         ticket_prefix="LPSE",
         limits=limits or Limits(group_per_minute=100, global_per_second=100),
         poll_timeout=1,
+        letterhead=letterhead,
     )
     service = TelegramService(settings, db, workflow.clock, workflow, domain)
     service.dispatcher.poll_seconds = 0.05
@@ -131,3 +134,69 @@ def make_service(
 def make_intake(workflow: Workflow, domain: DomainConfig) -> Intake:
     config = IntakeConfig(helpdesk_addresses=frozenset({HELPDESK}), lkpp_address=LKPP)
     return Intake(workflow, domain, config)
+
+
+def button_data(message: SentMessage, word: str) -> str | None:
+    for button in message.buttons:
+        if word in button["text"]:
+            return str(button["callback_data"])
+    return None
+
+
+async def latest_with_button(h: Harness, word: str, *, after: int = 0) -> SentMessage:
+    """The newest bot message (id above `after`), not a ticket card, that shows a button
+    labelled with `word` (cards have their own "✅ Kirim Solusi"; press those with the card)."""
+    from sqlalchemy import select
+
+    from lpse_helpdesk.storage.models import TelegramCard
+
+    def find() -> SentMessage | None:
+        cards = set(h.db.run_sync(lambda s: list(s.scalars(select(TelegramCard.message_id)))))
+        for message in reversed(h.server.messages(GROUP, include_deleted=False)):
+            if message.message_id in cards:
+                continue
+            if message.message_id > after and button_data(message, word) is not None:
+                return message
+        return None
+
+    return await h.until(find)
+
+
+async def press_latest(
+    h: Harness, word: str, user: dict[str, Any] | None = None, *, after: int = 0
+) -> str:
+    """Press `word` on the newest message showing it; returns the callback answer."""
+    message = await latest_with_button(h, word, after=after)
+    data = button_data(message, word)
+    assert data is not None
+    query = h.server.press(GROUP, message.message_id, user or h.staff, data)
+    answered = await h.until(lambda: h.server.answered_callbacks.get(query))
+    return answered.text or ""
+
+
+async def open_prompt(h: Harness, *, after: int = 0) -> SentMessage:
+    """The newest ForceReply question of the bot (id above `after`)."""
+
+    def find() -> SentMessage | None:
+        for message in reversed(h.server.messages(GROUP)):
+            if message.message_id > after and (message.reply_markup or {}).get("force_reply"):
+                return message
+        return None
+
+    prompt = await h.until(find)
+
+    def recorded() -> bool:
+        from sqlalchemy import select
+
+        from lpse_helpdesk.storage.models import TelegramPrompt
+
+        query = select(TelegramPrompt.id).where(TelegramPrompt.message_id == prompt.message_id)
+        return h.db.run_sync(lambda s: s.scalar(query)) is not None
+
+    await h.until(recorded)  # a reply before the bot noted its question would go unseen
+    return prompt
+
+
+def last_message_id(h: Harness) -> int:
+    messages = h.server.messages(GROUP)
+    return messages[-1].message_id if messages else 0

@@ -26,7 +26,14 @@ from lpse_helpdesk.timekeeping.calendar import BusinessCalendar
 from lpse_helpdesk.workflow.actors import Actor
 from lpse_helpdesk.workflow.mail_plan import Addresses, OutboxMailPlanner
 from lpse_helpdesk.workflow.tickets import Workflow
-from tests.bot_harness import GROUP, Harness, OffsetClock, make_intake, make_service
+from tests.bot_harness import (
+    GROUP,
+    Harness,
+    OffsetClock,
+    make_intake,
+    make_service,
+    press_latest,
+)
 from tests.conftest import HELPDESK, LKPP, WIB
 from tests.servers.telegram import BotApiServer, RateLimits
 
@@ -280,7 +287,8 @@ async def test_force_reply_flow(h: Harness) -> None:
     tid = h.ingest()
     await _press(h, tid, "Tinggi")
     await h.settled()
-    assert "balas" in (await _press(h, tid, "Minta Data")).lower()
+    assert "templat" in (await _press(h, tid, "Minta Data")).lower()  # canned answers first
+    assert "ketik" in (await press_latest(h, "Tulis sendiri")).lower()
     prompt = await h.until(
         lambda: next(
             (
@@ -303,14 +311,14 @@ async def test_force_reply_flow(h: Harness) -> None:
     answer = h.server.reply_to(
         GROUP, prompt.message_id, h.staff, "Mohon kirim tangkapan layar & <galat>."
     )
+    assert "dikirim" in await press_latest(h, "Kirim", after=prompt.message_id)  # the preview
     await h.until(lambda: _ticket(h, tid).state is State.WAITING_FOR_DATA)
     mail = h.db.run_sync(
         lambda s: s.scalars(select(OutboxItem).where(OutboxItem.kind == "data_request")).one()
     )
     assert mail.payload["staff_text"] == "Mohon kirim tangkapan layar & <galat>."
-    # No "sent" message: the prompt is gone, the answer has a 👍, the card says what was done.
-    answer_id = answer["message"]["message_id"]
-    await h.until(lambda: h.server.reactions(GROUP, answer_id) == ["👍"])
+    # No "sent" message: the prompt and the preview are gone, the card says what was done.
+    assert answer["message"]["message_id"] > prompt.message_id
     await h.until(lambda: h.server.message(GROUP, prompt.message_id).deleted)
     await h.settled()
     card = await h.card(tid)
@@ -363,6 +371,7 @@ async def test_pending_prompt_survives_a_restart(
     await _press(h, tid, "Tinggi")
     await h.settled()
     await _press(h, tid, "Kirim Solusi")
+    await press_latest(h, "Tulis sendiri")
     prompt = await h.until(
         lambda: next(
             (
@@ -377,6 +386,7 @@ async def test_pending_prompt_survives_a_restart(
     telegram_server.reply_to(GROUP, prompt.message_id, h.staff, "Sudah kami perbaiki.")
     again = await _harness(telegram_server, db, live_workflow, domain, live_clock)
     try:
+        await press_latest(again, "Kirim")  # the preview was made after the restart
         await again.until(lambda: _ticket(again, tid).state is State.RESOLVED)
         assert _ticket(again, tid).solution == "Sudah kami perbaiki."
     finally:
@@ -572,9 +582,9 @@ EXPECTED_ANSWER = {
     "Tinggi": "Prioritas: Tinggi",
     "Menengah": "Prioritas: Menengah",
     "Rendah": "Prioritas: Rendah",
-    "Minta Data": "Silakan balas",
-    "Kirim Solusi": "Silakan balas",
-    "Eskalasi LKPP": "Silakan balas",
+    "Minta Data": "Pilih templat",
+    "Kirim Solusi": "Pilih templat",
+    "Eskalasi LKPP": "Pilih templat",
     "Catatan": "Silakan balas",
     "Sudah ditelepon": "pengguna sudah ditelepon",
     "Tidak terhubung": "tidak terhubung",
@@ -606,7 +616,10 @@ async def test_every_button_in_every_state(h: Harness, state: State) -> None:
             )
         await h.settled()
         answer = await _press(h, tid, word)
-        assert EXPECTED_ANSWER[word] in answer, (state, word, answer)
+        expected = EXPECTED_ANSWER[word]
+        if word == "Kirim Solusi" and state is State.LKPP_ANSWERED:
+            expected = "Jawaban LKPP siap"  # the solution relays LKPP's answer
+        assert expected in answer, (state, word, answer)
 
 
 async def test_rekap_for_supervisors_only(

@@ -315,31 +315,35 @@ def test_lkpp_forward_attaches_the_original_with_its_attachment(renderer: Render
 def test_lkpp_forward_summary(renderer: Renderer) -> None:
     text, html = _bodies(_compose(MailKind.LKPP_FORWARD, renderer)[1])
     assert text.startswith("Yth. Helpdesk LKPP,")
-    for line in (
-        "LPSE             : LPSE Kabupaten Contoh",
-        f"Nomor tiket      : {NUMBER}",
-        "Aplikasi         : SPSE 4.5",
-        "Kategori         : Gagal unggah dokumen penawaran",
-        "Prioritas        : Tinggi",
-        "Kode tender/paket: 10012345000, 10012346000",
-        "Nama pengguna    : Siti Nurhaliza Ñoño",
-        "Instansi/badan usaha: CV Maju Jaya",
-        "E-mail pengguna  : siti@cv-maju.co.id",
-        "Lampiran pengguna: bukti.pdf",
-        "Saat unggah penawaran muncul error 500.",
-        "Mohon kirim tangkapan layar pesan error.",
+    width = len("Lampiran pengguna")
+    for label, value in (
+        ("LPSE", "LPSE Kabupaten Contoh"),
+        ("Nomor tiket", NUMBER),
+        ("Aplikasi", "SPSE 4.5"),
+        ("Kategori", "Gagal unggah dokumen penawaran"),
+        ("Prioritas", "Tinggi"),
+        ("Kode tender", "10012345000, 10012346000"),
+        ("Nama pengguna", "Siti Nurhaliza Ñoño"),
+        ("Instansi", "CV Maju Jaya"),
+        ("E-mail pengguna", "siti@cv-maju.co.id"),
+        ("Lampiran pengguna", "bukti.pdf"),
     ):
-        assert line in text
+        assert f"{label.ljust(width)} : {value}" in text  # aligned in the plain text
+        assert f">{label}</td><td>: {value}</td>" in html  # a table in the HTML part
+    assert "Saat unggah penawaran muncul error 500." in text
+    assert "Mohon kirim tangkapan layar pesan error." in text
     assert "Telepon pengguna" not in text  # not shared unless given
     assert "Siti Nurhaliza Ñoño" in html
+    assert "Demikian kami sampaikan." in text
+    assert "kata sandi" not in text  # the password line is for users, not for LKPP
 
 
 def test_lkpp_forward_without_optional_facts(renderer: Renderer) -> None:
     ctx = _context(category_label=None, priority_label=None, tender_codes=(), application=None)
     text, _ = _bodies(_compose(MailKind.LKPP_FORWARD, renderer, ctx)[1])
-    assert "Kode tender/paket: -" in text
-    assert "Prioritas        : -" in text
-    assert "Aplikasi" not in text
+    for label in ("Kode tender", "Prioritas", "Kategori", "Aplikasi"):
+        assert f"{label} " not in text  # left out, never "-"
+    assert " : -" not in text
 
 
 def test_lkpp_forward_without_original_is_single_part(renderer: Renderer) -> None:
@@ -385,7 +389,7 @@ def test_data_request_asks_for_a_reply_and_mentions_the_phone(renderer: Renderer
 def test_acknowledgement_explains_the_next_steps(renderer: Renderer) -> None:
     text, _ = _bodies(_compose(MailKind.ACKNOWLEDGEMENT, renderer)[1])
     assert "prioritas" in text
-    assert "telepon" in text
+    assert "data tambahan" in text
     assert "Helpdesk LKPP" in text
     assert f"nomor tiket {TAG} pada subjek" in text
     assert "Sari" not in text  # automatic mails are not signed by a person
@@ -394,8 +398,9 @@ def test_acknowledgement_explains_the_next_steps(renderer: Renderer) -> None:
 
 def test_escalation_notice_says_lkpp_handles_it(renderer: Renderer) -> None:
     text, _ = _bodies(_compose(MailKind.ESCALATION_NOTICE, renderer)[1])
-    assert "Helpdesk LKPP" in text and "sedang ditangani" in text
-    assert "menunggu balasan e-mail selanjutnya" in text
+    assert "telah kami teruskan ke Helpdesk LKPP" in text
+    assert "sedang ditangani" not in text  # forwarded, not (yet) being handled
+    assert "Langkah selanjutnya:" in text and "segera meneruskannya" in text
     assert "Mohon kirim tangkapan layar" not in text  # the note for LKPP stays internal
 
 

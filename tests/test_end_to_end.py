@@ -118,6 +118,26 @@ async def test_the_whole_sop(
 
     answered: set[int] = set()
 
+    async def press_newest(word: str) -> None:
+        """A button on the newest bot message showing it (canned answers, the preview)."""
+
+        def find() -> Any:
+            for message in reversed(telegram_server.messages(GROUP, include_deleted=False)):
+                data = next(
+                    (b["callback_data"] for b in message.buttons if b["text"].endswith(word)),
+                    None,
+                )
+                if data is not None and (message.message_id, word) not in pressed:
+                    return message, data
+            return None
+
+        message, data = await until(find)
+        pressed.add((message.message_id, word))
+        query = telegram_server.press(GROUP, message.message_id, staff, data)
+        await until(lambda: telegram_server.answered_callbacks.get(query))
+
+    pressed: set[tuple[int, str]] = set()
+
     async def state_is(state: State) -> None:
         await until(lambda: (t := ticket()) is not None and t.state is state)
 
@@ -149,7 +169,9 @@ async def test_the_whole_sop(
         await state_is(State.PRIORITIZED)
         await until(lambda: any("Minta Data" in b["text"] for b in card().buttons))
         await press("Minta Data")
+        await press_newest("Tulis sendiri")  # canned answers are offered first
         await answer_prompt("Mohon kirim tangkapan layar galatnya.")
+        await press_newest("Kirim")  # nothing is mailed before the preview's Kirim
         await state_is(State.WAITING_FOR_DATA)
         request = (await mail_to(USER, 2))[0]
         assert "Mohon kirim tangkapan layar galatnya." in request.get_body(("plain",)).get_content()  # type: ignore[union-attr]
@@ -172,7 +194,9 @@ async def test_the_whole_sop(
         # 4. Escalation to Helpdesk LKPP (step 10): the forward and the notice to the user.
         await until(lambda: any("Eskalasi" in b["text"] for b in card().buttons))
         await press("Eskalasi LKPP")
+        await press_newest("Tulis sendiri")
         await answer_prompt("Galat di server SPSE pusat, mohon bantuan.")
+        await press_newest("Kirim")
         await state_is(State.ESCALATED)
         forward = (await mail_to(LKPP, 1))[0]
         assert any(p.get_content_type() == "message/rfc822" for p in forward.iter_attachments())
@@ -193,7 +217,9 @@ async def test_the_whole_sop(
         # 6. The solution (step 9) relays LKPP's answer to the user.
         await until(lambda: any("Kirim Solusi" in b["text"] for b in card().buttons))
         await press("Kirim Solusi")
+        await press_newest("Teruskan dengan tambahan")  # LKPP's answer is relayed
         await answer_prompt("Silakan unggah ulang penawaran Anda.")
+        await press_newest("Kirim")
         await state_is(State.RESOLVED)
         solution = (await mail_to(USER, 4))[0]
         body = solution.get_body(("plain",)).get_content()  # type: ignore[union-attr]

@@ -59,6 +59,17 @@ def test_month_range_week_and_day() -> None:
     assert _period("bulan") == _period("")
 
 
+def test_last_month() -> None:
+    last = _period("bulanlalu")
+    assert (last.start, last.end) == (dt.date(2026, 10, 1), dt.date(2026, 10, 31))
+    assert last.label == "Oktober 2026"
+    assert _period("bulan lalu") == last
+    january = _period("bulanlalu", now=dt.datetime(2027, 1, 3, 2, 0, tzinfo=dt.UTC))
+    assert (january.start, january.end) == (dt.date(2026, 12, 1), dt.date(2026, 12, 31))
+    request = parse_rekap_args("pdf bulanlalu", now=NOW, timezone=WIB)
+    assert request.format is ReportFormat.PDF and request.period == last
+
+
 def test_today_is_the_local_day() -> None:
     # 17:30 UTC on 30 November is already 1 December in Jakarta (00:30 WIB).
     late = dt.datetime(2026, 11, 30, 17, 30, tzinfo=dt.UTC)

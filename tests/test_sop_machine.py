@@ -95,6 +95,7 @@ EXPECTED: dict[tuple[State, Action], State | None] = {
     (S.ESCALATED, A.RECEIVE_LKPP_REPLY): S.LKPP_ANSWERED,
     (S.LKPP_ANSWERED, A.RECEIVE_LKPP_REPLY): None,
     (S.RESOLVED, A.REOPEN): S.IN_ANALYSIS,
+    (S.RESOLVED, A.RECORD_THANKS): None,
 }
 
 ALL_PAIRS = list(itertools.product(State, Action))
@@ -236,6 +237,25 @@ def test_reopen_restarts_the_work() -> None:
 )
 def test_mail_action(state: State, from_lkpp: bool, expected: Action | None) -> None:
     assert machine.mail_action(state, from_lkpp=from_lkpp) is expected
+
+
+def test_thanks_after_the_solution_is_recorded_without_reopening() -> None:
+    assert machine.mail_action(State.RESOLVED, from_lkpp=False, thanks=True) is (
+        Action.RECORD_THANKS
+    )
+    assert machine.mail_action(State.IN_ANALYSIS, from_lkpp=False, thanks=True) is (
+        Action.RECEIVE_USER_DATA
+    )
+    outcome = machine.apply(_facts(State.RESOLVED), Action.RECORD_THANKS)
+    assert outcome.state is State.RESOLVED
+    assert outcome.effects == (machine.PostNotice(machine.Notice.THANKS), machine.UpdateCard())
+
+
+def test_the_relay_after_lkpp_needs_no_text() -> None:
+    assert not machine.needs_text(State.LKPP_ANSWERED, Action.RESOLVE)
+    assert machine.needs_text(State.IN_ANALYSIS, Action.RESOLVE)
+    assert machine.needs_text(State.LKPP_ANSWERED, Action.REQUEST_DATA)
+    assert not machine.needs_text(State.RESOLVED, Action.RECORD_THANKS)
 
 
 def test_labels_cover_every_state_and_action() -> None:

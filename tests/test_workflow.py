@@ -128,7 +128,7 @@ def test_the_sop_path_with_data_request(
     assert request.payload["staff_text"] == "Mohon kirim tangkapan layar."
     assert request.payload["in_reply_to"] == "first@example.co.id"
     assert request.payload["references"] == ["older@example.co.id", "first@example.co.id"]
-    assert request.payload["staff_name"] == "Budi"
+    assert request.payload["staff_name"] is None  # no official name set: no personal name
 
     clock.advance(minutes=2)
     _act(db, workflow, ticket_id, Action.CONFIRM_PHONE)

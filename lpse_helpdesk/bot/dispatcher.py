@@ -40,6 +40,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 from lpse_helpdesk.bot import board, cards, quiet, texts, topics
 from lpse_helpdesk.bot.interactions import attachment_bytes
 from lpse_helpdesk.bot.ratelimit import Budget, Limits
+from lpse_helpdesk.bot.replies import notice_keyboard
 from lpse_helpdesk.bot.topics import Topics
 from lpse_helpdesk.domain.model import DomainConfig
 from lpse_helpdesk.storage.db import Database
@@ -228,8 +229,15 @@ class TelegramDispatcher(PollingWorker):
             subject = ticket.subject if ticket is not None else ""
             tag = cards.ticket_link(number, self.chat_id, reply_to)
             text = texts.notice_text(session, number, subject, item.payload, self.timezone, tag)
+            keyboard = notice_keyboard(item.payload, item.ticket_id)
             return Outgoing(
-                item.id, op, self.chat_id, text, reply_to=reply_to, ticket_id=item.ticket_id
+                item.id,
+                op,
+                self.chat_id,
+                text,
+                keyboard=keyboard,
+                reply_to=reply_to,
+                ticket_id=item.ticket_id,
             )
         if op == TelegramOp.ALERT:
             text = texts.alert_text(session, item.payload, self.timezone)

@@ -100,14 +100,14 @@ class Handlers:
 
     async def on_reply(self, update: Update, context: Context) -> None:
         message = update.effective_message
-        if message is None or message.reply_to_message is None:
-            return
+        if message is None or message.reply_to_message is None or not message.text:
+            return  # photos and files for a prompt: the replies flow (reply_handlers.py)
         if not self.access.is_staff(update):
             return  # not ours to answer: ordinary chat in some other group
         user = update.effective_user
         assert user is not None
         actor = _actor(update)
-        text = message.text  # None for a photo or a file: the prompt asks for text
+        text = message.text
         result = await self.db.run(
             lambda s: self.interactions.reply(
                 s,

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from lpse_helpdesk.bot import cards, texts
 from lpse_helpdesk.bot.callback_data import Button, Press
+from lpse_helpdesk.bot.replies import MAIL_TEXT_ACTIONS, Answer, Replies
 from lpse_helpdesk.bridge.parsing import parse_mail
 from lpse_helpdesk.domain.model import DomainConfig
 from lpse_helpdesk.sop import machine
@@ -23,7 +24,9 @@ from lpse_helpdesk.sop.machine import Action, ActionNotAllowed
 from lpse_helpdesk.storage.models import (
     Attachment,
     Direction,
+    MailPreview,
     Message,
+    PreviewStatus,
     PromptStatus,
     TelegramCard,
     TelegramPrompt,
@@ -81,10 +84,18 @@ PressHandler = Callable[[Session, Ticket, Press, Actor, int], PressResult]
 
 
 class Interactions:
-    def __init__(self, workflow: Workflow, domain: DomainConfig, chat_id: int) -> None:
+    def __init__(
+        self,
+        workflow: Workflow,
+        domain: DomainConfig,
+        chat_id: int,
+        replies: Replies | None = None,
+    ) -> None:
         self.workflow = workflow
         self.domain = domain
         self.chat_id = chat_id
+        #: Mails staff write go through canned answers and a preview (bot/replies.py).
+        self.replies = replies
 
     @property
     def now(self) -> dt.datetime:
@@ -124,6 +135,14 @@ class Interactions:
             return handler(session, ticket, press, actor, user_id)
         action = TEXT_BUTTONS[button]
         self._require(ticket, action)
+        return self._ask(session, ticket, action, actor, user_id)
+
+    def _ask(
+        self, session: Session, ticket: Ticket, action: Action, actor: Actor, user_id: int
+    ) -> PressResult:
+        """The text for a mail: canned answers and a preview when the replies flow is on."""
+        if self.replies is not None and action in MAIL_TEXT_ACTIONS:
+            return _press_result(self.replies.start(session, ticket, action, actor, user_id))
         return self._ask_text(session, ticket, action, actor, user_id)
 
     # One function per button, so that other flows can hook into exactly one of them.
@@ -270,14 +289,14 @@ class Interactions:
     ) -> PressResult:
         """ "📨 Minta Data": ask for the request's text."""
         self._require(ticket, Action.REQUEST_DATA)
-        return self._ask_text(session, ticket, Action.REQUEST_DATA, actor, user_id)
+        return self._ask(session, ticket, Action.REQUEST_DATA, actor, user_id)
 
     def on_resolve(
         self, session: Session, ticket: Ticket, press: Press, actor: Actor, user_id: int
     ) -> PressResult:
         """ "✅ Kirim Solusi": ask for the solution's text."""
         self._require(ticket, Action.RESOLVE)
-        return self._ask_text(session, ticket, Action.RESOLVE, actor, user_id)
+        return self._ask(session, ticket, Action.RESOLVE, actor, user_id)
 
     def _require(self, ticket: Ticket, action: Action) -> None:
         if not machine.allowed(ticket.state, action):
@@ -435,42 +454,19 @@ class Interactions:
         chat_id: int,
         reply_to: int,
         user_id: int,
-        text: str | None,
+        text: str,
         actor: Actor,
         message_id: int,
     ) -> ReplyResult:
-        """A staff member's reply to a prompt (`text` None: a photo or file, not text)."""
-        prompt = session.scalars(
-            select(TelegramPrompt).where(
-                TelegramPrompt.chat_id == chat_id, TelegramPrompt.message_id == reply_to
-            )
-        ).first()
+        prompt = self.find_prompt(session, chat_id, reply_to)
         if prompt is None:
             return ReplyResult(handled=False)
-        if prompt.user_id != user_id:
-            self.say(
-                session,
-                chat_id,
-                message_id,
-                texts.prompt_for_other(prompt.user_name),
-            )
-            return ReplyResult(handled=True, queued=True)
-        if prompt.status is not PromptStatus.PENDING:
-            self.say(session, chat_id, message_id, texts.PROMPT_GONE)
-            return ReplyResult(handled=True, queued=True)
-        if text is None:
-            self.say(session, chat_id, message_id, texts.PROMPT_TEXT_ONLY)
-            return ReplyResult(handled=True, queued=True)
-        if prompt.expires_at <= self.now:
-            prompt.status = PromptStatus.EXPIRED
-            self.say(
-                session,
-                chat_id,
-                message_id,
-                texts.prompt_expired(PROMPT_MINUTES, text),
-            )
+        if not self.usable_prompt(session, prompt, chat_id, user_id, message_id, text):
             return ReplyResult(handled=True, queued=True)
         action = Action(prompt.action)
+        if self.replies is not None and action in MAIL_TEXT_ACTIONS:
+            self.replies.on_text(session, prompt, text, actor)  # a preview, not the mail
+            return ReplyResult(handled=True, queued=True)
         try:
             self.workflow.act(session, prompt.ticket_id, action, actor, text=text)
         except (Refused, ActionNotAllowed) as refusal:
@@ -491,6 +487,47 @@ class Interactions:
         self.react(session, chat_id, message_id, texts.DONE_REACTION)
         return ReplyResult(handled=True, queued=True)
 
+    @staticmethod
+    def find_prompt(session: Session, chat_id: int, reply_to: int) -> TelegramPrompt | None:
+        return session.scalars(
+            select(TelegramPrompt).where(
+                TelegramPrompt.chat_id == chat_id, TelegramPrompt.message_id == reply_to
+            )
+        ).first()
+
+    def usable_prompt(
+        self,
+        session: Session,
+        prompt: TelegramPrompt,
+        chat_id: int,
+        user_id: int,
+        message_id: int,
+        text: str = "",
+    ) -> bool:
+        """Whether this reply answers `prompt`; when not, the staff member was told why."""
+        if prompt.user_id != user_id:
+            self.say(
+                session,
+                chat_id,
+                message_id,
+                texts.prompt_for_other(prompt.user_name),
+            )
+            return False
+        if prompt.status is not PromptStatus.PENDING:
+            self.say(session, chat_id, message_id, texts.PROMPT_GONE)
+            return False
+        if prompt.expires_at <= self.now:
+            prompt.status = PromptStatus.EXPIRED
+            given = f" Teks Anda:\n<code>{escape(text[:3000])}</code>" if text else ""
+            self.say(
+                session,
+                chat_id,
+                message_id,
+                f"⌛ Waktu {PROMPT_MINUTES} menit sudah habis; tekan tombolnya lagi.{given}",
+            )
+            return False
+        return True
+
     def cancel(self, session: Session, chat_id: int, user_id: int, message_id: int) -> int:
         prompts = session.scalars(
             select(TelegramPrompt).where(
@@ -501,16 +538,26 @@ class Interactions:
         ).all()
         for prompt in prompts:
             prompt.status = PromptStatus.CANCELLED
+        previews = session.scalars(
+            select(MailPreview).where(
+                MailPreview.chat_id == chat_id,
+                MailPreview.user_id == user_id,
+                MailPreview.status == PreviewStatus.PENDING,
+            )
+        ).all()
+        for preview in previews:
+            preview.status = PreviewStatus.CANCELLED  # nothing is mailed
+        cancelled = len(prompts) + len(previews)
         self.say(
             session,
             chat_id,
             message_id,
-            texts.CANCELLED if prompts else texts.NOTHING_TO_CANCEL,
+            texts.CANCELLED if cancelled else texts.NOTHING_TO_CANCEL,
         )
         for prompt in prompts:
             if prompt.message_id is not None:
                 self.delete(session, chat_id, prompt.message_id)
-        return len(prompts)
+        return cancelled
 
     def say(
         self,
@@ -564,6 +611,10 @@ class Interactions:
             importance=Importance.PROMPT,
             now=self.now,
         )
+
+
+def _press_result(answer: Answer) -> PressResult:
+    return PressResult(answer.text, alert=answer.alert, queued=answer.queued)
 
 
 def attachment_bytes(session: Session, message_pk: int, part_index: int) -> bytes | None:

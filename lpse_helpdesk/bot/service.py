@@ -7,6 +7,7 @@ import contextlib
 import logging
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy.orm import Session
 from telegram import (
@@ -34,7 +35,12 @@ from lpse_helpdesk.bot.dispatcher import TelegramDispatcher
 from lpse_helpdesk.bot.handlers import Handlers
 from lpse_helpdesk.bot.interactions import Interactions
 from lpse_helpdesk.bot.ratelimit import Limits
+from lpse_helpdesk.bot.replies import Replies, is_reply_press
+from lpse_helpdesk.bot.reply_handlers import ReplyHandlers
+from lpse_helpdesk.bot.staff_commands import StaffCommands
 from lpse_helpdesk.bot.topics import Topics
+from lpse_helpdesk.bridge.letters import Letterhead
+from lpse_helpdesk.bridge.templating import Renderer
 from lpse_helpdesk.domain.model import DomainConfig
 from lpse_helpdesk.reports.delivery import RecapDelivery
 from lpse_helpdesk.storage.db import Database
@@ -51,6 +57,8 @@ STAFF_COMMANDS = [
     ("tiket", "Tampilkan kartu tiket: /tiket <nomor>"),
     ("cari", "Cari tiket: /cari <kata atau e-mail>"),
     ("saya", "Tiket yang pernah saya tangani"),
+    ("nama", "Nama resmi untuk tanda tangan surat"),
+    ("templat", "Templat jawaban: daftar, tambah, ubah, hapus"),
     ("batal", "Batalkan isian yang sedang diminta"),
     ("bantuan", "Panduan singkat bot helpdesk"),
 ]
@@ -70,9 +78,18 @@ class BotSettings:
     remind_ratio: float = 0.8  # SLA_REMIND_RATIO: when a card's deadline turns "soon"
     poll_timeout: int = 30
     topics: str = "auto"  # TELEGRAM_TOPICS: auto | on | off
+    #: The letters' sender side, for previews (None: the defaults of HELPDESK_* settings).
+    letterhead: Letterhead | None = None
+    reply_attachment_bytes: int = 5 * 1024 * 1024  # REPLY_ATTACHMENT_MAX_MB
+    template_dir: Path | None = None
 
 
-def build_application(settings: BotSettings, handlers: Handlers) -> Application:  # type: ignore[type-arg]
+def build_application(
+    settings: BotSettings,
+    handlers: Handlers,
+    replies: ReplyHandlers | None = None,
+    commands: StaffCommands | None = None,
+) -> Application:  # type: ignore[type-arg]
     """Every handler the bot answers, in order; reading this tells what the bot does."""
     application = (
         ApplicationBuilder()
@@ -82,6 +99,9 @@ def build_application(settings: BotSettings, handlers: Handlers) -> Application:
         .get_updates_read_timeout(settings.poll_timeout + 10)
         .build()
     )
+    if replies is not None:
+        # Preview, canned answers, LKPP relay, reopen after thanks (bot/replies.py).
+        application.add_handler(CallbackQueryHandler(replies.on_press, pattern=is_reply_press))
     application.add_handler(CallbackQueryHandler(handlers.on_press))
     application.add_handler(CommandHandler("start", handlers.start))
     application.add_handler(CommandHandler("bantuan", handlers.help))
@@ -92,12 +112,17 @@ def build_application(settings: BotSettings, handlers: Handlers) -> Application:
     application.add_handler(CommandHandler("cari", handlers.search))
     application.add_handler(CommandHandler("saya", handlers.mine))
     application.add_handler(CommandHandler("rekap", handlers.rekap))
+    if commands is not None:
+        application.add_handler(CommandHandler("nama", commands.nama))
+        application.add_handler(CommandHandler("templat", commands.templat))
     application.add_handler(
         MessageHandler(filters.REPLY & filters.TEXT & ~filters.COMMAND, handlers.on_reply)
     )
-    application.add_handler(
-        MessageHandler(filters.REPLY & (filters.PHOTO | filters.Document.ALL), handlers.on_reply)
-    )
+    if replies is not None:
+        # Photos and files for the mail; anything else a question cannot use is answered.
+        application.add_handler(
+            MessageHandler(filters.REPLY & ~filters.TEXT & ~filters.COMMAND, replies.on_media_reply)
+        )
     application.add_handler(
         MessageHandler(filters.StatusUpdate.NEW_CHAT_MEMBERS, handlers.on_new_members)
     )
@@ -122,7 +147,16 @@ class TelegramService:
     ) -> None:
         self.settings = settings
         access = Access(settings.chat_id, settings.staff_ids, settings.supervisor_ids)
-        self.interactions = Interactions(workflow, domain, settings.chat_id)
+        letterhead = settings.letterhead or Letterhead(
+            helpdesk_address="helpdesk@localhost.localdomain",
+            helpdesk_name="Helpdesk LPSE",
+            lpse_name="LPSE",
+            timezone=workflow.timezone,
+        )
+        self.replies = Replies(
+            workflow, settings.chat_id, letterhead, Renderer(settings.template_dir)
+        )
+        self.interactions = Interactions(workflow, domain, settings.chat_id, self.replies)
         self.handlers = Handlers(
             db,
             self.interactions,
@@ -131,7 +165,18 @@ class TelegramService:
             ticket_prefix=settings.ticket_prefix,
             recap=recap,
         )
-        self.application = build_application(settings, self.handlers)
+        self.reply_handlers = ReplyHandlers(
+            db,
+            self.interactions,
+            self.replies,
+            access,
+            wake=self._wake,
+            max_bytes=settings.reply_attachment_bytes,
+        )
+        self.commands = StaffCommands(db, self.interactions, access, domain, wake=self._wake)
+        self.application = build_application(
+            settings, self.handlers, self.reply_handlers, self.commands
+        )
         self.db = db
         self.clock = clock
         self.topics = Topics(self.application.bot, db, clock, settings.chat_id, settings.topics)

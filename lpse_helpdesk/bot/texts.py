@@ -47,6 +47,8 @@ selesai. Papan antrian tersemat di topik General.
 /tiket &lt;nomor&gt; — tampilkan kartu tiket, mis. /tiket 42
 /cari &lt;kata atau e-mail&gt; — cari tiket
 /saya — tiket yang pernah saya tangani
+/nama &lt;nama resmi — jabatan&gt; — nama resmi untuk tanda tangan surat Anda
+/templat — templat jawaban (supervisor: tambah, ubah, hapus)
 /batal — batalkan isian yang sedang diminta
 /rekap — rekap penanganan (khusus supervisor)"""
 
@@ -77,11 +79,19 @@ def welcome_member(name: str) -> str:
 
 
 PROMPTS = {
-    "request_data": "📨 Ketik <b>permintaan data</b> untuk pengguna (dikirim sebagai e-mail).",
-    "resolve": "✅ Ketik <b>solusi</b> untuk pengguna (dikirim sebagai e-mail).",
+    "request_data": (
+        "📨 Ketik <b>permintaan data</b> untuk pengguna. Salam pembuka, penutup dan tanda "
+        "tangan ditambahkan otomatis; pratinjau e-mail ditampilkan sebelum dikirim. Foto atau "
+        "berkas yang dikirim sebagai balasan ikut dilampirkan."
+    ),
+    "resolve": (
+        "✅ Ketik <b>solusi</b> untuk pengguna. Salam pembuka, penutup dan tanda tangan "
+        "ditambahkan otomatis; pratinjau e-mail ditampilkan sebelum dikirim. Foto atau berkas "
+        "yang dikirim sebagai balasan ikut dilampirkan."
+    ),
     "escalate": (
         "⬆️ Ketik <b>catatan analisis</b> untuk Helpdesk LKPP (dikirim ke Helpdesk LKPP "
-        "bersama e-mail asli pengguna)."
+        "bersama e-mail asli pengguna). Pratinjau e-mail ditampilkan sebelum dikirim."
     ),
     "add_note": "📝 Ketik <b>catatan internal</b> (tidak dikirim ke pengguna).",
 }
@@ -201,13 +211,14 @@ def notice_text(
     """The short message posted in reply to a ticket's card (`tag`: its linked number)."""
     kind = payload.get("notice")
     tag = tag or f"<b>{escape(number)}</b>"
-    if kind in ("user_mail", "user_data", "lkpp_reply", "reopened"):
+    if kind in ("user_mail", "user_data", "lkpp_reply", "reopened", "thanks"):
         sender, text = _message_excerpt(session, payload)
         heading = {
             "user_mail": "✉️ E-mail baru dari pengguna",
             "user_data": "📥 Data tambahan dari pengguna",
             "lkpp_reply": "💬 Jawaban Helpdesk LKPP",
             "reopened": "🔁 Pengguna membalas setelah selesai; tiket dibuka kembali",
+            "thanks": "🙏 Pengguna berterima kasih / mengonfirmasi; tiket tetap selesai",
         }[str(kind)]
         line = f"{heading} — {tag}"
         if sender:
@@ -299,10 +310,6 @@ def no_topics(reason: str) -> str:
 
 
 QUEUE_EMPTY = "Tidak ada tiket terbuka. 🎉"
-PROMPT_TEXT_ONLY = (
-    "Isian ini hanya menerima teks. Lampiran tidak dikirim ke pengguna; balas pesan bot "
-    "dengan teksnya, atau /batal."
-)
 
 
 def queue_heading(page: int, pages: int) -> str:

@@ -19,6 +19,7 @@ from email.message import EmailMessage
 from email.policy import EmailPolicy, Policy
 from functools import cache
 
+from lpse_helpdesk.bridge.salutation import clean_name, salutation
 from lpse_helpdesk.bridge.tags import TICKET_HEADER, add_tag, format_tag, strip_reply_prefixes
 from lpse_helpdesk.bridge.templating import Renderer
 from lpse_helpdesk.sop.machine import MailKind
@@ -28,7 +29,9 @@ __all__ = [
     "MAX_REFERENCES",
     "TICKET_HEADER",
     "MailContext",
+    "StaffAttachment",
     "compose",
+    "lkpp_fields",
     "make_message_id",
     "normalize_message_id",
     "subject_for",
@@ -72,7 +75,8 @@ class MailContext:
     priority_label: str | None = None
     tender_codes: tuple[str, ...] = ()
     staff_text: str | None = None  # the staff's mail body; for lkpp_forward, the analysis note
-    staff_name: str | None = None  # shown above the signature of mails a person wrote
+    staff_name: str | None = None  # the officer's official name, above the signature
+    staff_position: str | None = None  # the officer's position, under the name
     requester_organization: str | None = None  # company or agency, for LKPP
     requester_phone: str | None = None  # for LKPP, when the helpdesk chooses to share it
     helpdesk_phone: str | None = None  # in the signature
@@ -81,6 +85,39 @@ class MailContext:
     lkpp_answer_text: str | None = None  # lkpp_answer_relay: LKPP's answer (quotes stripped)
     attachment_limit: str | None = None  # attachment_too_large: "10 MB"
     oversized_attachments: tuple[str, ...] = ()  # attachment_too_large: file names
+    helpdesk_hours: str | None = None  # service hours, in the signature
+    staff_attachment_names: tuple[str, ...] = ()  # the officer's files attached to the mail
+    escalated_at_local: str | None = None  # escalation_notice: when it was forwarded
+
+
+@dataclasses.dataclass(frozen=True)
+class StaffAttachment:
+    """A photo or file an officer attached to the mail."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
+def lkpp_fields(ctx: MailContext) -> list[tuple[str, str]]:
+    """The forward's fields as LPSE Support asks for them; empty ones are left out."""
+    fields = [
+        ("Judul", _topic(ctx) or _NO_SUBJECT),
+        ("LPSE", ctx.lpse_name),
+        ("Nomor tiket", ctx.ticket_number),
+        ("Tipe", "Permasalahan"),
+        ("Aplikasi", ctx.application or ""),
+        ("Kategori", ctx.category_label if ctx.category_label not in (None, "-") else ""),
+        ("Prioritas", ctx.priority_label if ctx.priority_label not in (None, "-") else ""),
+        ("Kode tender", ", ".join(ctx.tender_codes)),
+        ("Nama pengguna", clean_name(ctx.requester_name)),
+        ("Instansi", ctx.requester_organization or ""),
+        ("E-mail pengguna", ctx.requester_address),
+        ("Telepon pengguna", ctx.requester_phone or ""),
+        ("Diterima", ctx.received_at_local),
+        ("Lampiran pengguna", ", ".join(ctx.attachment_names)),
+    ]
+    return [(label, value) for label, value in fields if value and value.strip()]
 
 
 # --- Message-IDs and threading headers ------------------------------------------------------
@@ -193,6 +230,7 @@ def compose(
     renderer: Renderer,
     to_name: str | None = None,
     original: bytes | None = None,
+    attachments: Sequence[StaffAttachment] = (),
 ) -> EmailMessage:
     """The mail of ``kind`` for ``ctx``, addressed to ``to`` (an addr-spec).
 
@@ -205,8 +243,13 @@ def compose(
     if own_id is None:
         raise ValueError(f"invalid Message-ID {message_id!r}")
     subject = subject_for(kind, ctx)
+    fields = lkpp_fields(ctx)
     variables = {
         **{field.name: getattr(ctx, field.name) for field in dataclasses.fields(ctx)},
+        "salutation": salutation(ctx.requester_name),
+        "to_lkpp": kind is MailKind.LKPP_FORWARD,
+        "lkpp_fields": fields,
+        "lkpp_label_width": max((len(label) for label, _ in fields), default=0),
         "kind": kind.value,
         "is_automatic": kind in AUTOMATIC_KINDS,
         "ticket_tag": format_tag(ctx.ticket_number),
@@ -235,6 +278,13 @@ def compose(
     message.add_alternative(body.html, subtype="html", charset="utf-8", cte="quoted-printable")
     if original is not None:
         _attach_original(message, original, ctx.ticket_number)
+    for attachment in attachments:
+        maintype, _, subtype = attachment.content_type.partition("/")
+        if not maintype or not subtype:
+            maintype, subtype = "application", "octet-stream"
+        message.add_attachment(
+            attachment.data, maintype=maintype, subtype=subtype, filename=attachment.filename
+        )
     # Last: set_content and the move to multipart/mixed take the Content-* headers along.
     message["Content-Language"] = "id"
     return message

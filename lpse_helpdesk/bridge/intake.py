@@ -20,6 +20,7 @@ from lpse_helpdesk.bridge.hygiene import MailClass, MailClassKind
 from lpse_helpdesk.bridge.parsing import ParsedMail
 from lpse_helpdesk.bridge.prepare import Prepared, prepare
 from lpse_helpdesk.bridge.tags import find_ticket_number
+from lpse_helpdesk.bridge.thanks import is_thanks_only
 from lpse_helpdesk.domain.model import DomainConfig
 from lpse_helpdesk.sop import machine
 from lpse_helpdesk.sop.machine import MailKind, Recipient, SendMail, State
@@ -210,7 +211,11 @@ class Intake:
     ) -> IntakeResult:
         kind = MessageKind.LKPP if from_lkpp else MessageKind.USER
         message = stored.save(ticket, kind)
-        action = machine.mail_action(ticket.state, from_lkpp=from_lkpp)
+        thanks = ticket.state is State.RESOLVED and is_thanks_only(
+            stored.mail.stripped_text or stored.mail.text,
+            new_attachments=sum(1 for a in stored.mail.attachments if not a.inline),
+        )
+        action = machine.mail_action(ticket.state, from_lkpp=from_lkpp, thanks=thanks)
         actor = Actor.email(stored.mail.from_address, stored.mail.from_name or None)
         if action is not None and machine.allowed(ticket.state, action):
             self.workflow.act(session, ticket.id, action, actor, message_pk=message.id)

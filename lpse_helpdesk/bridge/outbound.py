@@ -20,7 +20,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from lpse_helpdesk.bridge.compose import MailContext, compose
+from lpse_helpdesk.bridge.compose import compose
+from lpse_helpdesk.bridge.letters import Letterhead, mail_context, staff_attachments
 from lpse_helpdesk.bridge.oauth2 import OAuth2Error, TokenSource
 from lpse_helpdesk.bridge.smtp_send import (
     AuthenticationFailure,
@@ -35,7 +36,6 @@ from lpse_helpdesk.domain.model import SopStep
 from lpse_helpdesk.sop.machine import MailKind
 from lpse_helpdesk.storage.db import Database
 from lpse_helpdesk.storage.models import (
-    Attachment,
     AuditEvent,
     Channel,
     Direction,
@@ -47,7 +47,6 @@ from lpse_helpdesk.storage.models import (
     Ticket,
 )
 from lpse_helpdesk.timekeeping.clock import Clock
-from lpse_helpdesk.timekeeping.localtime import long_datetime
 from lpse_helpdesk.workflow.outbox import Importance, TelegramOp, enqueue_telegram
 from lpse_helpdesk.workflow.sla import SlaKeeper
 from lpse_helpdesk.workflow.worker import PollingWorker
@@ -79,6 +78,21 @@ class SenderOptions:
     max_bytes: int = 25 * 1024 * 1024
     poll_seconds: float = 2.0
     batch: int = 20
+    helpdesk_hours: str | None = None
+    application: str | None = "SPSE"
+
+    @property
+    def letterhead(self) -> Letterhead:
+        return Letterhead(
+            helpdesk_address=self.helpdesk_address,
+            helpdesk_name=self.helpdesk_name,
+            lpse_name=self.lpse_name,
+            timezone=self.timezone,
+            helpdesk_phone=self.helpdesk_phone,
+            helpdesk_hours=self.helpdesk_hours,
+            application=self.application,
+            max_bytes=self.max_bytes,
+        )
 
 
 @dataclass(frozen=True)
@@ -152,39 +166,13 @@ class MailSenderService(PollingWorker):
         ticket = session.get_one(Ticket, item.ticket_id)
         payload = item.payload
         kind = MailKind(item.kind)
-        first = session.scalars(
-            select(Message)
-            .where(Message.ticket_id == ticket.id, Message.direction == Direction.IN)
-            .order_by(Message.id)
-            .limit(1)
-        ).first()
-        attachments = (
-            session.scalars(select(Attachment).where(Attachment.message_id == first.id)).all()
-            if first is not None
-            else []
-        )
-        options = self.options
-        context = MailContext(
-            ticket_number=ticket.number,
-            requester_name=ticket.requester_name,
-            requester_address=ticket.requester_email,
-            subject=ticket.subject,
-            problem_text=ticket.problem_text,
-            lpse_name=options.lpse_name,
-            helpdesk_name=options.helpdesk_name,
-            helpdesk_address=options.helpdesk_address,
-            received_at_local=long_datetime(ticket.received_at, options.timezone),
-            category_label=payload.get("category"),
-            priority_label=payload.get("priority"),
-            tender_codes=tuple(ticket.tender_codes),
-            staff_text=payload.get("staff_text"),
-            staff_name=payload.get("staff_name"),
-            requester_phone=ticket.phone_numbers[0] if ticket.phone_numbers else None,
-            helpdesk_phone=options.helpdesk_phone,
-            attachment_names=tuple(a.filename for a in attachments if not a.inline),
-            lkpp_answer_text=payload.get("lkpp_answer_text"),
-            attachment_limit=f"{options.max_bytes // (1024 * 1024)} MB",
-            oversized_attachments=tuple(a.filename for a in attachments if a.omitted_reason),
+        files = staff_attachments(session, payload)
+        context = mail_context(
+            session,
+            ticket,
+            payload,
+            self.options.letterhead,
+            attachment_names=tuple(f.filename for f in files),
         )
         original = None
         if kind is MailKind.LKPP_FORWARD and payload.get("original_message_pk"):
@@ -200,6 +188,7 @@ class MailSenderService(PollingWorker):
             date=item.created_at,
             renderer=self.renderer,
             original=original,
+            attachments=files,
         )
 
     async def _deliver(self, prepared: _Prepared) -> None:

@@ -25,6 +25,8 @@ _PACKAGE_FOLDER = "templates"
 _BLANK_LINES = re.compile(r"\n{3,}")
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
 _HTML_STYLE = "font-family: Arial, Helvetica, sans-serif; font-size: 14px; line-height: 1.5;"
+#: "Label      : value": a field of a letter, aligned with spaces in the plain text.
+_FIELD = re.compile(r"^(\S[^:]{0,40}?)\s+: (.*)$")
 
 
 def make_environment(template_dir: Path | None = None) -> SandboxedEnvironment:
@@ -65,16 +67,29 @@ def text_to_html(text: str, *, title: str = "") -> str:
     Every character of ``text`` is escaped; no markup from the text survives.
     """
     paragraphs = [p for p in _PARAGRAPH_BREAK.split(normalize_text(text).strip("\n")) if p]
-    body = "\n".join(
-        "<p>" + "<br>\n".join(html.escape(line) for line in paragraph.split("\n")) + "</p>"
-        for paragraph in paragraphs
-    )
+    body = "\n".join(_paragraph_html(paragraph) for paragraph in paragraphs)
     return (
         "<!DOCTYPE html>\n"
         '<html lang="id">\n<head>\n<meta charset="utf-8">\n'
         f"<title>{html.escape(title)}</title>\n</head>\n"
         f'<body style="{_HTML_STYLE}">\n{body}\n</body>\n</html>\n'
     )
+
+
+def _paragraph_html(paragraph: str) -> str:
+    """A paragraph; one whose every line is "Label : value" becomes a two-column table,
+    since spaces cannot align fields in a proportional font."""
+    lines = paragraph.split("\n")
+    matches = [_FIELD.match(line) for line in lines]
+    if len(lines) > 1 and all(matches):
+        rows = "\n".join(
+            f'<tr><td style="padding:0 12px 0 0;vertical-align:top">{html.escape(m.group(1))}'
+            f"</td><td>: {html.escape(m.group(2))}</td></tr>"
+            for m in matches
+            if m is not None
+        )
+        return f'<table style="border-collapse:collapse">\n{rows}\n</table>'
+    return "<p>" + "<br>\n".join(html.escape(line) for line in lines) + "</p>"
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from lpse_helpdesk.workflow.signatures import OfficialName, parse_staff_names
+
 DEFAULT_DATABASE_URL = "sqlite:///lpse-helpdesk.sqlite3"
 
 
@@ -106,6 +108,13 @@ class Settings(BaseSettings):
     HELPDESK_NAME: str = "Helpdesk LPSE"
     LPSE_NAME: str = "LPSE"
     HELPDESK_PHONE: str | None = None
+    HELPDESK_HOURS: str | None = None
+    STAFF_NAMES: str = ""
+    SPSE_APPLICATION: str = "SPSE"
+    REPLY_ATTACHMENT_MAX_MB: int = Field(default=5, ge=1, le=20)
+    REKAP_CITY: str = ""
+    REKAP_HEAD_TITLE: str = "Kepala LPSE"
+    REKAP_HEAD_NAME: str = ""
     LKPP_HELPDESK_EMAIL: str
     DATABASE_URL: str = DEFAULT_DATABASE_URL
     HELPDESK_TIMEZONE: str = "Asia/Jakarta"
@@ -153,6 +162,7 @@ class Settings(BaseSettings):
         "IMAP_PROCESSED_FOLDER",
         "IMAP_QUARANTINE_FOLDER",
         "HELPDESK_PHONE",
+        "HELPDESK_HOURS",
         "IMAP_PASSWORD",
         "OAUTH2_TOKEN_URL",
         "OAUTH2_CLIENT_ID",
@@ -199,6 +209,16 @@ class Settings(BaseSettings):
         if problems:
             raise ValueError("\n".join(problems))
         return self
+
+    @field_validator("STAFF_NAMES")
+    @classmethod
+    def _check_staff_names(cls, value: str) -> str:
+        parse_staff_names(value)  # raises ValueError naming the bad entry
+        return value
+
+    @property
+    def staff_names(self) -> dict[int, OfficialName]:
+        return parse_staff_names(self.STAFF_NAMES)
 
     @field_validator("SMTP_USER", mode="before")
     @classmethod

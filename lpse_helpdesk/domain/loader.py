@@ -13,6 +13,7 @@ import yaml
 from lpse_helpdesk.domain.model import (
     SHORT_LABEL_CHARS,
     BusinessDuration,
+    CannedAnswer,
     Category,
     DomainConfig,
     OpeningHours,
@@ -215,7 +216,43 @@ def domain_from_mapping(data: object, source: str) -> DomainConfig:
         urgency_keywords=_keywords(root.get("urgency_keywords"), "urgency_keywords"),
         fallback_category=fallback,
         source=source,
+        answer_templates=_answer_templates(root.get("answer_templates"), seen),
     )
+
+
+ANSWER_STEPS = ("data_request", "solution", "escalation")
+
+
+def _answer_templates(value: object, categories: set[str]) -> tuple[CannedAnswer, ...]:
+    """The `answer_templates` list (optional): canned answers for the bot's picker."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise DomainConfigError("answer_templates: expected a list")
+    answers = []
+    codes: set[str] = set()
+    for index, item in enumerate(value):
+        key = f"answer_templates[{index}]"
+        item = _mapping(item, key)
+        code = str(_require(item, "code", key))
+        if code in codes:
+            raise DomainConfigError(f"{key}.code: '{code}' is used twice")
+        codes.add(code)
+        step = str(_require(item, "step", key))
+        if step not in ANSWER_STEPS:
+            raise DomainConfigError(f"{key}.step: '{step}' is not one of {', '.join(ANSWER_STEPS)}")
+        fits = item.get("categories") or []
+        if not isinstance(fits, list):
+            raise DomainConfigError(f"{key}.categories: expected a list of category codes")
+        # Codes of categories this file does not have (a copy with other categories) are
+        # dropped: the template then shows under "Lainnya" for every category.
+        fits = [c for c in fits if str(c) in categories]
+        title = str(_require(item, "title", key)).strip()
+        body = str(_require(item, "body", key)).strip()
+        if not title or not body:
+            raise DomainConfigError(f"{key}: title and body must not be empty")
+        answers.append(CannedAnswer(code, step, title[:120], body, tuple(str(c) for c in fits)))
+    return tuple(answers)
 
 
 def load_domain(path: Path | None = None) -> DomainConfig:

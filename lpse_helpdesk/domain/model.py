@@ -73,6 +73,17 @@ class Category:
 
 
 @dataclass(frozen=True)
+class CannedAnswer:
+    """A default answer template (copied into the database once, by code)."""
+
+    code: str
+    step: str  # data_request, solution or escalation
+    title: str
+    body: str
+    categories: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class OpeningHours:
     """Opening and closing time of one kind of day; None means closed all day."""
 
@@ -99,6 +110,7 @@ class DomainConfig:
     urgency_keywords: tuple[str, ...] = ()
     fallback_category: str = "LAINNYA"
     source: str = "(bawaan)"
+    answer_templates: tuple[CannedAnswer, ...] = ()
 
     def priority(self, code: str) -> Priority:
         for priority in self.priorities:

@@ -79,7 +79,7 @@ def _atomic_file(path: Path) -> Iterator[IO[bytes]]:
 
 def _context(args: argparse.Namespace) -> tuple[RecapContext, str] | int:
     """The recap asked for and its database URL, or the exit status after saying why not."""
-    from lpse_helpdesk.reports.lines import RecapContext
+    from lpse_helpdesk.reports.lines import RecapContext, Signers
     from lpse_helpdesk.reports.period import PeriodError, parse_cli_period
 
     env_file: Path = getattr(args, "env_file", Path(".env"))
@@ -96,7 +96,14 @@ def _context(args: argparse.Namespace) -> tuple[RecapContext, str] | int:
     except PeriodError as error:
         return _fail(f"Tanggal tidak valid / invalid dates: {error.message}")
     mask = settings.REKAP_MASK_EMAIL if args.mask_email is None else args.mask_email
-    context = RecapContext(period, report.domain, settings.LPSE_NAME, now, mask_email=bool(mask))
+    context = RecapContext(
+        period,
+        report.domain,
+        settings.LPSE_NAME,
+        now,
+        mask_email=bool(mask),
+        signers=Signers(settings.REKAP_CITY, settings.REKAP_HEAD_TITLE, settings.REKAP_HEAD_NAME),
+    )
     return context, settings.DATABASE_URL
 
 

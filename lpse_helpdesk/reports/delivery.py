@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from html import escape
 from zoneinfo import ZoneInfo
 
@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from lpse_helpdesk.domain.model import DomainConfig
 from lpse_helpdesk.reports.export import report_filename, write_report
-from lpse_helpdesk.reports.lines import RecapContext
+from lpse_helpdesk.reports.lines import RecapContext, Signers
 from lpse_helpdesk.reports.pdf import TooManyTickets
 from lpse_helpdesk.reports.period import USAGE as PERIOD_USAGE
 from lpse_helpdesk.reports.period import PeriodError, RekapRequest, ReportFormat, parse_rekap_args
@@ -25,6 +25,7 @@ class RecapOptions:
     lpse_name: str
     timezone: ZoneInfo
     mask_email: bool = False
+    signers: Signers = field(default_factory=Signers)
 
 
 class RecapDelivery:
@@ -56,6 +57,7 @@ class RecapDelivery:
             lpse_name=self.options.lpse_name,
             generated_at=now,
             mask_email=self.options.mask_email,
+            signers=self.options.signers,
         )
         summary = compute_summary(session, request.period, self.domain, now=now)
         text = summary_html(summary, self.domain, self.options.lpse_name)

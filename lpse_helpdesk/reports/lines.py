@@ -70,6 +70,15 @@ MET, MISSED, RUNNING, OVERDUE, PAUSED = (
 
 
 @dataclass(frozen=True)
+class Signers:
+    """Who signs the printed recap, as Indonesian offices lay it out."""
+
+    city: str = ""
+    head_title: str = "Kepala LPSE"
+    head_name: str = ""
+
+
+@dataclass(frozen=True)
 class RecapContext:
     """Everything a recap file needs besides the tickets."""
 
@@ -78,6 +87,8 @@ class RecapContext:
     lpse_name: str
     generated_at: dt.datetime  # aware; also "now" for clocks still running
     mask_email: bool = False
+    #: The PDF's signature block (REKAP_CITY, REKAP_HEAD_TITLE, REKAP_HEAD_NAME).
+    signers: Signers = field(default_factory=lambda: Signers())
     calendar: BusinessCalendar = field(init=False, repr=False, compare=False)
 
     _minutes_from_day: dict[dt.date, float] = field(

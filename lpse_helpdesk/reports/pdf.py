@@ -91,6 +91,27 @@ def _canvas_class(footer: str) -> type[Canvas]:
     return NumberedCanvas
 
 
+_BLANK_NAME = "(..............................................)"
+
+
+def signature_rows(context: RecapContext) -> list[list[str]]:
+    """ "Mengetahui, <jabatan>" on the left; "<kota>, <tanggal>" and "Dibuat oleh" on the
+    right, as Indonesian offices lay out a report to sign."""
+    signers = context.signers
+    day = long_date(context.generated_at.astimezone(context.timezone))
+    place = safe_cell(signers.city, collapse=True)
+    head_title = safe_cell(signers.head_title, collapse=True) or "Kepala LPSE"
+    head_name = safe_cell(signers.head_name, collapse=True)
+    return [
+        ["Mengetahui,", f"{place}, {day}" if place else day],
+        [head_title, "Dibuat oleh,"],
+        ["", "Petugas Helpdesk"],
+        ["", ""],
+        [head_name or _BLANK_NAME, _BLANK_NAME],
+        ["NIP.", "NIP."],
+    ]
+
+
 def write_pdf(tickets: Iterable[TicketRow], context: RecapContext, target: IO[bytes]) -> int:
     """Write the PDF to `target`; return the number of tickets in it."""
     from reportlab.lib import colors
@@ -150,19 +171,14 @@ def write_pdf(tickets: Iterable[TicketRow], context: RecapContext, target: IO[by
         )
     )
     signature = Table(
-        [
-            ["", f"Dibuat tanggal {long_date(context.generated_at.astimezone(context.timezone))}"],
-            ["Dibuat oleh,", "Mengetahui,"],
-            ["Petugas Helpdesk", f"Kepala {lpse}"],
-            ["", ""],
-            ["(..............................................)"] * 2,
-            ["NIP.", "NIP."],
-        ],
-        colWidths=(300, 300),
+        signature_rows(context),
+        colWidths=(360, 360),
         rowHeights=(14, 14, 14, 50, 14, 14),
-        hAlign="RIGHT",
+        hAlign="CENTER",
     )
-    signature.setStyle(TableStyle([("FONT", (0, 0), (-1, -1), FONT, 9)]))
+    signature.setStyle(
+        TableStyle([("FONT", (0, 0), (-1, -1), FONT, 9), ("ALIGN", (0, 0), (-1, -1), "CENTER")])
+    )
 
     document = SimpleDocTemplate(
         target,

@@ -28,6 +28,7 @@ Periode (boleh dilewati, bawaannya bulan ini):
   hari                     hari ini
   minggu                   minggu ini (Senin-Minggu)
   bulan                    bulan ini
+  bulanlalu                bulan lalu
   2026-11                  satu bulan
   2026-11-05               satu hari
   2026-11-01 2026-11-30    dari tanggal sampai tanggal
@@ -188,6 +189,8 @@ def parse_period(words: Sequence[str], *, now: dt.datetime, timezone: ZoneInfo) 
         word = words[0]
         if word == "hari":
             return Period(today, today, timezone)
+        if word in ("bulanlalu", "bulan-lalu", "lalu"):
+            return previous_month(today, timezone)
         if word == "minggu":
             monday = today - dt.timedelta(days=today.weekday())
             return Period(monday, monday + dt.timedelta(days=6), timezone)
@@ -196,6 +199,8 @@ def parse_period(words: Sequence[str], *, now: dt.datetime, timezone: ZoneInfo) 
             return month
         day = parse_date(word)
         return Period(day, day, timezone)
+    if words == ["bulan", "lalu"]:
+        return previous_month(today, timezone)
     if len(words) == 2:
         return Period(parse_date(words[0]), parse_date(words[1]), timezone)
     raise PeriodError("Terlalu banyak argumen.")

@@ -21,12 +21,46 @@ from sqlalchemy.orm import Session
 
 from lpse_helpdesk.domain.model import SOP_STEP_LABELS, DomainConfig, SopStep
 from lpse_helpdesk.reports.formatting import format_count, format_minutes, format_percent
-from lpse_helpdesk.reports.period import Period
+from lpse_helpdesk.reports.period import Period, previous_month
 from lpse_helpdesk.sop.machine import OPEN_STATES, State
-from lpse_helpdesk.storage.models import SlaClock, Ticket
+from lpse_helpdesk.storage.models import (
+    AnswerTemplate,
+    AuditEvent,
+    Channel,
+    SlaClock,
+    StaffName,
+    Ticket,
+)
 from lpse_helpdesk.timekeeping.calendar import BusinessCalendar
 
 TOP_CATEGORIES = 5
+OLDEST_OPEN = 3
+#: The actions that make a staff member the officer of a ticket, latest first wins.
+_OWNING_ACTIONS = ("resolve", "escalate", "request_data", "set_priority")
+_TEMPLATE_ACTIONS = ("resolve", "request_data", "escalate")
+
+
+@dataclass(frozen=True)
+class OfficerLine:
+    name: str
+    tickets: int  # tickets of the period this officer handled (solved, escalated, ...)
+    breaches: int  # SOP steps missed on those tickets
+
+
+@dataclass(frozen=True)
+class OpenTicket:
+    number: str
+    subject: str
+    received_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class PreviousPeriod:
+    period: Period
+    received: int
+    resolved: int
+    met: int
+    judged: int
 
 
 @dataclass(frozen=True)
@@ -58,6 +92,10 @@ class RecapSummary:
     median_resolution_minutes: float | None
     top_categories: tuple[tuple[str, int], ...]  # category code, count; most first
     per_day: tuple[tuple[dt.date, int], ...]  # every day of the period
+    officers: tuple[OfficerLine, ...] = ()
+    previous: PreviousPeriod | None = None
+    oldest_open: tuple[OpenTicket, ...] = ()
+    templates_used: tuple[tuple[str, int], ...] = ()  # canned answer title, uses
 
 
 def _in_period(period: Period) -> ColumnElement[bool]:
@@ -166,6 +204,99 @@ def _per_day(session: Session, period: Period) -> tuple[tuple[dt.date, int], ...
     return tuple((day, days[day]) for day in period.days())
 
 
+def _officers(session: Session, period: Period) -> tuple[OfficerLine, ...]:
+    """Per officer: the period's tickets they own (who solved, escalated, asked for data or
+    set the priority, in that order) and the SOP steps missed on them."""
+    events = session.execute(
+        select(AuditEvent.ticket_id, AuditEvent.action, AuditEvent.actor_id, AuditEvent.actor_name)
+        .join(Ticket, Ticket.id == AuditEvent.ticket_id)
+        .where(
+            _in_period(period),
+            AuditEvent.channel == Channel.TELEGRAM,
+            AuditEvent.action.in_(_OWNING_ACTIONS),
+        )
+        .order_by(AuditEvent.id)
+    ).all()
+    owner: dict[int, tuple[int, str, str]] = {}  # ticket -> (rank, actor id, display name)
+    for ticket_id, action, actor_id, actor_name in events:
+        if ticket_id is None or actor_id is None:
+            continue
+        rank = _OWNING_ACTIONS.index(action)
+        if ticket_id not in owner or rank <= owner[ticket_id][0]:
+            owner[ticket_id] = (rank, actor_id, actor_name or actor_id)
+    if not owner:
+        return ()
+    missed: Counter[int] = Counter(
+        session.scalars(
+            select(SlaClock.ticket_id).where(
+                SlaClock.ticket_id.in_(list(owner)), SlaClock.met.is_(False)
+            )
+        )
+    )
+    names = {str(row.user_id): row.official_name for row in session.scalars(select(StaffName))}
+    tickets: Counter[str] = Counter()
+    breaches: Counter[str] = Counter()
+    shown: dict[str, str] = {}
+    for ticket_id, (_, actor_id, actor_name) in owner.items():
+        tickets[actor_id] += 1
+        breaches[actor_id] += missed[ticket_id]
+        shown[actor_id] = names.get(actor_id, actor_name)
+    return tuple(
+        OfficerLine(shown[actor], tickets[actor], breaches[actor])
+        for actor in sorted(tickets, key=lambda a: (-tickets[a], shown[a]))
+    )
+
+
+def _previous_period(period: Period) -> Period:
+    if period.is_month:
+        return previous_month(period.start, period.timezone)
+    length = period.end - period.start
+    end = period.start - dt.timedelta(days=1)
+    return Period(end - length, end, period.timezone)
+
+
+def _previous(session: Session, period: Period) -> PreviousPeriod:
+    earlier = _previous_period(period)
+    received, resolved, *_ = _counts(session, earlier)
+    met, judged = session.execute(
+        select(func.count(case((SlaClock.met.is_(True), 1))), func.count(SlaClock.met))
+        .join(Ticket, Ticket.id == SlaClock.ticket_id)
+        .where(_in_period(earlier), SlaClock.stopped_at.is_not(None))
+    ).one()
+    return PreviousPeriod(earlier, received, resolved, int(met or 0), int(judged or 0))
+
+
+def _oldest_open(session: Session, limit: int) -> tuple[OpenTicket, ...]:
+    rows = session.execute(
+        select(Ticket.number, Ticket.subject, Ticket.received_at)
+        .where(Ticket.state.in_(OPEN_STATES))
+        .order_by(Ticket.received_at, Ticket.id)
+        .limit(limit)
+    )
+    return tuple(OpenTicket(number, subject or "", at) for number, subject, at in rows)
+
+
+def _templates_used(session: Session, period: Period) -> tuple[tuple[str, int], ...]:
+    used: Counter[int] = Counter()
+    for detail in session.scalars(
+        select(AuditEvent.detail).where(
+            AuditEvent.at >= period.start_utc,
+            AuditEvent.at < period.end_utc,
+            AuditEvent.action.in_(_TEMPLATE_ACTIONS),
+        )
+    ):
+        template = (detail or {}).get("template")
+        if isinstance(template, int):
+            used[template] += 1
+    if not used:
+        return ()
+    query = select(AnswerTemplate.id, AnswerTemplate.title).where(AnswerTemplate.id.in_(list(used)))
+    titles = {template_id: title for template_id, title in session.execute(query)}
+    return tuple(
+        (titles.get(template, f"#{template}"), count) for template, count in used.most_common(5)
+    )
+
+
 def compute_summary(
     session: Session,
     period: Period,
@@ -187,6 +318,10 @@ def compute_summary(
         median_resolution_minutes=_median_resolution(session, period, domain),
         top_categories=_top_categories(session, period, top),
         per_day=_per_day(session, period),
+        officers=_officers(session, period),
+        previous=_previous(session, period),
+        oldest_open=_oldest_open(session, OLDEST_OPEN),
+        templates_used=_templates_used(session, period),
     )
 
 
@@ -218,9 +353,12 @@ def _lines(summary: RecapSummary, domain: DomainConfig, lpse_name: str) -> list[
     ]
     if not summary.received:
         return [*lines, "Tidak ada tiket yang diterima pada periode ini."]
+    before = summary.previous if summary.previous and summary.previous.received else None
     lines += [
-        f"Diterima: {format_count(summary.received)}",
-        f"Selesai: {format_count(summary.resolved)}",
+        f"Diterima: {format_count(summary.received)}"
+        + (f" (periode sebelumnya {format_count(before.received)})" if before else ""),
+        f"Selesai: {format_count(summary.resolved)}"
+        + (f" (periode sebelumnya {format_count(before.resolved)})" if before else ""),
         f"Dieskalasi ke LKPP: {format_count(summary.escalated)}",
         f"Masih terbuka: {format_count(summary.still_open)}",
     ]
@@ -228,6 +366,11 @@ def _lines(summary: RecapSummary, domain: DomainConfig, lpse_name: str) -> list[
         lines.append(f"Ditutup tanpa solusi: {format_count(summary.closed_unresolved)}")
     lines += ["", f"{_HEADING}Mutu Baku Waktu per langkah SOP:"]
     lines += [_step_line(item) for item in summary.steps]
+    if before is not None and before.judged:
+        lines.append(
+            f"Periode sebelumnya ({before.period.label}): "
+            f"{format_percent(before.met, before.judged)} tepat waktu"
+        )
     lines.append("")
     if summary.median_priority_minutes is not None:
         median = format_minutes(summary.median_priority_minutes)
@@ -244,6 +387,22 @@ def _lines(summary: RecapSummary, domain: DomainConfig, lpse_name: str) -> list[
         lines += [
             f"{rank}. {domain.category_label(code)}: {format_count(count)}"
             for rank, (code, count) in enumerate(summary.top_categories, start=1)
+        ]
+    if summary.officers:
+        lines += ["", f"{_HEADING}Per petugas (tiket ditangani / langkah SOP terlambat):"]
+        lines += [
+            f"• {o.name}: {format_count(o.tickets)} / {format_count(o.breaches)}"
+            for o in summary.officers
+        ]
+    if summary.templates_used:
+        lines += ["", f"{_HEADING}Templat jawaban terpakai:"]
+        lines += [f"• {title}: {format_count(n)}×" for title, n in summary.templates_used]
+    if summary.oldest_open:
+        tz = period.timezone
+        lines += ["", f"{_HEADING}Tiket terbuka paling lama:"]
+        lines += [
+            f"• {t.number} (sejak {t.received_at.astimezone(tz):%d/%m/%Y}): {t.subject[:60]}"
+            for t in summary.oldest_open
         ]
     return lines
 

@@ -39,6 +39,7 @@ class Action(enum.StrEnum):
     ESCALATE = "escalate"
     RECEIVE_LKPP_REPLY = "receive_lkpp_reply"
     REOPEN = "reopen"
+    RECORD_THANKS = "record_thanks"  # the user only thanked or confirmed after the solution
     CLOSE = "close"
 
 
@@ -66,6 +67,7 @@ ACTION_LABELS: Mapping[Action, str] = {
     Action.ESCALATE: "Eskalasi LKPP",
     Action.RECEIVE_LKPP_REPLY: "Jawaban LKPP diterima",
     Action.REOPEN: "Buka kembali",
+    Action.RECORD_THANKS: "Terima kasih dicatat",
     Action.CLOSE: "Tutup",
 }
 
@@ -84,7 +86,7 @@ STAFF_ACTIONS: frozenset[Action] = frozenset(
     }
 )
 MAIL_ACTIONS: frozenset[Action] = frozenset(
-    {Action.RECEIVE_USER_DATA, Action.RECEIVE_LKPP_REPLY, Action.REOPEN}
+    {Action.RECEIVE_USER_DATA, Action.RECEIVE_LKPP_REPLY, Action.REOPEN, Action.RECORD_THANKS}
 )
 #: Actions whose staff text (the e-mail body or the note) is required.
 TEXT_ACTIONS: frozenset[Action] = frozenset(
@@ -118,6 +120,7 @@ class Notice(enum.StrEnum):
     USER_DATA = "user_data"
     LKPP_REPLY = "lkpp_reply"
     REOPENED = "reopened"
+    THANKS = "thanks"  # recorded after the solution; offers staff to reopen
 
 
 class Stamp(enum.StrEnum):
@@ -409,6 +412,8 @@ TRANSITIONS: Mapping[tuple[State, Action], Transition] = {
             _CARD,
         ),
     ),
+    # Thanks or a confirmation is recorded: no reopen, no clock touched (staff may reopen).
+    (State.RESOLVED, Action.RECORD_THANKS): Transition(None, (PostNotice(Notice.THANKS), _CARD)),
     (State.RESOLVED, Action.CLOSE): Transition(
         State.CLOSED, (SetStamp(Stamp.CLOSED), *_STOP_ALL, _CARD)
     ),
@@ -522,17 +527,26 @@ def apply(
     return Outcome(transition.target or facts.state, transition.effects)
 
 
-def mail_action(state: State, *, from_lkpp: bool) -> Action | None:
+def needs_text(state: State, action: Action) -> bool:
+    """Whether staff must type a text for `action`: the solution after LKPP's answer may
+    relay that answer alone (the relay mail carries it); every other text action needs one."""
+    if state is State.LKPP_ANSWERED and action is Action.RESOLVE:
+        return False
+    return action in TEXT_ACTIONS and action in STAFF_ACTIONS
+
+
+def mail_action(state: State, *, from_lkpp: bool, thanks: bool = False) -> Action | None:
     """The action a new mail on an existing ticket causes, or None when it only joins it.
 
     A reply from Helpdesk LKPP to an escalated ticket is LKPP's answer; a user's mail while
     data is awaited is the data; a user's mail after the solution reopens the ticket (the
-    intake decides beforehand whether the reopen window has passed).
+    intake decides beforehand whether the reopen window has passed), unless it only thanks
+    or confirms (`thanks`, judged by the intake from the text): that is recorded.
     """
     if from_lkpp and (state, Action.RECEIVE_LKPP_REPLY) in TRANSITIONS:
         return Action.RECEIVE_LKPP_REPLY
     if state is State.RESOLVED:
-        return Action.REOPEN
+        return Action.RECORD_THANKS if thanks and not from_lkpp else Action.REOPEN
     if (state, Action.RECEIVE_USER_DATA) in TRANSITIONS:
         return Action.RECEIVE_USER_DATA
     return None

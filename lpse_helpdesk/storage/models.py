@@ -354,3 +354,83 @@ class TelegramPrompt(Base):
     )
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class ReplyStep(enum.StrEnum):
+    """The SOP step a canned answer is written for."""
+
+    DATA_REQUEST = "data_request"
+    SOLUTION = "solution"
+    ESCALATION = "escalation"  # the analysis note forwarded to Helpdesk LKPP
+
+
+class AnswerTemplate(Base):
+    """A canned answer staff start from: shipped defaults (by `code`) or a supervisor's own."""
+
+    __tablename__ = "answer_templates"
+    __table_args__ = (UniqueConstraint("code", name="uq_answer_templates_code"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str | None] = mapped_column(String(64))  # the default's code; None: own
+    title: Mapped[str] = mapped_column(String(120))
+    body: Mapped[str] = mapped_column(Text)
+    step: Mapped[ReplyStep] = mapped_column(_enum(ReplyStep, "reply_step"))
+    categories: Mapped[list[str]] = mapped_column(JSON, default=list)  # empty: every category
+    uses: Mapped[int] = mapped_column(Integer, default=0)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)  # kept for the audit trail
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class StaffName(Base):
+    """A staff member's official name and position, for the signature of letters."""
+
+    __tablename__ = "staff_names"
+
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    official_name: Mapped[str] = mapped_column(String(255))
+    position: Mapped[str] = mapped_column(String(255), default="")
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class PreviewStatus(enum.StrEnum):
+    PENDING = "pending"  # shown, waiting for Kirim / Ubah / Batal
+    SENT = "sent"
+    EDITED = "edited"  # replaced by a new text (Ubah)
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+class MailPreview(Base):
+    """A mail shown to staff before it is sent; nothing is mailed before Kirim."""
+
+    __tablename__ = "mail_previews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    user_id: Mapped[int] = mapped_column(BigInteger)
+    user_name: Mapped[str] = mapped_column(String(255), default="")
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(Text, default="")
+    template_id: Mapped[int | None] = mapped_column(ForeignKey("answer_templates.id"))
+    prompt_id: Mapped[int | None] = mapped_column(ForeignKey("telegram_prompts.id"))
+    status: Mapped[PreviewStatus] = mapped_column(
+        _enum(PreviewStatus, "preview_status"), default=PreviewStatus.PENDING
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class ReplyAttachment(Base):
+    """A photo or file an officer sent with a reply; attached to the mail it becomes."""
+
+    __tablename__ = "reply_attachments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    prompt_id: Mapped[int] = mapped_column(ForeignKey("telegram_prompts.id"), index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(255), default="application/octet-stream")
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

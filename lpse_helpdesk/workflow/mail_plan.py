@@ -8,6 +8,7 @@ sends the same Message-ID again.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -31,6 +32,12 @@ from lpse_helpdesk.storage.models import (
 )
 from lpse_helpdesk.workflow.actors import Actor
 from lpse_helpdesk.workflow.outbox import enqueue_mail
+from lpse_helpdesk.workflow.signatures import OfficialName, official_name
+
+#: Mails that carry what staff wrote: they are signed by the officer and take attachments.
+STAFF_MAILS = frozenset(
+    {MailKind.DATA_REQUEST, MailKind.SOLUTION, MailKind.LKPP_FORWARD, MailKind.LKPP_ANSWER_RELAY}
+)
 
 
 class MailPlanner(Protocol):
@@ -44,7 +51,23 @@ class MailPlanner(Protocol):
         actor: Actor,
         now: dt.datetime,
         reply_to: Message | None = None,
+        extras: Mapping[str, object] | None = None,
     ) -> OutboxItem: ...
+
+    def draft(
+        self,
+        session: Session,
+        ticket: Ticket,
+        effect: SendMail,
+        *,
+        text: str | None,
+        actor: Actor,
+        extras: Mapping[str, object] | None = None,
+    ) -> dict[str, Any]: ...
+
+    def recipient(self, ticket: Ticket, effect: SendMail) -> str: ...
+
+    def signer(self, session: Session, actor: Actor) -> OfficialName | None: ...
 
 
 def new_message_id(address: str) -> str:
@@ -68,11 +91,17 @@ class OutboxMailPlanner:
     """Writes mails for the outbound bridge to render and send."""
 
     def __init__(
-        self, domain: DomainConfig, addresses: Addresses, *, auto_mail_per_hour: int = 5
+        self,
+        domain: DomainConfig,
+        addresses: Addresses,
+        *,
+        auto_mail_per_hour: int = 5,
+        staff_names: Mapping[int, OfficialName] | None = None,
     ) -> None:
         self.domain = domain
         self.addresses = addresses
         self.auto_mail_per_hour = auto_mail_per_hour
+        self.staff_names = dict(staff_names or {})
 
     def plan(
         self,
@@ -84,24 +113,19 @@ class OutboxMailPlanner:
         actor: Actor,
         now: dt.datetime,
         reply_to: Message | None = None,
+        extras: Mapping[str, object] | None = None,
     ) -> OutboxItem:
-        """`reply_to`: the mail being answered, when the caller has it at hand."""
-        to = self.addresses.lkpp if effect.to is Recipient.LKPP else ticket.requester_email
-        payload: dict[str, Any] = {
-            "staff_text": text,
-            "staff_name": actor.name,
-            "completes": effect.completes.value if effect.completes else None,
-            "category": self.domain.category_label(ticket.category or ticket.suggested_category),
-            "priority": self.domain.priority_label(ticket.priority),
-        }
+        """`reply_to`: the mail being answered, when the caller has it at hand.
+
+        The signature carries the officer's official name (never the Telegram display
+        name); `extras["attachments"]`: the officer's files, for mails that carry staff text.
+        """
+        to = self.recipient(ticket, effect)
+        payload = self.draft(session, ticket, effect, text=text, actor=actor, extras=extras)
         if reply_to is not None:
             payload.update(_thread_of(reply_to))
         else:
             payload.update(self.thread(session, ticket, effect.to))
-        if effect.kind is MailKind.LKPP_FORWARD:
-            payload["original_message_pk"] = self.first_user_message(session, ticket.id)
-        if effect.kind is MailKind.LKPP_ANSWER_RELAY:
-            payload["lkpp_answer_text"] = self.last_lkpp_answer(session, ticket.id)
         refusal = self.refusal(session, to, effect.kind, now)
         item = enqueue_mail(
             session,
@@ -118,6 +142,42 @@ class OutboxMailPlanner:
             item.last_error = refusal
             item.done_at = now
         return item
+
+    def recipient(self, ticket: Ticket, effect: SendMail) -> str:
+        return self.addresses.lkpp if effect.to is Recipient.LKPP else ticket.requester_email
+
+    def signer(self, session: Session, actor: Actor) -> OfficialName | None:
+        """Who signs what `actor` writes: the official name, or None (no personal name)."""
+        return official_name(session, actor, self.staff_names)
+
+    def draft(
+        self,
+        session: Session,
+        ticket: Ticket,
+        effect: SendMail,
+        *,
+        text: str | None,
+        actor: Actor,
+        extras: Mapping[str, object] | None = None,
+    ) -> dict[str, Any]:
+        """What the mail will say (its snapshot), without threading: also the preview's."""
+        signer = self.signer(session, actor)
+        payload: dict[str, Any] = {
+            "staff_text": text,
+            "staff_name": signer.name if signer else None,
+            "staff_position": signer.position if signer else None,
+            "completes": effect.completes.value if effect.completes else None,
+            "category": self.domain.category_label(ticket.category or ticket.suggested_category),
+            "priority": self.domain.priority_label(ticket.priority),
+        }
+        if effect.kind is MailKind.LKPP_FORWARD:
+            payload["original_message_pk"] = self.first_user_message(session, ticket.id)
+        if effect.kind is MailKind.LKPP_ANSWER_RELAY:
+            payload["lkpp_answer_text"] = self.last_lkpp_answer(session, ticket.id)
+        attachments = (extras or {}).get("attachments")
+        if effect.kind in STAFF_MAILS and isinstance(attachments, list) and attachments:
+            payload["staff_attachments"] = [int(a) for a in attachments]
+        return payload
 
     def refusal(self, session: Session, to: str, kind: MailKind, now: dt.datetime) -> str | None:
         """Why a mail must not go to `to`: loop rules, bounced address, hourly cap."""

@@ -136,8 +136,13 @@ class Workflow:
         priority: str | None = None,
         category: str | None = None,
         message_pk: int | None = None,
+        mail_extras: dict[str, object] | None = None,
     ) -> ActionResult:
-        """Apply `action`; raise Refused (or machine.ActionNotAllowed) and change nothing."""
+        """Apply `action`; raise Refused (or machine.ActionNotAllowed) and change nothing.
+
+        `mail_extras`: what the staff's mail carries besides the text (attachments, the
+        canned answer it came from), handed to the mail planner.
+        """
         try:
             ticket = session.get(Ticket, ticket_id, with_for_update=True, populate_existing=True)
         except StaleDataError:
@@ -146,7 +151,7 @@ class Workflow:
             raise TicketNotFound
         if expected_version is not None and ticket.version != expected_version:
             raise StaleTicket
-        self._validate(action, text=text, priority=priority, category=category)
+        self._validate(ticket.state, action, text=text, priority=priority, category=category)
         facts = machine.TicketFacts(
             state=ticket.state,
             priority=ticket.priority,
@@ -167,8 +172,14 @@ class Workflow:
             ticket.category = category
         if text is not None:
             detail["text"] = text
-            if action is Action.RESOLVE:
+        if action is Action.RESOLVE:
+            relayed = any(m.kind is machine.MailKind.LKPP_ANSWER_RELAY for m in outcome.mails())
+            if text and text.strip():
                 ticket.solution = text
+            elif relayed:
+                ticket.solution = "Jawaban Helpdesk LKPP diteruskan kepada pengguna."
+        if mail_extras:
+            detail.update({k: v for k, v in mail_extras.items() if k != "attachments"})
         if message_pk is not None:
             detail["message"] = message_pk
         if action is Action.REOPEN:
@@ -176,7 +187,14 @@ class Workflow:
         ticket.state = outcome.state
         ticket.updated_at = now
         self._apply_effects(
-            session, ticket, outcome.effects, text=text, actor=actor, now=now, message_pk=message_pk
+            session,
+            ticket,
+            outcome.effects,
+            text=text,
+            actor=actor,
+            now=now,
+            message_pk=message_pk,
+            mail_extras=mail_extras,
         )
         self._audit(session, ticket, actor, action.value, before, outcome.state, detail)
         try:
@@ -259,7 +277,13 @@ class Workflow:
         )
 
     def _validate(
-        self, action: Action, *, text: str | None, priority: str | None, category: str | None
+        self,
+        state: State,
+        action: Action,
+        *,
+        text: str | None,
+        priority: str | None,
+        category: str | None,
     ) -> None:
         priorities = {p.code for p in self.domain.priorities}
         categories = {c.code for c in self.domain.categories}
@@ -267,8 +291,7 @@ class Workflow:
             raise Refused("Prioritas tidak dikenal.")
         if action is Action.SET_CATEGORY and category not in categories:
             raise Refused("Kategori tidak dikenal.")
-        needs_text = action in machine.TEXT_ACTIONS and action in machine.STAFF_ACTIONS
-        if needs_text and (text is None or not text.strip()):
+        if machine.needs_text(state, action) and (text is None or not text.strip()):
             raise Refused("Teks tidak boleh kosong.")
 
     def _apply_effects(
@@ -281,13 +304,16 @@ class Workflow:
         actor: Actor,
         now: dt.datetime,
         message_pk: int | None = None,
+        mail_extras: dict[str, object] | None = None,
     ) -> None:
         unsendable: list[SopStep] = []  # steps whose mail was refused (loop rules)
         for effect in effects:
             if isinstance(effect, machine.SetStamp):
                 setattr(ticket, effect.stamp.value, now)
             elif isinstance(effect, machine.SendMail):
-                item = self.mail.plan(session, ticket, effect, text=text, actor=actor, now=now)
+                item = self.mail.plan(
+                    session, ticket, effect, text=text, actor=actor, now=now, extras=mail_extras
+                )
                 if effect.completes and item.status is OutboxStatus.CANCELLED:
                     unsendable.append(effect.completes)
             elif isinstance(effect, machine.UpdateCard):

@@ -848,13 +848,44 @@ class BotApiServer:
             message = self._new_message(chat, from_user, by_bot=False, method="user")
             message.document = self._store_file(content, filename, mime_type, "documents")
             message.caption = message.plain_caption = caption
-            if reply_to_message_id is not None:
-                replied = self._live_message(chat_id, reply_to_message_id)
-                if replied is None:
-                    raise KeyError(f"no message {reply_to_message_id} in chat {chat_id}")
-                message.reply_to_message_id = reply_to_message_id
-                message.message_thread_id = replied.message_thread_id
+            self._reply_link(message, chat_id, reply_to_message_id)
             return self._deliver(message)
+
+    def send_user_photo(
+        self,
+        chat_id: int,
+        from_user: JSON,
+        content: bytes,
+        caption: str | None = None,
+        reply_to_message_id: int | None = None,
+    ) -> JSON:
+        """A user posts a photo (maybe as a reply); Telegram gives photos no file name."""
+        with self._cond:
+            chat = self._chat_for(chat_id, from_user)
+            message = self._new_message(chat, from_user, by_bot=False, method="user")
+            message.photo = self._store_file(content, None, "image/jpeg", "photos")
+            message.caption = message.plain_caption = caption
+            self._reply_link(message, chat_id, reply_to_message_id)
+            return self._deliver(message)
+
+    def send_user_sticker_reply(
+        self, chat_id: int, from_user: JSON, reply_to_message_id: int
+    ) -> JSON:
+        """A reply with no text, photo or file (a sticker, as far as the bot can tell)."""
+        with self._cond:
+            chat = self._chat_for(chat_id, from_user)
+            message = self._new_message(chat, from_user, by_bot=False, method="user")
+            self._reply_link(message, chat_id, reply_to_message_id)
+            return self._deliver(message)
+
+    def _reply_link(self, message: Any, chat_id: int, reply_to_message_id: int | None) -> None:
+        if reply_to_message_id is not None:
+            if self._live_message(chat_id, reply_to_message_id) is None:
+                raise KeyError(f"no message {reply_to_message_id} in chat {chat_id}")
+            message.reply_to_message_id = reply_to_message_id
+            message.message_thread_id = self._messages[
+                (chat_id, reply_to_message_id)
+            ].message_thread_id
 
     def press(
         self,
