@@ -35,10 +35,10 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check lpse_helpdesk
 	$(BIN)/mypy lpse_helpdesk
 
-# Real IMAP and PostgreSQL servers for the tests that need them (Debian/Ubuntu, as root).
+# Real IMAP and PostgreSQL servers, and systemd-analyze for the unit, for the tests (Debian/Ubuntu, as root).
 test-servers:
 	apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd postgresql
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dovecot-imapd postgresql systemd
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

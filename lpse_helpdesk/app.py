@@ -8,16 +8,35 @@ import logging
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
+from telegram.ext import CommandHandler
+
+from lpse_helpdesk.bot.access import Access
+from lpse_helpdesk.bot.dispatcher import RESERVE
 from lpse_helpdesk.bot.service import BotSettings, TelegramService
 from lpse_helpdesk.bridge.imap_client import ImapAccount
 from lpse_helpdesk.bridge.inbound import IntakeOptions, MailIntakeService
 from lpse_helpdesk.bridge.intake import Intake, IntakeConfig
 from lpse_helpdesk.bridge.oauth2 import OAuth2Config, TokenSource
 from lpse_helpdesk.bridge.outbound import MailSenderService, SenderOptions, SmtpAccount
+from lpse_helpdesk.config.check import redact_url
 from lpse_helpdesk.config.settings import MailAuth, Settings
 from lpse_helpdesk.domain.model import DomainConfig
+from lpse_helpdesk.ops.health import HealthServer
+from lpse_helpdesk.ops.privacy import RetentionService
+from lpse_helpdesk.ops.roles import (
+    MONTHLY_RECAP,
+    RETENTION,
+    SLA_SCANNER,
+    TELEGRAM_UPDATES,
+    Roles,
+    Together,
+    imap_role,
+)
+from lpse_helpdesk.ops.runtime import Heartbeat, Runtime
+from lpse_helpdesk.ops.single import SqliteInstanceLock, sqlite_file
+from lpse_helpdesk.ops.telegram_status import status_command
 from lpse_helpdesk.reports.delivery import RecapDelivery, RecapOptions
 from lpse_helpdesk.reports.lines import Signers
 from lpse_helpdesk.reports.monthly_job import MonthlyRecapService
@@ -27,6 +46,7 @@ from lpse_helpdesk.storage.db import Database, upgrade
 from lpse_helpdesk.timekeeping.calendar import BusinessCalendar
 from lpse_helpdesk.timekeeping.clock import Clock, SystemClock
 from lpse_helpdesk.workflow.mail_plan import Addresses, OutboxMailPlanner
+from lpse_helpdesk.workflow.outbox import this_instance
 from lpse_helpdesk.workflow.tickets import Workflow
 
 log = logging.getLogger("lpse_helpdesk")
@@ -54,6 +74,14 @@ class Services:
     workflow: Workflow
     #: OAuth2 access tokens, shared by IMAP and SMTP (None without xoauth2).
     oauth2: TokenSource | None = None
+    #: This instance: its roles and what it reports to `status` (made on first use).
+    runtime: Runtime | None = None
+
+    def instance(self) -> Runtime:
+        if self.runtime is None:
+            name = this_instance()
+            self.runtime = Runtime(name, self.clock.now(), Roles(self.settings.DATABASE_URL, name))
+        return self.runtime
 
 
 def build_services(
@@ -102,6 +130,26 @@ PieceFactory = Callable[[Services], Piece]
 
 
 def mail_intake(services: Services) -> Piece:
+    """The IMAP reader of IMAP_FOLDER, run by the one instance holding its role."""
+    runtime = services.instance()
+    folder = services.settings.IMAP_FOLDER
+    gate = runtime.roles.gate(imap_role(folder), lambda: _mail_intake(services))
+    runtime.intakes[folder] = lambda: _intake_view(gate.piece)
+    return gate
+
+
+def _intake_view(piece: object) -> dict[str, Any] | None:
+    if not isinstance(piece, MailIntakeService):
+        return None
+    return {
+        "connected": piece.connected,
+        "mode": "idle" if piece.session.supports_idle else "polling",
+        "lost_since": piece.lost_since.isoformat() if piece.lost_since else None,
+        "last_sync_at": piece.last_sync_at.isoformat() if piece.last_sync_at else None,
+    }
+
+
+def _mail_intake(services: Services) -> MailIntakeService:
     settings = services.settings
     account = ImapAccount(
         host=settings.IMAP_HOST,
@@ -178,17 +226,23 @@ def recap_delivery(services: Services) -> RecapDelivery:
 
 def monthly_recap(services: Services) -> Piece:
     settings = services.settings
-    return MonthlyRecapService(
-        services.db,
-        services.clock,
-        recap_delivery(services),
-        frozenset(settings.SUPERVISOR_IDS),
-        settings.timezone,
+    return services.instance().roles.gate(
+        MONTHLY_RECAP,
+        lambda: MonthlyRecapService(
+            services.db,
+            services.clock,
+            recap_delivery(services),
+            frozenset(settings.SUPERVISOR_IDS),
+            settings.timezone,
+        ),
     )
 
 
 def telegram_bot(services: Services) -> Piece:
     settings = services.settings
+    webhook = settings.TELEGRAM_WEBHOOK_URL is not None
+    supervisors = frozenset(settings.SUPERVISOR_IDS)
+    secret = settings.TELEGRAM_WEBHOOK_SECRET
     bot_settings = BotSettings(
         token=settings.TELEGRAM_BOT_TOKEN.get_secret_value(),
         api_url=settings.TELEGRAM_API_URL,
@@ -198,11 +252,15 @@ def telegram_bot(services: Services) -> Piece:
         ticket_prefix=settings.TICKET_PREFIX,
         remind_ratio=settings.SLA_REMIND_RATIO,
         topics=settings.TELEGRAM_TOPICS.value,
+        receive_updates=webhook,
+        webhook_url=settings.TELEGRAM_WEBHOOK_URL,
+        webhook_listen=settings.TELEGRAM_WEBHOOK_LISTEN,
+        webhook_secret=secret.get_secret_value() if secret else None,
         letterhead=sender_options(settings).letterhead,
         reply_attachment_bytes=settings.REPLY_ATTACHMENT_MAX_MB * 1024 * 1024,
         template_dir=settings.TEMPLATE_DIR,
     )
-    return TelegramService(
+    service = TelegramService(
         bot_settings,
         services.db,
         services.clock,
@@ -210,6 +268,62 @@ def telegram_bot(services: Services) -> Piece:
         services.domain,
         recap=recap_delivery(services),
     )
+    service.application.add_handler(
+        CommandHandler(
+            "status",
+            status_command(
+                services.db,
+                services.clock,
+                Access(settings.HELPDESK_CHAT_ID, frozenset(settings.STAFF_IDS), supervisors),
+                folders=[settings.IMAP_FOLDER],
+                group_id=settings.HELPDESK_CHAT_ID,
+                database_label=redact_url(settings.DATABASE_URL),
+            ),
+        )
+    )
+    runtime = services.instance()
+    runtime.telegram = _BotProbe(service)
+    # Telegram's per-group limit is the bot's, shared by every instance: each takes its part.
+    group_limit = bot_settings.limits.group_per_minute
+    runtime.instance_listeners.append(lambda live: _share_group_budget(service, group_limit, live))
+    # Long polling: one instance at a time, or Telegram answers 409 to both. With a webhook
+    # every instance takes the updates pushed to it; the role still keeps digests single.
+    service.dispatcher.digests = False
+    receiver = runtime.roles.gate(
+        TELEGRAM_UPDATES, lambda: _UpdateReceiver(service, polls=not webhook)
+    )
+    return Together(service.name, service, receiver)
+
+
+def _share_group_budget(service: TelegramService, limit: int, instances: int) -> None:
+    # Never below what lets new cards through beside the dispatcher's reserve.
+    service.dispatcher.budget.group.limit = max(RESERVE + 2, limit // max(instances, 1))
+
+
+class _UpdateReceiver:
+    name = "telegram update receiver"
+
+    def __init__(self, service: TelegramService, *, polls: bool) -> None:
+        self.service = service
+        self.polls = polls
+
+    async def start(self) -> None:
+        self.service.dispatcher.digests = True
+        if self.polls:
+            await self.service.start_receiving()
+
+    async def stop(self) -> None:
+        self.service.dispatcher.digests = False
+        if self.polls:
+            await self.service.stop_receiving()
+
+
+class _BotProbe:
+    def __init__(self, service: TelegramService) -> None:
+        self.service = service
+
+    async def probe(self) -> None:
+        await self.service.application.bot.get_me()
 
 
 def sla_scheduler(services: Services) -> Piece:
@@ -223,7 +337,27 @@ def sla_scheduler(services: Services) -> Piece:
         summary_time=settings.SLA_SUMMARY_TIME,
         timezone=settings.timezone,
     )
-    return SlaScheduler(monitor, scan_seconds=settings.SLA_SCAN_SECONDS)
+    return services.instance().roles.gate(
+        SLA_SCANNER, lambda: SlaScheduler(monitor, scan_seconds=settings.SLA_SCAN_SECONDS)
+    )
+
+
+def retention(services: Services) -> Piece:
+    """RETENTION_DAYS: raw mails dropped and personal data masked on old closed tickets."""
+    days = services.settings.RETENTION_DAYS
+    return services.instance().roles.gate(
+        RETENTION, lambda: RetentionService(services.db, services.clock, days)
+    )
+
+
+def heartbeat(services: Services) -> Piece:
+    return Heartbeat(services.instance(), services.db, services.clock)
+
+
+def health_server(services: Services) -> Piece:
+    address = services.settings.METRICS_ADDRESS
+    assert address is not None
+    return HealthServer(address, services.instance(), services.db, services.clock)
 
 
 def piece_factories(settings: Settings | None = None) -> list[PieceFactory]:
@@ -231,6 +365,9 @@ def piece_factories(settings: Settings | None = None) -> list[PieceFactory]:
     pieces: list[PieceFactory] = [telegram_bot, mail_sender, mail_intake, sla_scheduler]
     if settings is None or settings.REKAP_MONTHLY:
         pieces.append(monthly_recap)
+    pieces += [retention, heartbeat]
+    if settings is not None and settings.METRICS_ADDRESS:
+        pieces.append(health_server)
     return pieces
 
 
@@ -247,10 +384,14 @@ async def serve(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
 
-    await asyncio.to_thread(upgrade, services.db.engine)
-    log.info("started database (%s)", services.db.engine.dialect.name)
+    database_file = sqlite_file(services.settings.DATABASE_URL)
+    guard = SqliteInstanceLock(database_file) if database_file is not None else None
+    if guard is not None:
+        guard.acquire()  # AnotherInstance: a second instance on one SQLite file
     started: list[Piece] = []
     try:
+        await asyncio.to_thread(upgrade, services.db.engine)
+        log.info("started database (%s)", services.db.engine.dialect.name)
         chosen = piece_factories(services.settings) if factories is None else factories
         for factory in chosen:
             piece = factory(services)
@@ -268,6 +409,8 @@ async def serve(
             except Exception:
                 log.exception("error while stopping %s", piece.name)
         await asyncio.to_thread(services.db.close)
+        if guard is not None:
+            guard.release()
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(signum)

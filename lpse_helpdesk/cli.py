@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lpse_helpdesk.config.check import ConfigReport, check_config, summary
+from lpse_helpdesk.ops.commands import add_ops_commands
 from lpse_helpdesk.reports.cli import add_rekap_command
 
 EXIT_CONFIG = 2
@@ -62,10 +63,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     _setup_logging(report.settings.LOG_LEVEL)
 
     from lpse_helpdesk.app import build_services, serve
+    from lpse_helpdesk.ops.single import AnotherInstance
 
     services = build_services(report.settings, report.domain)
     try:
         asyncio.run(serve(services))
+    except AnotherInstance as refused:
+        print(refused, file=sys.stderr)
+        return EXIT_CONFIG
     except KeyboardInterrupt:  # a second Ctrl+C while stopping
         return 130
     return 0
@@ -108,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     db_upgrade = db_commands.add_parser("upgrade", help="apply the database migrations")
     db_upgrade.set_defaults(handler=cmd_db_upgrade)
     add_rekap_command(commands)
+    add_ops_commands(commands)
     return parser
 
 

@@ -7,6 +7,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from lpse_helpdesk.bot import canned
 from lpse_helpdesk.bridge.compose import compose
@@ -15,8 +16,14 @@ from lpse_helpdesk.bridge.sample_letters import render_all, sample_context
 from lpse_helpdesk.bridge.templating import Renderer, text_to_html
 from lpse_helpdesk.bridge.thanks import is_thanks_only
 from lpse_helpdesk.config.check import check_config
+from lpse_helpdesk.domain.model import DomainConfig
 from lpse_helpdesk.sop.machine import MailKind
+from lpse_helpdesk.storage.db import Database
+from lpse_helpdesk.storage.models import OutboxItem
 from lpse_helpdesk.workflow.signatures import OfficialName, parse_official, parse_staff_names
+from lpse_helpdesk.workflow.tickets import Workflow
+from tests.bot_harness import make_intake
+from tests.mailmaker import make_mail
 
 DOC = Path(__file__).parents[1] / "docs" / "letters.md"
 
@@ -192,3 +199,14 @@ def test_a_phone_call_is_promised_only_with_a_number() -> None:
     assert "menghubungi Bapak/Ibu melalui telepon di nomor 0812" in body("0812-3456-7890")
     without = body(None)
     assert "akan menghubungi" not in without and "cantumkan nomor telepon" in without
+
+
+def test_the_acknowledgement_names_the_resolution_times(
+    db: Database, workflow: Workflow, domain: DomainConfig
+) -> None:
+    intake = make_intake(workflow, domain)
+    db.run_sync(lambda s: intake.ingest(s, make_mail()))
+    query = select(OutboxItem).where(OutboxItem.kind == "acknowledgement")
+    ack = db.run_sync(lambda s: s.scalars(query).one())
+    times = ["tinggi 4 jam kerja", "menengah 1 hari kerja", "rendah 3 hari kerja"]
+    assert ack.payload["service_times"] == times

@@ -226,7 +226,7 @@ async def test_preview_then_kirim_sends_once_and_batal_sends_nothing(
     await h.until(lambda: _ticket(h, tid).state is State.RESOLVED)
     assert len(_mails(h, "solution")) == 1  # a double tap sends once
     await _sender(smtp_server, h).deliver_due()
-    solutions = [m for m in _received(smtp_server) if "penyelesaian" in _plain(m)]
+    solutions = [m for m in _received(smtp_server) if "penyelesaian atas" in _plain(m)]
     assert len(solutions) == 1
     body = _plain(solutions[0])
     assert "Silakan unggah ulang penawaran." in body
@@ -236,7 +236,9 @@ async def test_preview_then_kirim_sends_once_and_batal_sends_nothing(
 
 async def test_ubah_asks_again_and_sends_the_new_text(h: Harness) -> None:
     tid = await _prioritised(h)
-    await _write(h, tid, "Minta Data", "Mohon kirim teks lama.")
+    preview = await _write(h, tid, "Minta Data", "Mohon kirim teks lama.")
+    h.server.reply_to(GROUP, preview.message_id, h.staff, "teks baru di sini?")
+    await h.until(lambda: any("Pratinjau tidak dapat dibalas" in t for t in h.texts()))
     mark = last_message_id(h)
     assert "Ketik" in await press_latest(h, "Ubah")
     prompt = await open_prompt(h, after=mark)
@@ -374,7 +376,7 @@ async def test_nama_changes_the_signature(h: Harness, smtp_server: SmtpServer) -
     await press_latest(h, "Kirim")
     await h.until(lambda: _ticket(h, tid).state is State.RESOLVED)
     await _sender(smtp_server, h).deliver_due()
-    solution = next(m for m in _received(smtp_server) if "penyelesaian" in _plain(m))
+    solution = next(m for m in _received(smtp_server) if "penyelesaian atas" in _plain(m))
     body = _plain(solution)
     assert "Hormat kami,\nBudi Santoso, S.Kom.\nPetugas Helpdesk\nHelpdesk LPSE Kota Contoh" in body
     assert "🔥" not in body

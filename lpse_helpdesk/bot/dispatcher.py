@@ -43,6 +43,7 @@ from lpse_helpdesk.bot.ratelimit import Budget, Limits
 from lpse_helpdesk.bot.replies import notice_keyboard
 from lpse_helpdesk.bot.topics import Topics
 from lpse_helpdesk.domain.model import DomainConfig
+from lpse_helpdesk.ops import metrics
 from lpse_helpdesk.storage.db import Database
 from lpse_helpdesk.storage.models import (
     OutboxChannel,
@@ -55,7 +56,7 @@ from lpse_helpdesk.storage.models import (
 )
 from lpse_helpdesk.timekeeping.calendar import BusinessCalendar
 from lpse_helpdesk.timekeeping.clock import Clock, as_utc
-from lpse_helpdesk.workflow.outbox import Importance, TelegramOp, enqueue_telegram
+from lpse_helpdesk.workflow.outbox import Importance, TelegramOp, claim_due, enqueue_telegram
 from lpse_helpdesk.workflow.worker import PollingWorker
 
 log = logging.getLogger(__name__)
@@ -159,6 +160,8 @@ class TelegramDispatcher(PollingWorker):
         self.topics = topics
         self.sent = 0
         self.retry_after_received = 0
+        #: Digests go from one instance only (the update receiver's); see app.telegram_bot.
+        self.digests = True
 
     async def work_once(self) -> bool:
         return await self.dispatch_once()
@@ -198,16 +201,12 @@ class TelegramDispatcher(PollingWorker):
         return progressed
 
     def _due_ids(self, session: Session, new_cards: bool = True) -> list[int]:
-        query = select(OutboxItem.id).where(
-            OutboxItem.channel == OutboxChannel.TELEGRAM,
-            OutboxItem.status == OutboxStatus.PENDING,
-            OutboxItem.next_attempt_at <= self.clock.now(),
-        )
+        where = []
         if not new_cards:
             has_card = exists().where(TelegramCard.ticket_id == OutboxItem.ticket_id)
-            query = query.where((OutboxItem.kind != TelegramOp.CARD.value) | has_card)
-        return list(
-            session.scalars(query.order_by(OutboxItem.importance, OutboxItem.id).limit(self.batch))
+            where.append((OutboxItem.kind != TelegramOp.CARD.value) | has_card)
+        return claim_due(
+            session, OutboxChannel.TELEGRAM, now=self.clock.now(), limit=self.batch, where=where
         )
 
     # --- preparing (database thread) -------------------------------------------------------
@@ -353,6 +352,7 @@ class TelegramDispatcher(PollingWorker):
         except RetryAfter as error:
             seconds = retry_seconds(error)
             self.retry_after_received += 1
+            metrics.retry_after()
             log.warning("telegram asks to wait %.0f s", seconds)
             self.budget.block(seconds)
             await self.db.run(lambda s: self._postpone(s, out.item_id, seconds, "RetryAfter"))
@@ -373,11 +373,13 @@ class TelegramDispatcher(PollingWorker):
             if out.reply_to is not None and "replied not found" in message:
                 await self.db.run(lambda s: self._drop_reply(s, out))
                 return True
+            metrics.failed("telegram")
             log.error("telegram refused %s #%s: %s", out.op, out.item_id, error)
             reason = f"BadRequest: {error}"
             await self.db.run(lambda s: self._failed(s, out.item_id, reason))
             return True
         except Forbidden as error:
+            metrics.failed("telegram")
             log.error("telegram forbids %s #%s: %s", out.op, out.item_id, error)
             reason = f"Forbidden: {error}"
             if out.chat_id == self.chat_id:
@@ -389,10 +391,12 @@ class TelegramDispatcher(PollingWorker):
             return True
         except (NetworkError, TelegramError) as error:
             reason = type(error).__name__
+            metrics.failed("telegram")
             log.warning("telegram unavailable (%s); retrying", reason)
             await self.db.run(lambda s: self._postpone(s, out.item_id, 10, reason))
             return False
         self.sent += 1
+        metrics.sent("telegram")
         await self.db.run(lambda s: self._done(s, out, sent))
         await self._after(out, sent)
         return True
@@ -523,6 +527,8 @@ class TelegramDispatcher(PollingWorker):
     # --- the digest ------------------------------------------------------------------------
 
     async def _digest_if_needed(self) -> None:
+        if not self.digests:
+            return
         waiting = await self.db.run(self._undigested_new_tickets)
         if not waiting:
             return

@@ -21,6 +21,7 @@ from lpse_helpdesk.bot.access import NOT_ALLOWED, NOT_SUPERVISOR, Access
 from lpse_helpdesk.bot.callback_data import Button, Press, decode
 from lpse_helpdesk.bot.dispatcher import markup
 from lpse_helpdesk.bot.interactions import Interactions, PressResult
+from lpse_helpdesk.bot.reply_handlers import ON_PREVIEW, replied_to_preview
 from lpse_helpdesk.bot.topics import Topics
 from lpse_helpdesk.reports.delivery import RecapDelivery
 from lpse_helpdesk.reports.period import PeriodError
@@ -119,6 +120,8 @@ class Handlers:
                 message.message_id,
             )
         )
+        if not result.handled and replied_to_preview(update):
+            await self._say(update, ON_PREVIEW)  # answered, never ignored
         if result.queued:
             self.wake()
 

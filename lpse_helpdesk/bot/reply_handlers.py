@@ -29,6 +29,22 @@ Context = ContextTypes.DEFAULT_TYPE
 _SAFE_NAME = re.compile(r"[^\w.\- ()]+", re.UNICODE)
 
 
+PREVIEW_MARK = "👁 Pratinjau e-mail"
+ON_PREVIEW = (
+    "Pratinjau tidak dapat dibalas. Untuk mengganti teks atau menambah lampiran, tekan "
+    "✏️ Ubah pada pratinjau, lalu balas pertanyaan bot yang muncul."
+)
+
+
+def replied_to_preview(update: Update) -> bool:
+    """Whether the message answers one of our previews (staff may try to edit it so)."""
+    message = update.effective_message
+    replied = message.reply_to_message if message is not None else None
+    if replied is None or replied.from_user is None or not replied.from_user.is_bot:
+        return False
+    return (replied.text or "").startswith(PREVIEW_MARK)
+
+
 def safe_filename(name: str | None, fallback: str) -> str:
     """A file name for a mail attachment: no paths, no control characters, not empty."""
     base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
@@ -105,7 +121,9 @@ class ReplyHandlers:
 
         prompt_id = await self.db.run(check)
         if prompt_id is None:
-            return  # a reply to something that is not a question of ours
+            if replied_to_preview(update):
+                await self._say(chat_id, message_id, ON_PREVIEW)
+            return  # else a reply to something that is not a question of ours
         if prompt_id < 0:
             self.wake()
             return

@@ -8,6 +8,7 @@ import logging
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
 from telegram import (
@@ -78,6 +79,11 @@ class BotSettings:
     remind_ratio: float = 0.8  # SLA_REMIND_RATIO: when a card's deadline turns "soon"
     poll_timeout: int = 30
     topics: str = "auto"  # TELEGRAM_TOPICS: auto | on | off
+    #: False: updates are taken only after `start_receiving()` (the instance holding the role).
+    receive_updates: bool = True
+    webhook_url: str | None = None  # TELEGRAM_WEBHOOK_URL: updates pushed instead of polled
+    webhook_listen: str = "127.0.0.1:8443"  # TELEGRAM_WEBHOOK_LISTEN
+    webhook_secret: str | None = None  # TELEGRAM_WEBHOOK_SECRET, checked on every request
     #: The letters' sender side, for previews (None: the defaults of HELPDESK_* settings).
     letterhead: Letterhead | None = None
     reply_attachment_bytes: int = 5 * 1024 * 1024  # REPLY_ATTACHMENT_MAX_MB
@@ -196,6 +202,8 @@ class TelegramService:
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self.ready = asyncio.Event()
+        self._receiving = settings.receive_updates
+        self._updates_lock = asyncio.Lock()
 
     def _wake(self) -> None:
         self.dispatcher.wake()
@@ -225,14 +233,49 @@ class TelegramService:
         await self._publish_commands()
         await self._prepare_group()
         await self.application.start()
-        assert self.application.updater is not None
-        await self.application.updater.start_polling(
-            timeout=self.settings.poll_timeout,
-            allowed_updates=[Update.MESSAGE, Update.CALLBACK_QUERY],
-        )
+        if self._receiving:
+            await self._start_updates()
         await self.dispatcher.start()
-        log.info("telegram bot @%s polling", self.application.bot.username)
+        log.info("telegram bot @%s connected", self.application.bot.username)
         self.ready.set()
+
+    async def start_receiving(self) -> None:
+        """Take updates from now on (at once, or as soon as Telegram is reachable)."""
+        self._receiving = True
+        if self.application.running:
+            await self._start_updates()
+
+    async def stop_receiving(self) -> None:
+        self._receiving = False
+        async with self._updates_lock:
+            updater = self.application.updater
+            if updater is not None and updater.running:
+                await updater.stop()
+
+    async def _start_updates(self) -> None:
+        async with self._updates_lock:
+            updater = self.application.updater
+            assert updater is not None
+            if updater.running or not self._receiving:
+                return
+            allowed = [Update.MESSAGE, Update.CALLBACK_QUERY]
+            url = self.settings.webhook_url
+            if url:
+                host, _, port = self.settings.webhook_listen.rpartition(":")
+                await updater.start_webhook(
+                    listen=host or "127.0.0.1",
+                    port=int(port),
+                    url_path=urlsplit(url).path.lstrip("/"),
+                    webhook_url=url,
+                    secret_token=self.settings.webhook_secret,
+                    allowed_updates=allowed,
+                )
+                log.info("telegram updates by webhook on %s", self.settings.webhook_listen)
+            else:
+                await updater.start_polling(
+                    timeout=self.settings.poll_timeout, allowed_updates=allowed
+                )
+                log.info("telegram updates by long polling")
 
     async def _publish_commands(self) -> None:
         bot = self.application.bot

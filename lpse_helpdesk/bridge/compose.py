@@ -88,6 +88,7 @@ class MailContext:
     helpdesk_hours: str | None = None  # service hours, in the signature
     staff_attachment_names: tuple[str, ...] = ()  # the officer's files attached to the mail
     escalated_at_local: str | None = None  # escalation_notice: when it was forwarded
+    service_times: tuple[str, ...] = ()  # acknowledgement: "tinggi 4 jam kerja", ...
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import imaplib
 import logging
 import random
@@ -30,6 +31,7 @@ from lpse_helpdesk.bridge.imap_client import FetchedMail, ImapAccount, ImapSessi
 from lpse_helpdesk.bridge.intake import Intake
 from lpse_helpdesk.bridge.oauth2 import OAuth2Error
 from lpse_helpdesk.bridge.prepare import Prepared, prepare_many, with_raw
+from lpse_helpdesk.ops import metrics
 from lpse_helpdesk.storage.db import Database
 from lpse_helpdesk.storage.models import FailedMail, MailboxState, Message
 from lpse_helpdesk.timekeeping.clock import Clock
@@ -98,6 +100,10 @@ class MailIntakeService:
         #: Set after each completed sync; tests and benchmarks wait on it.
         self.synced = asyncio.Event()
         self.last_report = SyncReport()
+        # For `status` and /readyz: the connection, and when it was lost or last synced.
+        self.connected = False
+        self.lost_since: dt.datetime | None = None
+        self.last_sync_at: dt.datetime | None = None
 
     # --- Piece -----------------------------------------------------------------------------
 
@@ -163,6 +169,7 @@ class MailIntakeService:
             await asyncio.wait_for(self._stopping.wait(), self.options.poll_seconds)
 
     async def _connected(self) -> None:
+        self.connected, self.lost_since = True, None
         if self._reported:
             await self._alert("imap_restored", {})
             log.info("IMAP connection restored")
@@ -171,6 +178,8 @@ class MailIntakeService:
 
     async def _disconnected(self, error: BaseException) -> None:
         self._failures += 1
+        self.connected = False
+        self.lost_since = self.lost_since or self.clock.now()
         if isinstance(error, MailboxLoginError):
             kind = "login rejected"
         elif isinstance(error, OAuth2Error):
@@ -214,6 +223,7 @@ class MailIntakeService:
     async def sync_once(self) -> SyncReport:
         """Fetch everything above the stored UID, ingest, commit, then mark on the server."""
         report = SyncReport()
+        began = self.clock.now()
         folder = self.account.folder
         uidvalidity = await self._imap(self.session.uidvalidity)
         last_uid = await self.db.run(lambda s: self._position(s, folder, uidvalidity))
@@ -241,6 +251,8 @@ class MailIntakeService:
             await self._store(*waiting, folder, uidvalidity, report)
         await self._retry_failed(folder, uidvalidity, report)
         self.last_report = report
+        self.last_sync_at = self.clock.now()
+        metrics.record_sync(report.outcomes, report.quarantined, self.last_sync_at - began)
         if report.fetched:
             log.info(
                 "IMAP sync: %d fetched, %d committed, %d failed, %d quarantined %s",

@@ -109,6 +109,7 @@ def mail_context(
         attachment_limit=f"{head.max_bytes // (1024 * 1024)} MB",
         oversized_attachments=tuple(a.filename for a in attachments if a.omitted_reason),
         staff_attachment_names=attachment_names,
+        service_times=tuple(str(t) for t in payload.get("service_times") or ()),
         escalated_at_local=(
             long_datetime(ticket.escalated_at, head.timezone) if ticket.escalated_at else None
         ),

@@ -33,6 +33,7 @@ from lpse_helpdesk.bridge.smtp_send import (
 from lpse_helpdesk.bridge.templating import Renderer
 from lpse_helpdesk.config.settings import Security
 from lpse_helpdesk.domain.model import SopStep
+from lpse_helpdesk.ops import metrics
 from lpse_helpdesk.sop.machine import MailKind
 from lpse_helpdesk.storage.db import Database
 from lpse_helpdesk.storage.models import (
@@ -47,7 +48,7 @@ from lpse_helpdesk.storage.models import (
     Ticket,
 )
 from lpse_helpdesk.timekeeping.clock import Clock
-from lpse_helpdesk.workflow.outbox import Importance, TelegramOp, enqueue_telegram
+from lpse_helpdesk.workflow.outbox import Importance, TelegramOp, claim_due, enqueue_telegram
 from lpse_helpdesk.workflow.sla import SlaKeeper
 from lpse_helpdesk.workflow.worker import PollingWorker
 
@@ -137,15 +138,11 @@ class MailSenderService(PollingWorker):
 
     def _prepare_due(self, session: Session) -> list[_Prepared]:
         now = self.clock.now()
+        ids = claim_due(session, OutboxChannel.MAIL, now=now, limit=self.options.batch)
         items = session.scalars(
             select(OutboxItem)
-            .where(
-                OutboxItem.channel == OutboxChannel.MAIL,
-                OutboxItem.status == OutboxStatus.PENDING,
-                OutboxItem.next_attempt_at <= now,
-            )
+            .where(OutboxItem.id.in_(ids))
             .order_by(OutboxItem.importance, OutboxItem.id)
-            .limit(self.options.batch)
         ).all()
         prepared = []
         for item in items:
@@ -196,16 +193,19 @@ class MailSenderService(PollingWorker):
             await self._send(prepared)
         except PermanentFailure as error:
             reason = error.reason
+            metrics.failed("mail")
             log.warning("mail %s refused permanently: %s", prepared.item_id, reason)
             await self.db.run(lambda s: self._permanent(s, prepared.item_id, reason))
         except TemporaryFailure as error:
             reason = error.reason
+            metrics.failed("mail")
             log.warning("mail %s not sent yet: %s", prepared.item_id, reason)
             report_auth = isinstance(error, AuthenticationFailure) and not self._auth_reported
             self._auth_reported = self._auth_reported or report_auth
             await self.db.run(lambda s: self._temporary(s, prepared.item_id, reason, report_auth))
         else:
             self._auth_reported = False
+            metrics.sent("mail")
             await self.db.run(lambda s: self._sent(s, prepared))
 
     async def _send(self, prepared: _Prepared) -> None:

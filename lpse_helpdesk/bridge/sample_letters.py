@@ -70,6 +70,11 @@ def sample_context(kind: MailKind) -> MailContext:
         attachment_limit="25 MB",
         oversized_attachments=("dokumen-penawaran.zip",),
         escalated_at_local="Selasa, 24 November 2026 pukul 10.05 WIB",
+        service_times=(
+            ("tinggi 4 jam kerja", "menengah 1 hari kerja", "rendah 3 hari kerja")
+            if kind is MailKind.ACKNOWLEDGEMENT
+            else ()
+        ),
     )
 
 

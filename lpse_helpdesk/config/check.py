@@ -78,7 +78,58 @@ def check_config(env_file: Path | str | None = ".env") -> ConfigReport:
         problems.append(f"TEMPLATE_DIR: {settings.TEMPLATE_DIR} is not a folder")
     if settings.HELPDESK_EMAIL.lower() == settings.LKPP_HELPDESK_EMAIL.lower():
         problems.append("LKPP_HELPDESK_EMAIL: must differ from HELPDESK_EMAIL")
+    problems.extend(placeholders(settings))
     return ConfigReport(settings, domain, tuple(problems))
+
+
+EXAMPLE_TOKEN = "123456789:AAExampleTokenFromBotFather"  # noqa: S105 (the .env.example one)
+EXAMPLE_SECRET = "change-me"  # noqa: S105
+_SECRETS = (
+    "IMAP_PASSWORD",
+    "SMTP_PASSWORD",
+    "OAUTH2_CLIENT_SECRET",
+    "OAUTH2_REFRESH_TOKEN",
+    "TELEGRAM_WEBHOOK_SECRET",
+)
+_NAMES = (
+    "IMAP_HOST",
+    "IMAP_USER",
+    "SMTP_HOST",
+    "SMTP_USER",
+    "HELPDESK_EMAIL",
+    "LKPP_HELPDESK_EMAIL",
+    "TELEGRAM_WEBHOOK_URL",
+    "OAUTH2_TOKEN_URL",
+)
+
+
+def _example_domain(value: str) -> bool:
+    """`mail.lpse.example.go.id`, `a@example.com`, `https://example.org/x`: reserved examples."""
+    host = value.rsplit("@", 1)[-1].split("//", 1)[-1].split("/", 1)[0].split(":", 1)[0]
+    return "example" in host.lower().split(".")
+
+
+def placeholders(settings: Settings) -> list[str]:
+    """Settings still holding the placeholder values of `.env.example`, one line each."""
+    problems = []
+    token = settings.TELEGRAM_BOT_TOKEN.get_secret_value()
+    if token == EXAMPLE_TOKEN or "ExampleToken" in token:
+        problems.append(
+            "TELEGRAM_BOT_TOKEN: still the example from .env.example; put the bot's token"
+            " from @BotFather"
+        )
+    for name in _SECRETS:
+        secret = getattr(settings, name)
+        if isinstance(secret, SecretStr) and secret.get_secret_value().lower() == EXAMPLE_SECRET:
+            problems.append(f"{name}: still '{EXAMPLE_SECRET}' from .env.example; put the real one")
+    for name in _NAMES:
+        value = getattr(settings, name)
+        if isinstance(value, str) and _example_domain(value):
+            problems.append(
+                f"{name}: '{value}' is the example from .env.example; put your own server or"
+                " address"
+            )
+    return problems
 
 
 def mask(secret: SecretStr | None) -> str:

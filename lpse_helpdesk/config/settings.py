@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     SUPERVISOR_IDS: Annotated[list[int], NoDecode] = Field(default_factory=list)
     STAFF_IDS: Annotated[list[int], NoDecode] = Field(default_factory=list)
     TELEGRAM_TOPICS: TopicsMode = TopicsMode.AUTO
+    TELEGRAM_WEBHOOK_URL: str | None = None
+    TELEGRAM_WEBHOOK_LISTEN: str = "127.0.0.1:8443"
+    TELEGRAM_WEBHOOK_SECRET: SecretStr | None = None
 
     # Mail in (IMAP)
     IMAP_HOST: str
@@ -126,6 +129,8 @@ class Settings(BaseSettings):
     REKAP_MASK_EMAIL: bool = False
     TICKET_PREFIX: str = Field(default="LPSE", pattern=r"^[A-Z][A-Z0-9]{1,11}$")
     LOG_LEVEL: str = "INFO"
+    METRICS_ADDRESS: str | None = None
+    RETENTION_DAYS: int = Field(default=730, ge=30, le=36500)
 
     _split_ids = field_validator("SUPERVISOR_IDS", "STAFF_IDS", mode="before")(_id_list)
 
@@ -169,6 +174,9 @@ class Settings(BaseSettings):
         "OAUTH2_CLIENT_SECRET",
         "OAUTH2_REFRESH_TOKEN",
         "OAUTH2_SCOPE",
+        "TELEGRAM_WEBHOOK_URL",
+        "TELEGRAM_WEBHOOK_SECRET",
+        "METRICS_ADDRESS",
         mode="before",
     )
     @classmethod
@@ -189,6 +197,23 @@ class Settings(BaseSettings):
             raise ValueError("replace {tenant} with the Microsoft 365 tenant ID or domain")
         return value.strip()
 
+    @field_validator("TELEGRAM_WEBHOOK_URL")
+    @classmethod
+    def _check_webhook_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("https://"):
+            raise ValueError("must be an https:// URL (Telegram sends updates only over HTTPS)")
+        return value
+
+    @field_validator("TELEGRAM_WEBHOOK_LISTEN", "METRICS_ADDRESS")
+    @classmethod
+    def _check_listen(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError(f"'{value}' must be HOST:PORT, e.g. 127.0.0.1:9464")
+        return value
+
     @model_validator(mode="after")
     def _check_mail_auth(self) -> Settings:
         """One "NAME: problem" line per problem (check-config shows them one by one)."""
@@ -206,6 +231,11 @@ class Settings(BaseSettings):
             for name in ("OAUTH2_TOKEN_URL", "OAUTH2_CLIENT_ID", "OAUTH2_REFRESH_TOKEN"):
                 if getattr(self, name) is None:
                     problems.append(f"{name}: is required when {users[0]}=xoauth2")
+        if self.TELEGRAM_WEBHOOK_URL and self.TELEGRAM_WEBHOOK_SECRET is None:
+            problems.append(
+                "TELEGRAM_WEBHOOK_SECRET: is required with TELEGRAM_WEBHOOK_URL"
+                " (1-256 characters A-Z, a-z, 0-9, _ and -)"
+            )
         if problems:
             raise ValueError("\n".join(problems))
         return self

@@ -130,6 +130,7 @@ class Ticket(Base):
     reopened_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    masked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)  # personal data masked
 
     version: Mapped[int] = mapped_column(Integer, nullable=False)
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy's API
@@ -263,6 +264,9 @@ class OutboxItem(Base):
     dedup_key: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     done_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    #: The instance sending it, until `lease_until` (then another may take it over).
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class SlaClock(Base):
@@ -434,3 +438,14 @@ class ReplyAttachment(Base):
     size: Mapped[int] = mapped_column(Integer, default=0)
     data: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class InstanceStatus(Base):
+    """What one running instance last reported about one of its pieces (for `status`)."""
+
+    __tablename__ = "instance_status"
+
+    instance: Mapped[str] = mapped_column(String(128), primary_key=True)
+    component: Mapped[str] = mapped_column(String(32), primary_key=True)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

@@ -172,6 +172,11 @@ class OutboxMailPlanner:
         }
         if effect.kind is MailKind.LKPP_FORWARD:
             payload["original_message_pk"] = self.first_user_message(session, ticket.id)
+        if effect.kind is MailKind.ACKNOWLEDGEMENT:
+            # What the user may expect: the resolution time of each priority.
+            payload["service_times"] = [
+                f"{p.label.lower()} {p.resolve_within}" for p in self.domain.priorities
+            ]
         if effect.kind is MailKind.LKPP_ANSWER_RELAY:
             payload["lkpp_answer_text"] = self.last_lkpp_answer(session, ticket.id)
         attachments = (extras or {}).get("attachments")

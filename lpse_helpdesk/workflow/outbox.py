@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
+import os
+import socket
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session
 
 from lpse_helpdesk.storage.models import OutboxChannel, OutboxItem, OutboxStatus
@@ -23,6 +27,10 @@ class TelegramOp(enum.StrEnum):
     REACTION = "reaction"  # confirm a staff message with an emoji (chat_id, message_id, emoji)
     BOARD = "board"  # redraw the pinned queue board (payload: {})
 
+
+#: How long a claimed row stays with the instance that claimed it. A sender that dies holds
+#: its rows this long at most; then another instance sends them.
+LEASE = dt.timedelta(seconds=120)
 
 #: Card edits wait this long so that changes made within a second become one edit.
 CARD_EDIT_DELAY = dt.timedelta(seconds=1)
@@ -84,12 +92,14 @@ def enqueue_telegram(
     `new_ticket`: the ticket was created in this transaction, so nothing can be pending.
     """
     if op is TelegramOp.CARD and ticket_id is not None and not new_ticket:
+        # A claimed edit may already be rendered by its sender: queue a new one then.
         pending = session.scalars(
             select(OutboxItem).where(
                 OutboxItem.channel == OutboxChannel.TELEGRAM,
                 OutboxItem.kind == TelegramOp.CARD.value,
                 OutboxItem.ticket_id == ticket_id,
                 OutboxItem.status == OutboxStatus.PENDING,
+                or_(OutboxItem.lease_until.is_(None), OutboxItem.lease_until <= now),
             )
         ).first()
         if pending is not None:
@@ -116,3 +126,57 @@ def enqueue_telegram(
     )
     session.add(item)
     return item
+
+
+@functools.cache
+def this_instance() -> str:
+    """This process's name among the instances sharing the database: host and process id."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def claim_due(
+    session: Session,
+    channel: OutboxChannel,
+    *,
+    now: dt.datetime,
+    limit: int,
+    instance: str | None = None,
+    where: Sequence[ColumnElement[bool]] = (),
+    lease: dt.timedelta = LEASE,
+) -> list[int]:
+    """Claim up to `limit` due rows of one channel for this instance; their ids, in order.
+
+    The one selection of due work per channel (a wake-up on new rows calls it too). On
+    PostgreSQL the rows are locked with FOR UPDATE SKIP LOCKED, so instances claiming at the
+    same moment get different rows, and the lease keeps them claimed after the commit; a
+    row whose lease ran out (its sender died) is claimed again. SQLite has one writer at a
+    time and one instance, so the same statements give the same guarantee there.
+    """
+    instance = instance or this_instance()
+    free = or_(
+        OutboxItem.lease_until.is_(None),
+        OutboxItem.lease_until <= now,
+        OutboxItem.claimed_by == instance,
+    )
+    query = (
+        select(OutboxItem.id)
+        .where(
+            OutboxItem.channel == channel,
+            OutboxItem.status == OutboxStatus.PENDING,
+            OutboxItem.next_attempt_at <= now,
+            free,
+            *where,
+        )
+        .order_by(OutboxItem.importance, OutboxItem.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=OutboxItem)
+    )
+    ids = list(session.scalars(query))
+    if ids:
+        session.execute(
+            update(OutboxItem)
+            .where(OutboxItem.id.in_(ids))
+            .values(claimed_by=instance, lease_until=now + lease)
+            .execution_options(synchronize_session=False)
+        )
+    return ids

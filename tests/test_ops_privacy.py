@@ -1,0 +1,142 @@
+"""Retention under UU PDP, and one person's data exported and erased."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+from sqlalchemy import select
+
+from lpse_helpdesk.bridge.intake import Intake, IntakeConfig
+from lpse_helpdesk.domain.model import DomainConfig
+from lpse_helpdesk.ops.privacy import (
+    MASKED_ADDRESS,
+    apply_retention,
+    erase_person,
+    export_person,
+    mask_text,
+)
+from lpse_helpdesk.reports.data import iter_tickets
+from lpse_helpdesk.reports.period import Period
+from lpse_helpdesk.sop.machine import Action
+from lpse_helpdesk.storage.db import Database
+from lpse_helpdesk.storage.models import Attachment, AuditEvent, Message, Ticket
+from lpse_helpdesk.timekeeping.clock import FixedClock
+from lpse_helpdesk.workflow.actors import Actor
+from lpse_helpdesk.workflow.tickets import Workflow
+from tests.conftest import HELPDESK, LKPP, WIB
+from tests.mailmaker import make_mail
+
+BUDI = Actor.telegram(1001, "Budi")
+BODY = (
+    "Selamat siang, saya Siti Rahayu dari CV Maju, NIK 3201234567890123.\n"
+    "Gagal unggah penawaran. Hubungi 0812-3456-7890 atau siti@vendor.co.id."
+)
+
+
+def ingest(db: Database, workflow: Workflow, domain: DomainConfig, sender: str, mid: str) -> int:
+    intake = Intake(workflow, domain, IntakeConfig(frozenset({HELPDESK}), LKPP))
+    raw = make_mail(
+        sender=sender,
+        message_id=mid,
+        body=BODY,
+        attachment=("ktp-siti.pdf", b"%PDF-1.4 personal"),
+    )
+    result = db.run_sync(lambda s: intake.ingest(s, raw))
+    assert result.ticket_id is not None
+    return result.ticket_id
+
+
+def test_mask_text_hides_addresses_phones_nik_and_names() -> None:
+    masked = mask_text(BODY, ["Siti Rahayu"])
+    for secret in ("Siti Rahayu", "3201234567890123", "0812-3456-7890", "siti@vendor.co.id"):
+        assert secret not in masked
+    assert "Gagal unggah penawaran" in masked and "CV Maju" in masked
+
+
+def test_retention_drops_raw_mail_and_keeps_the_recap(
+    db: Database, workflow: Workflow, domain: DomainConfig, clock: FixedClock
+) -> None:
+    old = ingest(db, workflow, domain, "Siti Rahayu <siti@vendor.co.id>", "<old@vendor.co.id>")
+    db.run_sync(lambda s: workflow.act(s, old, Action.CLOSE, BUDI))
+    recent = ingest(db, workflow, domain, "Andi <andi@vendor.co.id>", "<new@vendor.co.id>")
+    today = clock.now().astimezone(WIB).date()
+    period = Period(today, today, WIB)
+
+    def recap() -> list[tuple[object, ...]]:
+        rows = db.run_sync(lambda s: list(iter_tickets(s, period)))
+        return [(r.number, r.state, r.category, r.received_at, r.closed_at) for r in rows]
+
+    before = recap()
+    clock.advance(days=731)
+    assert db.run_sync(lambda s: apply_retention(s, clock.now(), 730)) == 1
+    assert db.run_sync(lambda s: apply_retention(s, clock.now(), 730)) == 0  # idempotent
+
+    def read(ticket_id: int) -> tuple[Ticket, list[Message], list[Attachment]]:
+        def work(s):  # type: ignore[no-untyped-def]
+            messages = list(s.scalars(select(Message).where(Message.ticket_id == ticket_id)))
+            attachments = list(
+                s.scalars(
+                    select(Attachment).where(Attachment.message_id.in_([m.id for m in messages]))
+                )
+            )
+            return s.get(Ticket, ticket_id), messages, attachments
+
+        return db.run_sync(work)
+
+    ticket, messages, attachments = read(old)
+    assert ticket.masked_at is not None and ticket.requester_email == MASKED_ADDRESS
+    assert all(m.raw == b"" for m in messages if m.direction.value == "in")
+    assert attachments and all(a.filename == "" and a.part_index is None for a in attachments)
+    stored = " ".join([ticket.problem_text, ticket.subject, *(m.text for m in messages)])
+    for secret in ("Siti Rahayu", "3201234567890123", "0812-3456-7890", "siti@vendor.co.id"):
+        assert secret not in stored
+    # The open, recent ticket is untouched; the recap keeps numbers, states and dates.
+    assert read(recent)[0].masked_at is None and read(recent)[1][0].raw
+    assert recap() == before
+
+
+def test_export_then_erase_one_address(
+    db: Database, workflow: Workflow, domain: DomainConfig, clock: FixedClock
+) -> None:
+    mine = ingest(db, workflow, domain, "Siti Rahayu <siti@vendor.co.id>", "<a@vendor.co.id>")
+    other = ingest(db, workflow, domain, "Andi <andi@vendor.co.id>", "<b@vendor.co.id>")
+    db.run_sync(lambda s: workflow.act(s, mine, Action.CLOSE, BUDI))
+
+    archive = zipfile.ZipFile(
+        io.BytesIO(db.run_sync(lambda s: export_person(s, "SITI@vendor.co.id")))
+    )
+    data = json.loads(archive.read("data.json"))
+    assert [t["requester_email"] for t in data["tickets"]] == ["siti@vendor.co.id"]
+    raw_name = data["tickets"][0]["messages"][0]["raw_file"]
+    assert b"ktp-siti.pdf" in archive.read(raw_name)
+    assert "andi" not in archive.read("data.json").decode()
+
+    masked, still_open = db.run_sync(
+        lambda s: erase_person(s, "siti@vendor.co.id", clock.now(), "operator")
+    )
+    assert (masked, still_open) == (1, [])
+    after = json.loads(
+        zipfile.ZipFile(
+            io.BytesIO(db.run_sync(lambda s: export_person(s, "siti@vendor.co.id")))
+        ).read("data.json")
+    )
+    assert after["tickets"] == []  # nothing is held under that address any more
+    audit = db.run_sync(
+        lambda s: s.scalars(
+            select(AuditEvent).where(AuditEvent.action == "personal_data_erased")
+        ).one()
+    )
+    assert audit.actor_id == "operator" and audit.detail["tickets"] == 1
+    assert db.run_sync(lambda s: s.get(Ticket, other)).masked_at is None
+
+
+def test_erase_leaves_open_tickets_and_names_them(
+    db: Database, workflow: Workflow, domain: DomainConfig, clock: FixedClock
+) -> None:
+    ingest(db, workflow, domain, "Siti <siti@vendor.co.id>", "<c@vendor.co.id>")
+    masked, still_open = db.run_sync(
+        lambda s: erase_person(s, "siti@vendor.co.id", clock.now(), "operator")
+    )
+    assert masked == 0 and len(still_open) == 1
