@@ -194,8 +194,7 @@ def outbox_run(url: str, smtp: SmtpServer, workers: int, expected: int) -> float
             finished.append(float(at))
             child.wait()
     ids = collections.Counter(
-        str(m.content.split(b"Message-ID:", 1)[1].split(b"\n", 1)[0].strip())
-        for m in smtp.messages
+        str(m.content.split(b"Message-ID:", 1)[1].split(b"\n", 1)[0].strip()) for m in smtp.messages
     )
     assert len(ids) == expected and set(ids.values()) == {1}, "a mail was sent twice or lost"
     seconds = max(finished) - started

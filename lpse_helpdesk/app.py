@@ -297,7 +297,7 @@ def telegram_bot(services: Services) -> Piece:
 
 def _share_group_budget(service: TelegramService, limit: int, instances: int) -> None:
     # Never below what lets new cards through beside the dispatcher's reserve.
-    service.dispatcher.budget.group.limit = max(RESERVE + 2, limit // max(instances, 1))
+    service.dispatcher.budget.set_group_limit(max(RESERVE + 2, limit // max(instances, 1)))
 
 
 class _UpdateReceiver:

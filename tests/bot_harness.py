@@ -114,11 +114,12 @@ def make_service(
     supervisor_ids: frozenset[int] = frozenset({777}),
     limits: Limits | None = None,
     letterhead: Letterhead | None = None,
+    chat_id: int = GROUP,
 ) -> TelegramService:
     settings = BotSettings(
         token=server.token,
         api_url=server.base_url,
-        chat_id=GROUP,
+        chat_id=chat_id,
         staff_ids=staff_ids,
         supervisor_ids=supervisor_ids,
         ticket_prefix="LPSE",

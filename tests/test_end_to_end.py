@@ -18,7 +18,7 @@ from lpse_helpdesk.config.settings import Settings
 from lpse_helpdesk.domain.loader import load_domain
 from lpse_helpdesk.sop.machine import State
 from lpse_helpdesk.storage.db import upgrade
-from lpse_helpdesk.storage.models import TelegramCard, Ticket
+from lpse_helpdesk.storage.models import TelegramCard, TelegramPrompt, Ticket
 from tests.mailmaker import make_mail
 from tests.servers.dovecot import ImapAccount as DovecotAccount
 from tests.servers.smtp import SmtpServer
@@ -114,6 +114,8 @@ async def test_the_whole_sop(
             )
         )
         answered.add(prompt.message_id)
+        noted = select(TelegramPrompt.id).where(TelegramPrompt.message_id == prompt.message_id)
+        await until(lambda: db.run_sync(lambda s: s.scalar(noted)) is not None)
         telegram_server.reply_to(GROUP, prompt.message_id, staff, text)
 
     answered: set[int] = set()

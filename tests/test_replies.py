@@ -425,6 +425,7 @@ async def test_thanks_is_recorded_while_masih_gagal_reopens(h: Harness) -> None:
     assert _clocks(h, thanked) == before  # the SLA figures are untouched
     assert "dibuka kembali" in await press_latest(h, "Buka kembali")
     await h.until(lambda: _ticket(h, thanked).state is State.IN_ANALYSIS)
+    await h.until(lambda: any("dibuka kembali oleh petugas" in t for t in h.texts()))
 
     failing = _resolved(h, "<awal-2@vendor.co.id>", "Andi <andi@vendor.co.id>")
     h.ingest(

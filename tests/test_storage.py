@@ -65,6 +65,7 @@ def test_migrations_match_the_models(any_url: str) -> None:
             "staff_names",
             "mail_previews",
             "reply_attachments",
+            "telegram_state",
         } <= tables
     finally:
         engine.dispose()

@@ -6,6 +6,7 @@ permissions first, and does its database work on the database's threads.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from html import escape
@@ -20,7 +21,8 @@ from lpse_helpdesk.bot import cards, queries, texts
 from lpse_helpdesk.bot.access import NOT_ALLOWED, NOT_SUPERVISOR, Access
 from lpse_helpdesk.bot.callback_data import Button, Press, decode
 from lpse_helpdesk.bot.dispatcher import markup
-from lpse_helpdesk.bot.interactions import Interactions, PressResult
+from lpse_helpdesk.bot.interactions import Interactions, PressResult, ReplyResult
+from lpse_helpdesk.bot.prompt_copies import prompt_copy
 from lpse_helpdesk.bot.reply_handlers import ON_PREVIEW, replied_to_preview
 from lpse_helpdesk.bot.topics import Topics
 from lpse_helpdesk.reports.delivery import RecapDelivery
@@ -34,6 +36,7 @@ from lpse_helpdesk.workflow.tickets import Workflow
 log = logging.getLogger(__name__)
 
 Context = ContextTypes.DEFAULT_TYPE
+PROMPT_RECORD_WAIT = 1.0  # seconds
 
 
 def _actor(update: Update) -> Actor:
@@ -72,7 +75,7 @@ class Handlers:
         if query is None:
             return
         if not self.access.is_staff(update):
-            await query.answer(NOT_ALLOWED, show_alert=True)
+            await query.answer(self.access.refusal(update), show_alert=True)
             return
         press = decode(query.data)
         if press is None:
@@ -109,17 +112,24 @@ class Handlers:
         assert user is not None
         actor = _actor(update)
         text = message.text
-        result = await self.db.run(
-            lambda s: self.interactions.reply(
-                s,
+        replied = message.reply_to_message
+
+        def work(session: Any) -> ReplyResult:
+            return self.interactions.reply(
+                session,
                 message.chat_id,
-                message.reply_to_message.message_id,  # type: ignore[union-attr]
+                prompt_copy(session, message.chat_id, replied, user.id),
                 user.id,
                 text,
                 actor,
                 message.message_id,
             )
-        )
+
+        result = await self.db.run(work)
+        if not result.handled and replied.from_user is not None and replied.from_user.is_bot:
+            # A quick reply may arrive before the bot has noted its question's message id.
+            await asyncio.sleep(PROMPT_RECORD_WAIT)
+            result = await self.db.run(work)
         if not result.handled and replied_to_preview(update):
             await self._say(update, ON_PREVIEW)  # answered, never ignored
         if result.queued:
@@ -130,11 +140,23 @@ class Handlers:
     async def _staff_only(self, update: Update) -> bool:
         if self.access.is_staff(update):
             return True
-        await self._say(update, NOT_ALLOWED)
+        await self._refuse(update, NOT_ALLOWED)
         return False
 
-    async def _say(self, update: Update, text: str, keyboard: cards.Keyboard | None = None) -> None:
-        """Reply through the outbox (it counts against the group's budget)."""
+    async def _refuse(self, update: Update, text: str) -> None:
+        """Staff always hear why; anyone else at most once per 10 minutes, after the rest."""
+        if self.access.may_answer(update):
+            known = self.access.known(update)
+            await self._say(update, text, Importance.PROMPT if known else Importance.STRANGER)
+
+    async def _say(
+        self,
+        update: Update,
+        text: str,
+        importance: Importance = Importance.PROMPT,
+        keyboard: cards.Keyboard | None = None,
+    ) -> None:
+        """Reply through the outbox (charged to the chat it goes to), in the same topic."""
         message = update.effective_message
         if message is None:
             return
@@ -142,7 +164,7 @@ class Handlers:
         thread = message.message_thread_id if message.is_topic_message else None
         await self.db.run(
             lambda s: self.interactions.say(
-                s, chat_id, reply_to, text, thread_id=thread, keyboard=keyboard
+                s, chat_id, reply_to, text, importance, thread_id=thread, keyboard=keyboard
             )
         )
         self.wake()
@@ -228,7 +250,7 @@ class Handlers:
         if not await self._staff_only(update):
             return
         text, keyboard = await self.db.run(lambda s: self._page(s, 0))
-        await self._say(update, text, keyboard)
+        await self._say(update, text, keyboard=keyboard)
 
     def _page(self, session: Any, page: int) -> tuple[str, cards.Keyboard | None]:
         workflow = self.workflow
@@ -288,7 +310,7 @@ class Handlers:
         if message is None:
             return
         if not self.access.is_supervisor(update):
-            await self._say(update, NOT_SUPERVISOR)
+            await self._refuse(update, NOT_SUPERVISOR)
             return
         recap = self.recap
         if recap is None:

@@ -565,11 +565,12 @@ class Interactions:
         chat_id: int,
         reply_to: int | None,
         text: str,
+        importance: Importance = Importance.PROMPT,
         *,
         thread_id: int | None = None,
         keyboard: cards.Keyboard | None = None,
     ) -> None:
-        """A ready-made HTML text, through the outbox (it counts against the group budget).
+        """A ready-made HTML text, through the outbox (charged to the chat it goes to).
 
         It answers someone who is looking at the screen: it never rings.
         """
@@ -588,7 +589,7 @@ class Interactions:
             TelegramOp.MESSAGE,
             ticket_id=None,
             payload=payload,
-            importance=Importance.PROMPT,
+            importance=importance,
             now=self.now,
         )
 

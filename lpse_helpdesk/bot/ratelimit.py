@@ -46,24 +46,51 @@ class Window:
 
 
 class Budget:
-    """The group's per-minute window and the bot's per-second window together."""
+    """Telegram's limits, each message charged to the chat it goes to.
+
+    A group (negative chat id) has its own per-minute window; private chats count only
+    toward the bot's overall per-second window. Edits count toward neither (Telegram does
+    not limit them like sends).
+    """
 
     def __init__(self, limits: Limits, now: Callable[[], float] = time.monotonic) -> None:
-        self.group = Window(limits.group_per_minute, 60.0, now)
+        self.limits = limits
         self.overall = Window(limits.global_per_second, 1.0, now)
+        self._groups: dict[int, Window] = {}
         self._now = now
         self.blocked_until = 0.0  # after a 429: nothing at all until then
 
-    def wait_time(self, *, counts_for_group: bool) -> float:
+    def set_group_limit(self, limit: int) -> None:
+        """Messages per minute per group (e.g. this instance's share when several run)."""
+        self.limits = Limits(limit, self.limits.global_per_second)
+        for window in self._groups.values():
+            window.limit = limit
+
+    def chat(self, chat_id: int) -> Window | None:
+        """The per-minute window of a group; None for a private chat."""
+        if chat_id >= 0:
+            return None
+        window = self._groups.get(chat_id)
+        if window is None:
+            window = self._groups[chat_id] = Window(self.limits.group_per_minute, 60.0, self._now)
+        return window
+
+    def available(self, chat_id: int) -> int:
+        window = self.chat(chat_id)
+        return window.available() if window is not None else self.overall.available()
+
+    def wait_time(self, chat_id: int, *, edit: bool = False) -> float:
         waits = [self.overall.wait_time(), max(self.blocked_until - self._now(), 0.0)]
-        if counts_for_group:
-            waits.append(self.group.wait_time())
+        window = None if edit else self.chat(chat_id)
+        if window is not None:
+            waits.append(window.wait_time())
         return max(waits)
 
-    def record(self, *, counts_for_group: bool) -> None:
+    def record(self, chat_id: int, *, edit: bool = False) -> None:
         self.overall.record()
-        if counts_for_group:
-            self.group.record()
+        window = None if edit else self.chat(chat_id)
+        if window is not None:
+            window.record()
 
     def block(self, seconds: float) -> None:
         self.blocked_until = max(self.blocked_until, self._now() + seconds)

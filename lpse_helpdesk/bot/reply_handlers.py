@@ -18,6 +18,7 @@ from telegram.ext import ContextTypes
 
 from lpse_helpdesk.bot.access import NOT_ALLOWED, Access
 from lpse_helpdesk.bot.interactions import Interactions
+from lpse_helpdesk.bot.prompt_copies import prompt_copy
 from lpse_helpdesk.bot.replies import Answer, Replies, StaffFile
 from lpse_helpdesk.storage.db import Database
 from lpse_helpdesk.storage.models import PromptStatus, TelegramPrompt
@@ -107,11 +108,12 @@ class ReplyHandlers:
             return
         if not self.access.is_staff(update):
             return
-        chat_id, reply_to = message.chat_id, message.reply_to_message.message_id
+        chat_id, replied = message.chat_id, message.reply_to_message
         message_id = message.message_id
         interactions = self.interactions
 
         def check(session: Session) -> int | None:
+            reply_to = prompt_copy(session, chat_id, replied, user.id)  # either copy counts
             prompt = interactions.find_prompt(session, chat_id, reply_to)
             if prompt is None:
                 return None

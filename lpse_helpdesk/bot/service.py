@@ -24,17 +24,24 @@ from telegram.ext import (
     Application,
     ApplicationBuilder,
     CallbackQueryHandler,
+    ChatMemberHandler,
     CommandHandler,
+    ContextTypes,
     MessageHandler,
+    TypeHandler,
     filters,
 )
 
 from lpse_helpdesk.bot import board, texts
+from lpse_helpdesk.bot import group as group_store
 from lpse_helpdesk.bot.access import Access
 from lpse_helpdesk.bot.cards import Urgency
 from lpse_helpdesk.bot.dispatcher import TelegramDispatcher
+from lpse_helpdesk.bot.group import GroupState
 from lpse_helpdesk.bot.handlers import Handlers
 from lpse_helpdesk.bot.interactions import Interactions
+from lpse_helpdesk.bot.membership import membership_of
+from lpse_helpdesk.bot.polling import PollingGuard
 from lpse_helpdesk.bot.ratelimit import Limits
 from lpse_helpdesk.bot.replies import Replies, is_reply_press
 from lpse_helpdesk.bot.reply_handlers import ReplyHandlers
@@ -90,21 +97,37 @@ class BotSettings:
     template_dir: Path | None = None
 
 
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY, Update.MY_CHAT_MEMBER]
+
+
 def build_application(
     settings: BotSettings,
     handlers: Handlers,
     replies: ReplyHandlers | None = None,
     commands: StaffCommands | None = None,
+    watch: GroupWatch | None = None,
 ) -> Application:  # type: ignore[type-arg]
     """Every handler the bot answers, in order; reading this tells what the bot does."""
-    application = (
+    builder = (
         ApplicationBuilder()
         .token(settings.token)
         .base_url(f"{settings.api_url}/bot")
         .base_file_url(f"{settings.api_url}/file/bot")
-        .get_updates_read_timeout(settings.poll_timeout + 10)
-        .build()
     )
+    if watch is not None:
+        builder = builder.get_updates_request(watch.polling.request(settings.poll_timeout + 10))
+    else:
+        builder = builder.get_updates_read_timeout(settings.poll_timeout + 10)
+    application = builder.build()
+    if watch is not None:
+        # The group changing under the bot: first, so nothing else handles these updates.
+        application.add_handler(TypeHandler(Update, watch.on_any), group=-2)
+        application.add_handler(
+            MessageHandler(filters.StatusUpdate.MIGRATE, watch.on_migrate), group=-1
+        )
+        application.add_handler(
+            ChatMemberHandler(watch.on_my_member, ChatMemberHandler.MY_CHAT_MEMBER), group=-1
+        )
     if replies is not None:
         # Preview, canned answers, LKPP relay, reopen after thanks (bot/replies.py).
         application.add_handler(CallbackQueryHandler(replies.on_press, pattern=is_reply_press))
@@ -136,6 +159,49 @@ def build_application(
     return application
 
 
+class GroupWatch:
+    """Updates about the group itself: it became a supergroup, the bot's membership changed."""
+
+    def __init__(self, group: GroupState, polling: PollingGuard) -> None:
+        self.group = group
+        self.polling = polling
+        self.dispatcher: TelegramDispatcher | None = None
+        self._checked: set[int] = set()  # unknown group chats already asked about
+
+    async def on_any(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A group the bot does not know writes: has the helpdesk group become it? (When the
+        service messages were missed, presses from the new supergroup would be refused.)"""
+        chat = update.effective_chat
+        if chat is None or chat.type == "private" or self.dispatcher is None:
+            return
+        if self.group.is_group(chat.id) or chat.id in self._checked:
+            return
+        self._checked.add(chat.id)
+        await self.dispatcher.check_migrated(chat.id)
+
+    async def on_migrate(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        if message is None or self.dispatcher is None:
+            return
+        if message.migrate_to_chat_id:  # posted in the old group
+            await self.dispatcher.migrate(message.chat_id, int(message.migrate_to_chat_id))
+        elif message.migrate_from_chat_id:  # posted in the new supergroup
+            await self.dispatcher.migrate(int(message.migrate_from_chat_id), message.chat_id)
+
+    async def on_my_member(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        change = update.my_chat_member
+        if change is None or self.dispatcher is None:
+            return
+        if not self.group.is_group(change.chat.id):
+            log.info(
+                "the bot's status in chat %s is now %s (not the helpdesk group)",
+                change.chat.id,
+                change.new_chat_member.status,
+            )
+            return
+        await self.dispatcher.set_membership(membership_of(change.new_chat_member))
+
+
 class TelegramService:
     """Piece: long polling plus the outbox dispatcher; retries while Telegram is unreachable."""
 
@@ -152,7 +218,12 @@ class TelegramService:
         recap: RecapDelivery | None = None,
     ) -> None:
         self.settings = settings
-        access = Access(settings.chat_id, settings.staff_ids, settings.supervisor_ids)
+        self.db = db
+        self.group = GroupState.of(settings.chat_id)
+        self.group.listeners.append(self._group_moved)
+        self.polling = PollingGuard(db, clock, self.group)
+        self.watch = GroupWatch(self.group, self.polling)
+        access = Access(self.group, settings.staff_ids, settings.supervisor_ids)
         letterhead = settings.letterhead or Letterhead(
             helpdesk_address="helpdesk@localhost.localdomain",
             helpdesk_name="Helpdesk LPSE",
@@ -181,7 +252,7 @@ class TelegramService:
         )
         self.commands = StaffCommands(db, self.interactions, access, domain, wake=self._wake)
         self.application = build_application(
-            settings, self.handlers, self.reply_handlers, self.commands
+            settings, self.handlers, self.reply_handlers, self.commands, self.watch
         )
         self.db = db
         self.clock = clock
@@ -196,9 +267,13 @@ class TelegramService:
             settings.chat_id,
             limits=settings.limits,
             urgency=Urgency(workflow.calendar, settings.remind_ratio),
+            group=self.group,
+            supervisor_ids=settings.supervisor_ids,
             calendar=workflow.calendar,
             topics=self.topics,
         )
+        self.watch.dispatcher = self.dispatcher
+        self.polling.wake = self._wake
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self.ready = asyncio.Event()
@@ -208,11 +283,39 @@ class TelegramService:
     def _wake(self) -> None:
         self.dispatcher.wake()
 
+    def _group_moved(self, old: int, new: int) -> None:
+        self.interactions.chat_id = new
+        self.replies.chat_id = new
+
+    async def _load_group(self) -> None:
+        """What the database knows about the group; it wins over HELPDESK_CHAT_ID."""
+        configured = self.settings.chat_id
+        stored = await self.db.run(lambda s: group_store.load(s, configured))
+        self.group.adopt(stored)
+        if self.group.overridden:
+            log.warning(
+                "HELPDESK_CHAT_ID=%s was converted by Telegram into supergroup %s; using %s "
+                "(stored in the database). Update HELPDESK_CHAT_ID=%s in .env.",
+                configured,
+                self.group.current,
+                self.group.current,
+                self.group.current,
+            )
+        if self.group.held is not None:
+            log.warning(
+                "the bot could not write to the helpdesk group %s when last seen (%s); "
+                "group messages wait until it can",
+                self.group.current,
+                self.group.held,
+            )
+
     async def start(self) -> None:
         self._stopping.clear()
+        self.polling.closing = False
         self._task = asyncio.create_task(self._connect(), name="telegram-connect")
 
     async def _connect(self) -> None:
+        await self._load_group()
         delay = 2.0
         while not self._stopping.is_set():
             try:
@@ -250,6 +353,7 @@ class TelegramService:
         async with self._updates_lock:
             updater = self.application.updater
             if updater is not None and updater.running:
+                self.polling.closing = True
                 await updater.stop()
 
     async def _start_updates(self) -> None:
@@ -258,7 +362,8 @@ class TelegramService:
             assert updater is not None
             if updater.running or not self._receiving:
                 return
-            allowed = [Update.MESSAGE, Update.CALLBACK_QUERY]
+            self.polling.closing = False
+            allowed = ALLOWED_UPDATES
             url = self.settings.webhook_url
             if url:
                 host, _, port = self.settings.webhook_listen.rpartition(":")
@@ -273,7 +378,9 @@ class TelegramService:
                 log.info("telegram updates by webhook on %s", self.settings.webhook_listen)
             else:
                 await updater.start_polling(
-                    timeout=self.settings.poll_timeout, allowed_updates=allowed
+                    timeout=self.settings.poll_timeout,
+                    allowed_updates=allowed,
+                    error_callback=self.polling.on_error,
                 )
                 log.info("telegram updates by long polling")
 
@@ -349,6 +456,7 @@ class TelegramService:
                 await self.application.shutdown()
             return
         await self.dispatcher.stop()
+        self.polling.closing = True
         if self.application.updater is not None and self.application.updater.running:
             await self.application.updater.stop()
         if self.application.running:

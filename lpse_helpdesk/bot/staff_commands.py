@@ -19,6 +19,7 @@ from lpse_helpdesk.bot.interactions import Interactions
 from lpse_helpdesk.domain.model import DomainConfig
 from lpse_helpdesk.storage.db import Database
 from lpse_helpdesk.storage.models import AnswerTemplate, AuditEvent, Channel, ReplyStep, StaffName
+from lpse_helpdesk.workflow.outbox import Importance
 from lpse_helpdesk.workflow.signatures import MAX_NAME, parse_official
 
 Context = ContextTypes.DEFAULT_TYPE
@@ -90,8 +91,14 @@ class StaffCommands:
         message = update.effective_message
         if message is None:
             return
+        importance = Importance.PROMPT
+        if text in (NOT_ALLOWED, NOT_SUPERVISOR):  # a refusal: rationed for non-staff
+            if not self.access.may_answer(update):
+                return
+            if not self.access.known(update):
+                importance = Importance.STRANGER
         chat_id, reply_to = message.chat_id, message.message_id
-        await self.db.run(lambda s: self.interactions.say(s, chat_id, reply_to, text))
+        await self.db.run(lambda s: self.interactions.say(s, chat_id, reply_to, text, importance))
         self.wake()
 
     def _audit(

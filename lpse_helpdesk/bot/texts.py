@@ -220,6 +220,8 @@ def notice_text(
             "reopened": "🔁 Pengguna membalas setelah selesai; tiket dibuka kembali",
             "thanks": "🙏 Pengguna berterima kasih / mengonfirmasi; tiket tetap selesai",
         }[str(kind)]
+        if kind == "reopened" and payload.get("message") is None:
+            heading = "🔁 Tiket dibuka kembali oleh petugas"  # from a recorded thanks
         line = f"{heading} — {tag}"
         if sender:
             line += f"\n<i>{sender}</i>: {text}"

@@ -144,7 +144,7 @@ def summary(settings: Settings, domain: DomainConfig) -> list[str]:
     staff = ", ".join(map(str, settings.STAFF_IDS)) or "(semua anggota grup)"
     return [
         f"Telegram   : {settings.TELEGRAM_API_URL} token {mask(settings.TELEGRAM_BOT_TOKEN)}",
-        f"Grup       : {settings.HELPDESK_CHAT_ID}",
+        group_line(settings),
         f"Supervisor : {', '.join(map(str, settings.SUPERVISOR_IDS)) or '(belum ada)'}",
         f"Staf       : {staff}",
         f"IMAP       : {settings.IMAP_HOST}:{settings.IMAP_PORT} "
@@ -177,6 +177,52 @@ def summary(settings: Settings, domain: DomainConfig) -> list[str]:
         f"Data SOP   : {domain.source} ({len(domain.priorities)} prioritas, "
         f"{len(domain.categories)} kategori)",
     ]
+
+
+def stored_chat_id(settings: Settings) -> tuple[int, str | None] | None:
+    """(chat id, since when) the database knows the group by, when Telegram migrated the
+    group HELPDESK_CHAT_ID names; None when it has not, or the database cannot be read."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.orm import Session
+
+    from lpse_helpdesk.bot.group import follow_migrations
+    from lpse_helpdesk.storage.db import normalise_url
+
+    try:
+        url = make_url(normalise_url(settings.DATABASE_URL))
+    except Exception:  # a malformed URL is reported elsewhere, never raised here
+        return None
+    args: dict[str, object] = {}
+    if url.get_backend_name() == "sqlite":
+        if not url.database or url.database == ":memory:" or not Path(url.database).exists():
+            return None  # never create a database file just to look
+    elif url.get_backend_name() == "postgresql":
+        args["connect_timeout"] = 3
+    engine = create_engine(url, connect_args=args)
+    try:
+        with Session(engine) as session:
+            current, _, at = follow_migrations(session, settings.HELPDESK_CHAT_ID)
+    except SQLAlchemyError:
+        return None
+    finally:
+        engine.dispose()
+    return (current, at) if current != settings.HELPDESK_CHAT_ID else None
+
+
+def group_line(settings: Settings) -> str:
+    configured = settings.HELPDESK_CHAT_ID
+    stored = stored_chat_id(settings)
+    if stored is None:
+        return f"Grup       : {configured}"
+    current, at = stored
+    since = f" pada {at[:16].replace('T', ' ')} UTC" if at else ""
+    return (
+        f"Grup       : {current} (dari basis data: Telegram mengubah grup {configured} menjadi "
+        f"supergroup{since}; id ini menggantikan HELPDESK_CHAT_ID. "
+        f"Perbarui .env: HELPDESK_CHAT_ID={current})"
+    )
 
 
 def redact_url(url: str) -> str:

@@ -449,3 +449,18 @@ class InstanceStatus(Base):
     component: Mapped[str] = mapped_column(String(32), primary_key=True)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class TelegramState(Base):
+    """What the bot learned about its group that must outlive a restart (key/value).
+
+    Keys: ``migrated:<old chat id>`` (the supergroup a group became), ``membership:<chat id>``
+    (the bot's own status and rights there), ``conflict_alert`` (the last "two processes"
+    alert). Shared by every process on the same database.
+    """
+
+    __tablename__ = "telegram_state"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

@@ -45,6 +45,7 @@ class Importance(enum.IntEnum):
     NOTICE = 30
     CARD_EDIT = 40
     MAIL = 50
+    STRANGER = 60  # answers to people who are not staff: after everything else
 
 
 def enqueue_mail(

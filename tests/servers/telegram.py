@@ -540,6 +540,27 @@ class _Stopping(Exception):
     """The server is shutting down; end a long poll."""
 
 
+SEND_METHODS = frozenset({"sendmessage", "senddocument", "sendphoto"})
+ANONYMOUS_ADMIN = {
+    "id": 1087968824,
+    "is_bot": True,
+    "first_name": "Group",
+    "username": "GroupAnonymousBot",
+}
+
+
+@dataclass
+class _FieldConditions:
+    """What happens to a group in the field (see BotApiServer.migrate and the methods after)."""
+
+    migrated: dict[int, int] = field(default_factory=dict)  # old chat id -> new
+    bot_rights: dict[int, JSON] = field(default_factory=dict)  # chat id -> can_send, ...
+    outage_until: float = 0.0
+    outage_error: ApiError | None = None
+    conflict_until: float = 0.0
+    slow: dict[str, deque[float]] = field(default_factory=dict)  # method -> answer delays
+
+
 # -- the server ----------------------------------------------------------------------
 
 
@@ -608,6 +629,7 @@ class BotApiServer:
         self._httpd: _Httpd | None = None
         self._thread: threading.Thread | None = None
         self._connections: set[socket.socket] = set()
+        self._field = _FieldConditions()  # migration, membership, outages, 409, slow answers
         # Forum topics, reactions, pinning, descriptions (see "forum topics" below).
         self.bot_can_manage_topics = True
         self._topics: dict[tuple[int, int], ForumTopic] = {}
@@ -1004,6 +1026,161 @@ class BotApiServer:
                 raise TimeoutError(f"condition not met within {timeout} s")
             await asyncio.sleep(0.01)
 
+    # -- field conditions: migration, membership, outages, 409, slow answers (#11) -------
+
+    def basic_group(self, chat_id: int, title: str = "Helpdesk LPSE") -> JSON:
+        """Register a basic group (type "group"), the kind Telegram migrates to a supergroup."""
+        if chat_id >= 0:
+            raise ValueError("group chat ids are negative")
+        with self._cond:
+            chat = self._chats.setdefault(chat_id, {"id": chat_id, "type": "group"})
+            chat.update(type="group", title=title)
+            return dict(chat)
+
+    def migrate(
+        self, old_chat_id: int, new_chat_id: int, *, announce: bool = True, by: JSON | None = None
+    ) -> None:
+        """Telegram turns group ``old_chat_id`` into supergroup ``new_chat_id``.
+
+        From now on every call naming the old id answers 400 "group chat was upgraded to a
+        supergroup chat" with ``parameters.migrate_to_chat_id`` (PTB raises ChatMigrated).
+        With ``announce``, the two service messages are queued as Telegram sends them: one
+        in the old chat with ``migrate_to_chat_id``, one in the new with
+        ``migrate_from_chat_id``. The bot keeps its status in the new chat.
+        """
+        with self._cond:
+            old = self._chats.get(old_chat_id) or self.basic_group(old_chat_id)
+            new = {"id": new_chat_id, "type": "supergroup", "title": old.get("title", "")}
+            self._chats[new_chat_id] = new
+            self._field.migrated[old_chat_id] = new_chat_id
+            status = self._members.get((old_chat_id, self.bot_id))
+            if status is not None:
+                self._members[(new_chat_id, self.bot_id)] = status
+            if old_chat_id in self._field.bot_rights:
+                self._field.bot_rights[new_chat_id] = self._field.bot_rights[old_chat_id]
+            if not announce:
+                return
+            admin = dict(by) if by else dict(ANONYMOUS_ADMIN)
+            when = int(time.time())
+            for chat, key, other in ((old, "migrate_to_chat_id", new_chat_id),
+                                     (new, "migrate_from_chat_id", old_chat_id)):  # fmt: skip
+                chat_id = int(chat["id"])
+                message_id = self._next_message_id.get(chat_id, 1)
+                self._next_message_id[chat_id] = message_id + 1
+                self._enqueue(
+                    {
+                        "message": {
+                            "message_id": message_id,
+                            "from": admin,
+                            "chat": dict(chat),
+                            "date": when,
+                            key: other,
+                        }
+                    }
+                )
+
+    def set_bot_membership(
+        self,
+        chat_id: int,
+        status: MemberStatus,
+        *,
+        can_send: bool = True,
+        can_pin: bool | None = None,
+        can_manage_topics: bool | None = None,
+        by: JSON | None = None,
+    ) -> JSON:
+        """The bot's status in a group changes; queues the ``my_chat_member`` update.
+
+        "left"/"kicked": sends answer 403. "restricted" with ``can_send=False``: sends
+        answer 400 "not enough rights to send text messages to the chat". Rights default to
+        what the status gives (an administrator may pin and manage topics).
+        """
+        with self._cond:
+            chat = self._chats.get(chat_id) or self.group(chat_id)
+            before = self._members.get((chat_id, self.bot_id), self.bot_status)
+            old_rights = self._field.bot_rights.get(chat_id, {})
+            admin = status in ("administrator", "creator")
+            rights = {
+                "can_send": can_send and status not in ("left", "kicked"),
+                "can_pin": admin if can_pin is None else can_pin,
+                "can_manage_topics": admin if can_manage_topics is None else can_manage_topics,
+            }
+            self._members[(chat_id, self.bot_id)] = status
+            self._field.bot_rights[chat_id] = rights
+            actor = dict(by) if by else next(iter(self._users.values()), self._bot_user())
+            update = {
+                "my_chat_member": {
+                    "chat": dict(chat),
+                    "from": actor,
+                    "date": int(time.time()),
+                    "old_chat_member": self._bot_member(before, old_rights),
+                    "new_chat_member": self._bot_member(status, rights),
+                }
+            }
+            return self._enqueue(update)
+
+    def _bot_member(self, status: MemberStatus, rights: JSON) -> JSON:
+        body = _member_json(self._bot_user(), status)
+        if status == "restricted":
+            body["can_send_messages"] = bool(rights.get("can_send", False))
+            body["can_pin_messages"] = bool(rights.get("can_pin", False))
+            body["can_manage_topics"] = bool(rights.get("can_manage_topics", False))
+        elif status == "administrator":
+            body["can_pin_messages"] = bool(rights.get("can_pin", True))
+            body["can_manage_topics"] = bool(rights.get("can_manage_topics", True))
+        return body
+
+    def outage(self, seconds: float, status: int = 502, description: str = "Bad Gateway") -> None:
+        """For ``seconds``, every method (getUpdates too) answers ``status`` (a 5xx window)."""
+        with self._cond:
+            self._field.outage_until = time.monotonic() + seconds
+            self._field.outage_error = ApiError(status, description)
+            self._poll_generation += 1  # a long poll in progress ends too
+            self._cond.notify_all()
+
+    def conflict(self, seconds: float) -> None:
+        """For ``seconds``, getUpdates answers 409 "terminated by other getUpdates request",
+        as when a second process polls with the same token; the current long poll ends so."""
+        with self._cond:
+            self._field.conflict_until = time.monotonic() + seconds
+            self._poll_generation += 1
+            self._cond.notify_all()
+
+    def answer_late(self, method: str, seconds: float, count: int = 1) -> None:
+        """The next ``count`` calls of ``method`` are carried out, but answered only after
+        ``seconds`` (the client times out not knowing whether its call took effect)."""
+        with self._cond:
+            self._field.slow.setdefault(method.lower(), deque()).extend([seconds] * count)
+
+    def user_deletes(self, chat_id: int, message_id: int) -> None:
+        """A person deletes a bot message in the group (e.g. a card)."""
+        with self._cond:
+            message = self._live_message(chat_id, message_id)
+            if message is None:
+                raise KeyError(f"no message {message_id} in chat {chat_id}")
+            message.deleted = True
+
+    def _field_check(self, name: str, params: JSON) -> None:
+        field_ = self._field
+        now = time.monotonic()
+        if field_.outage_until > now and field_.outage_error is not None:
+            raise field_.outage_error
+        if name == "getupdates" and field_.conflict_until > now:
+            raise ApiError(409, CONFLICT_OTHER_POLL)
+        chat_id = params.get("chat_id")
+        if not isinstance(chat_id, int):
+            return
+        if chat_id in field_.migrated:
+            raise ApiError(
+                400,
+                "Bad Request: group chat was upgraded to a supergroup chat",
+                {"migrate_to_chat_id": field_.migrated[chat_id]},
+            )
+        rights = field_.bot_rights.get(chat_id, {})
+        status = self._members.get((chat_id, self.bot_id), self.bot_status)
+        if name in SEND_METHODS and status == "restricted" and not rights.get("can_send", True):
+            raise ApiError.bad_request("not enough rights to send text messages to the chat")
+
     # -- request handling (server threads) -----------------------------------------------
 
     def handle(self, method: str, params: JSON, files: dict[str, UploadedFile]) -> tuple[int, JSON]:
@@ -1021,6 +1198,10 @@ class BotApiServer:
                 self.too_many_requests += 1
             self._calls.append(ApiCall(method, params, files, arrived, status, body))
             self._cond.notify_all()
+            delays = self._field.slow.get(method.lower())
+            delay = delays.popleft() if delays else 0.0
+        if delay:
+            time.sleep(delay)  # done, but the answer comes too late: the client times out
         return status, body
 
     def file_content(self, token: str, file_path: str) -> bytes | None:
@@ -1040,6 +1221,7 @@ class BotApiServer:
             forced = self._forced.get(name)
             if forced:
                 raise forced.popleft()
+            self._field_check(name, params)
         if name == "getupdates":
             return self._get_updates(params)
         with self._cond:
