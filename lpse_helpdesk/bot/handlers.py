@@ -172,8 +172,10 @@ class Handlers:
     async def start(self, update: Update, context: Context) -> None:
         chat = update.effective_chat
         if chat is not None and chat.type == "private":
-            supervisor = self.access.is_supervisor(update)
-            await self._say(update, texts.SUPERVISOR_WELCOME if supervisor else texts.PRIVATE_HELP)
+            if self.access.is_supervisor(update):
+                await self._say(update, texts.SUPERVISOR_WELCOME)
+            else:  # anyone may write to a bot: answered at most once per 10 minutes
+                await self._refuse(update, texts.PRIVATE_HELP)
             return
         if not await self._staff_only(update):
             return
