@@ -360,8 +360,7 @@ async def test_bot_removed_and_re_added_loses_nothing(f: Field) -> None:
     f.server.set_bot_membership(GROUP, "member")
     for ticket_id in waiting:
         await _card_in(f, GROUP, ticket_id)
-    texts = f.texts_in(GROUP)
-    assert any("dapat menulis lagi" in t for t in texts)
+    await f.until(lambda: any("dapat menulis lagi" in t for t in f.texts_in(GROUP)))
     cards = [f.card_row(t) for t in waiting]
     ids = [c.message_id for c in cards if c is not None]
     assert ids == sorted(ids)  # in order
