@@ -7,9 +7,9 @@ aiosmtpd server until the outbox is empty; the figure is mails/s from the moment
 workers are told to go until the last one is sent. Every run checks that each mail
 reached the SMTP server exactly once.
 
-Takeover: two worker processes compete for one role (advisory lock, CHECK_SECONDS); the
-holder is killed with SIGKILL and the time until the other holds the role is measured,
-``--takeovers`` times.
+Takeover: two worker processes compete for one role (advisory lock, as `run` uses it:
+tried every CHECK_SECONDS, started after SETTLE_SECONDS); the holder is killed with SIGKILL
+and the time until the other starts the role is measured, ``--takeovers`` times.
 
     .venv/bin/python -m bench.instances                 # 1,000 mails, 5 takeovers
     .venv/bin/python -m bench.instances --mails 3000 --takeovers 10
@@ -96,7 +96,7 @@ async def _mail_worker(go: Path) -> None:
 
 
 async def _role_worker() -> None:
-    from lpse_helpdesk.ops.roles import AdvisoryLock, RoleGate
+    from lpse_helpdesk.ops.roles import SETTLE_SECONDS, AdvisoryLock, RoleGate
 
     class Holder:
         name = "holder"
@@ -108,7 +108,8 @@ async def _role_worker() -> None:
             return None
 
     url = os.environ["DATABASE_URL"]
-    gate = RoleGate("bench-role", Holder, AdvisoryLock(url, "bench-role", f"w{os.getpid()}"))
+    lock = AdvisoryLock(url, "bench-role", f"w{os.getpid()}")
+    gate = RoleGate("bench-role", Holder, lock, settle_seconds=SETTLE_SECONDS)
     await gate.start()
     await asyncio.Event().wait()
 
@@ -221,7 +222,7 @@ def takeovers(url: str, rounds: int) -> list[float]:
             times.append(float(line[1]) - killed)
             workers[workers.index(holder)] = _worker("role", env)
             holder = other
-            time.sleep(0.5)  # the new worker is waiting for the role
+            time.sleep(1.0)  # the new worker is waiting for the role
     finally:
         for worker in workers:
             worker.kill()

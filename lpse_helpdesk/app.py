@@ -149,9 +149,9 @@ def _intake_view(piece: object) -> dict[str, Any] | None:
     }
 
 
-def _mail_intake(services: Services) -> MailIntakeService:
+def imap_account(services: Services) -> ImapAccount:
     settings = services.settings
-    account = ImapAccount(
+    return ImapAccount(
         host=settings.IMAP_HOST,
         port=settings.IMAP_PORT,
         user=settings.IMAP_USER,
@@ -161,12 +161,20 @@ def _mail_intake(services: Services) -> MailIntakeService:
         timeout=settings.IMAP_TIMEOUT,
         oauth2=services.oauth2 if settings.IMAP_AUTH is MailAuth.XOAUTH2 else None,
     )
+
+
+def _mail_intake(services: Services) -> MailIntakeService:
+    settings = services.settings
+    account = imap_account(services)
     intake = Intake(services.workflow, services.domain, intake_config(settings))
     options = IntakeOptions(
         poll_seconds=settings.IMAP_POLL_SECONDS,
         idle_seconds=settings.IMAP_IDLE_SECONDS,
         processed_folder=settings.IMAP_PROCESSED_FOLDER,
         quarantine_folder=settings.IMAP_QUARANTINE_FOLDER,
+        backfill_days=settings.IMAP_BACKFILL_DAYS,
+        parse_seconds=settings.MAIL_PARSE_SECONDS,
+        max_bytes=settings.MAIL_MAX_BYTES,
     )
     return MailIntakeService(account, intake, services.db, services.clock, options)
 

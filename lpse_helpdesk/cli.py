@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from lpse_helpdesk.bridge.intake_cli import add_intake_commands
 from lpse_helpdesk.config.check import ConfigReport, check_config, summary
 from lpse_helpdesk.ops.commands import add_ops_commands
 from lpse_helpdesk.reports.cli import add_rekap_command
@@ -114,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     db_upgrade.set_defaults(handler=cmd_db_upgrade)
     add_rekap_command(commands)
     add_ops_commands(commands)
+    add_intake_commands(commands)
     return parser
 
 

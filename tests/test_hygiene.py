@@ -47,9 +47,11 @@ def test_own_mail_with_ticket_header_is_a_loop() -> None:
     assert TICKET_HEADER in result.reason
 
 
-def test_ticket_header_from_someone_else_is_a_loop() -> None:
+def test_ticket_header_from_someone_else_is_a_normal_mail() -> None:
+    """A user's "edit as new" of our mail copies the header: not a loop (only our own
+    addresses can loop)."""
     result = verdict(f"{TICKET_HEADER}: LPSE-2026-00042")
-    assert result.kind is MailClassKind.LOOP
+    assert result.kind is MailClassKind.NORMAL
 
 
 def test_ticket_header_on_a_bounce_is_still_a_bounce() -> None:

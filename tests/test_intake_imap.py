@@ -152,7 +152,7 @@ async def test_bulk_backlog_and_duplicates(
         assert report.outcomes == {"opened": count + 1, "duplicate": 1}
         assert _count(db, Ticket) == count + 1
         assert all("\\Seen" in flags for flags in _flags(imap_account).values())
-        assert service._pool is not None  # the backlog did go through the second process
+        assert service.worker._process is not None  # parsed in the parsing process
     finally:
         await service.stop()
 
@@ -229,10 +229,10 @@ async def test_uidvalidity_change_rescans_without_duplicates(
 class FlakyIntake(Intake):
     """Fails on mails whose subject contains "RUSAK", to exercise retry and quarantine."""
 
-    def ingest(self, session: Session, raw: bytes, **kw: Any) -> Any:
-        if b"RUSAK" in raw:
+    def ingest_prepared(self, session: Session, prepared: Any, **kw: Any) -> Any:
+        if b"RUSAK" in prepared.raw:
             raise ValueError("cannot process this mail")
-        return super().ingest(session, raw, **kw)
+        return super().ingest_prepared(session, prepared, **kw)
 
 
 async def test_a_failing_mail_is_retried_then_quarantined(
@@ -397,11 +397,11 @@ async def test_renumbered_mailbox_does_not_hide_new_mail(
 async def test_a_dead_helper_process_does_not_stall_the_backlog(
     imap_account: DovecotAccount, service: MailIntakeService, db: Database
 ) -> None:
-    from concurrent.futures import ProcessPoolExecutor
-
-    broken = ProcessPoolExecutor(max_workers=1)
-    broken.shutdown()  # submitting to it now fails, as after the OOM killer
-    service._pool = broken
+    service.worker.start()
+    process = service.worker._process
+    assert process is not None
+    process.kill()  # as the OOM killer would
+    process.join()
     for i in range(PARALLEL_FROM + 5):
         imap_account.append(make_mail(subject=f"M {i}", sender=f"d{i}@x.co.id"))
     await _connect(service)

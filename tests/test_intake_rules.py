@@ -112,7 +112,26 @@ def test_subject_tag_from_a_stranger_opens_a_linked_ticket(db: Database, intake:
     assert ticket(db, result.ticket_id).linked_ticket_id == opened.ticket_id
 
 
-def test_subject_tag_from_lkpp_joins_and_answers_the_escalation(
+def test_subject_tag_and_lkpp_from_alone_is_an_unverified_follow_up(
+    db: Database, intake: Intake, workflow: Workflow
+) -> None:
+    """A From header and a subject tag are easy to forge: a normal follow-up, marked."""
+    opened = ingest(db, intake, make_mail())
+    tid = opened.ticket_id
+    assert tid is not None
+    act(db, workflow, tid, Action.SET_PRIORITY, priority="menengah")
+    act(db, workflow, tid, Action.ESCALATE, text="Mohon bantuan.")
+    number = ticket(db, tid).number
+    answer = make_mail(sender=f"Helpdesk LKPP <{LKPP}>", subject=f"RE: [{number}] eskalasi")
+    result = ingest(db, intake, answer)
+    assert result.outcome is Outcome.JOINED and result.ticket_id == tid
+    assert ticket(db, tid).state is State.ESCALATED
+    message = db.run_sync(lambda s: s.get_one(Message, result.message_pk))
+    assert message.kind is MessageKind.USER
+    assert message.note is not None and "unverified" in message.note
+
+
+def test_subject_tag_from_lkpp_with_an_authentication_pass_answers_the_escalation(
     db: Database, intake: Intake, workflow: Workflow
 ) -> None:
     opened = ingest(db, intake, make_mail())
@@ -121,7 +140,13 @@ def test_subject_tag_from_lkpp_joins_and_answers_the_escalation(
     act(db, workflow, tid, Action.SET_PRIORITY, priority="menengah")
     act(db, workflow, tid, Action.ESCALATE, text="Mohon bantuan.")
     number = ticket(db, tid).number
-    answer = make_mail(sender=f"Helpdesk LKPP <{LKPP}>", subject=f"RE: [{number}] eskalasi")
+    domain = LKPP.rpartition("@")[2]
+    results = f"mx.lpse.test; spf=pass smtp.mailfrom={domain}; dkim=pass header.d={domain}"
+    answer = make_mail(
+        sender=f"Helpdesk LKPP <{LKPP}>",
+        subject=f"RE: [{number}] eskalasi",
+        headers={"Authentication-Results": results},
+    )
     result = ingest(db, intake, answer)
     assert result.outcome is Outcome.JOINED
     assert ticket(db, tid).state is State.LKPP_ANSWERED
@@ -229,11 +254,10 @@ def test_bounce_attaches_to_its_ticket_and_flags_the_address(db: Database, intak
     assert result.outcome is Outcome.BOUNCE and result.ticket_id == tid
     flagged = db.run_sync(lambda s: s.get(FlaggedAddress, "salah@vendor.co.id"))
     assert flagged is not None and flagged.ticket_id == tid
-    # Automatic mail to a flagged address is not sent (kept as cancelled for the record).
+    # An address that mails us again is reachable again: its flag clears itself.
     ingest(db, intake, make_mail(sender="salah@vendor.co.id", subject="Lagi"))
-    last = mails(db, "acknowledgement")[-1]
-    assert last.status is OutboxStatus.CANCELLED
-    assert last.last_error == "address flagged after a bounce"
+    assert db.run_sync(lambda s: s.get(FlaggedAddress, "salah@vendor.co.id")) is None
+    assert mails(db, "acknowledgement")[-1].status is OutboxStatus.PENDING
 
 
 def test_own_mail_is_ignored(db: Database, intake: Intake) -> None:

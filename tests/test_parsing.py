@@ -312,11 +312,18 @@ def test_missing_date() -> None:
 # --------------------------------------------------------------------------- requester
 
 
-def test_requester_from_reply_to_when_a_single_other_human() -> None:
+def test_requester_from_reply_to_when_a_single_other_human_at_the_same_domain() -> None:
+    parsed = parse_mail(mail(*BASIC, "Reply-To: =?utf-8?q?Sri_W=C3=A2ti?= <Sri@Example.co.id>"))
+    assert parsed.reply_to_address == "sri@example.co.id"
+    assert (parsed.requester_name, parsed.requester_address) == ("Sri Wâti", "sri@example.co.id")
+    assert parsed.from_address == "budi.santoso@example.co.id"
+
+
+def test_reply_to_at_another_domain_is_kept_but_not_answered() -> None:
+    """Otherwise anyone could make the helpdesk mail a third party."""
     parsed = parse_mail(mail(*BASIC, "Reply-To: =?utf-8?q?Sri_W=C3=A2ti?= <Sri@Kantor.id>"))
     assert parsed.reply_to_address == "sri@kantor.id"
-    assert (parsed.requester_name, parsed.requester_address) == ("Sri Wâti", "sri@kantor.id")
-    assert parsed.from_address == "budi.santoso@example.co.id"
+    assert parsed.requester_address == "budi.santoso@example.co.id"
 
 
 @pytest.mark.parametrize(

@@ -39,7 +39,7 @@ from telegram import (
 from telegram.constants import ParseMode
 from telegram.error import ChatMigrated, RetryAfter, TelegramError
 
-from lpse_helpdesk.bot import board, cards, quiet, texts
+from lpse_helpdesk.bot import board, bounce_flags, cards, quiet, texts
 from lpse_helpdesk.bot.errors import Kind, classify
 from lpse_helpdesk.bot.group import GroupState, Membership, record_membership
 from lpse_helpdesk.bot.interactions import attachment_bytes
@@ -70,7 +70,13 @@ from lpse_helpdesk.storage.models import (
 )
 from lpse_helpdesk.timekeeping.calendar import BusinessCalendar
 from lpse_helpdesk.timekeeping.clock import Clock, as_utc
-from lpse_helpdesk.workflow.outbox import Importance, TelegramOp, claim_due, enqueue_telegram
+from lpse_helpdesk.workflow.outbox import (
+    Importance,
+    TelegramOp,
+    claim_due,
+    enqueue_telegram,
+    renew_claim,
+)
 from lpse_helpdesk.workflow.worker import PollingWorker
 
 log = logging.getLogger(__name__)
@@ -291,6 +297,8 @@ class TelegramDispatcher(PollingWorker):
     # --- preparing (database thread) -------------------------------------------------------
 
     def _prepare(self, session: Session, item_id: int) -> Outgoing | None:
+        if not renew_claim(session, item_id, now=self.clock.now()):
+            return None  # sent already, or taken over by another instance after our lease
         item = session.get(OutboxItem, item_id)
         if item is None or item.status is not OutboxStatus.PENDING:
             return None
@@ -308,6 +316,7 @@ class TelegramDispatcher(PollingWorker):
             tag = cards.ticket_link(number, self.chat_id, reply_to)
             text = texts.notice_text(session, number, subject, item.payload, self.timezone, tag)
             keyboard = notice_keyboard(item.payload, item.ticket_id)
+            keyboard = keyboard or bounce_flags.keyboard(item.id, item.payload)
             return Outgoing(
                 item.id,
                 op,

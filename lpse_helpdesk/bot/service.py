@@ -32,7 +32,7 @@ from telegram.ext import (
     filters,
 )
 
-from lpse_helpdesk.bot import board, texts
+from lpse_helpdesk.bot import board, bounce_flags, texts
 from lpse_helpdesk.bot import group as group_store
 from lpse_helpdesk.bot.access import Access
 from lpse_helpdesk.bot.cards import Urgency
@@ -131,6 +131,8 @@ def build_application(
     if replies is not None:
         # Preview, canned answers, LKPP relay, reopen after thanks (bot/replies.py).
         application.add_handler(CallbackQueryHandler(replies.on_press, pattern=is_reply_press))
+    # Before the card buttons: the bounce notice's "clear flag" button (bot/bounce_flags.py).
+    application.add_handler(bounce_flags.clear_flag_handler(handlers.db, handlers.access))
     application.add_handler(CallbackQueryHandler(handlers.on_press))
     application.add_handler(CommandHandler("start", handlers.start))
     application.add_handler(CommandHandler("bantuan", handlers.help))

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from lpse_helpdesk.bot import links
+from lpse_helpdesk.bot.intake_alerts import INTAKE_ALERTS, intake_alert_text
 from lpse_helpdesk.sla import queries as sla_queries
 from lpse_helpdesk.sla import texts as sla_texts
 from lpse_helpdesk.storage.models import Message
@@ -249,6 +250,8 @@ def notice_text(
 
 def alert_text(session: Session, payload: dict[str, Any], timezone: ZoneInfo) -> str:
     kind = payload.get("alert")
+    if kind in INTAKE_ALERTS:
+        return intake_alert_text(session, payload, timezone)
     if kind == "imap_down":
         return (
             "🚨 <b>Kotak surat helpdesk tidak dapat dibaca</b>. E-mail baru belum masuk; "

@@ -13,15 +13,19 @@ _FLAGS = re.IGNORECASE
 
 # "Kode Tender: 12345678", "kode paket 98765432", "ID RUP 31234567", "tender 10012345000",
 # "no. lelang: 1234567"; up to two filler words ("adalah", "nomor", "no.") before the number.
+# Linear time on any text: every run of blanks is possessive (\s*+), so no two quantifiers
+# share out one run between them. Was: (?:\s*(?:filler)\s*){0,3}\s*, where the blanks between
+# two fillers could be split between two \s* in every way (cubic on "kode tender - - ...").
 _CODE_WORD = (
-    r"(?:kode|id|nomor|no\.?)\s*(?:tender|paket|lelang|rup|non[\s-]?tender|pl|pencatatan)"
+    r"(?:kode|id|nomor|no\.?)\s*+(?:tender|paket|lelang|rup|non[\s-]?tender|pl|pencatatan)"
     r"|(?:tender|paket|lelang|rup|non[\s-]?tender)"
 )
-_FILLER = r"(?:\s*(?:[:#=]|adalah|yaitu|yakni|nomor|no\.?|id|kode|dengan|ini|kami|saya|-)\s*){0,3}"
-_NUMBER = r"(?<![\d.,/-])(\d{5,12})(?![\d]|[.,/-]\d|\s*[-.]\s*\d{3})"
-_CODE = re.compile(rf"\b(?:{_CODE_WORD})\b{_FILLER}\s*{_NUMBER}", _FLAGS)
+_FILLER = r"(?:\s*+(?:[:#=]|adalah|yaitu|yakni|nomor|no\.?|id|kode|dengan|ini|kami|saya|-)){0,3}"
+_NUMBER = r"(?<![\d.,/-])(\d{5,12})(?![\d]|[.,/-]\d|\s*+[-.]\s*+\d{3})"
+_CODE = re.compile(rf"\b(?:{_CODE_WORD})\b{_FILLER}\s*+{_NUMBER}", _FLAGS)
 # Further numbers in a list: "kode tender 1234567, 2345678 dan 3456789".
-_MORE = re.compile(rf"\s*(?:,|;|/|&|\bdan\b|\band\b|\bserta\b)\s*{_NUMBER}", _FLAGS)
+# Was \s*(...)\s*NUMBER: on a run of blanks the two \s* shared it out in every way.
+_MORE = re.compile(rf"\s*+(?:,|;|/|&|\bdan\b|\band\b|\bserta\b)\s*+{_NUMBER}", _FLAGS)
 # SPSE links: .../lelang/10012345000/pengumumanlelang, .../nontender/123456/...
 _URL_CODE = re.compile(r"/(?:lelang|tender|nontender|pl|pencatatan|rup)/(\d{5,12})(?!\d)", _FLAGS)
 
@@ -32,11 +36,14 @@ _LANDLINE = re.compile(
     r"(?<![\w+])(?:\(\s?0([2-79]\d{1,2})\s?\)|0([2-79]\d{1,2})[\s.-]|\+\s?62[\s.-]?\(?0?([2-79]\d{1,2})\)?[\s.-]?)"
     r"\s?(\d{3,4}[\s.-]?\d{2,5})(?![\w-])"
 )
+# Was ^\s*(?:--\s*|...)$ with MULTILINE: ^\s* ran over blank lines, so each line of a run of
+# blank lines rescanned all the rest (quadratic on a bounce with thousands of blank lines).
+# Now only the line's own indentation, possessively.
 _SIGNATURE_START = re.compile(
-    r"^\s*(?:--\s*|salam\b.*|hormat\s+(?:kami|saya)\b.*|terima\s*kasih\b.*|terimakasih\b.*"
+    r"^[^\S\n]*+(?:--[^\S\n]*+|salam\b.*|hormat\s+(?:kami|saya)\b.*|terima\s*kasih\b.*|terimakasih\b.*"
     r"|regards\b.*|best\s+regards\b.*|thanks?\b.*|wassalam\b.*|ttd\.?.*|tertanda\b.*"
-    r"|salam\s+hormat\b.*|cp\s*:.*|contact\s+person\b.*|hp\s*[:/.].*|telp\.?\s*[:/.].*"
-    r"|wa\s*[:/.].*)$",
+    r"|salam\s++hormat\b.*|cp\s*+:.*|contact\s++person\b.*|hp\s*+[:/.].*|telp\.?\s*+[:/.].*"
+    r"|wa\s*+[:/.].*)$",
     _FLAGS | re.MULTILINE,
 )
 

@@ -15,9 +15,8 @@ Order of the checks (the first that applies wins):
    (``report-type=disposition-notification``); a null Return-Path without a report (RFC 3834
    asks auto-responders to send with one). ``X-Auto-Response-Suppress`` alone is not a sign:
    Outlook puts it on ordinary mail.
-5. LOOP: ``X-LPSE-Helpdesk-Ticket`` from someone else (our mail redirected back by a forwarding
-   rule; a person's reply does not copy X-headers).
-6. NORMAL.
+5. NORMAL, also with ``X-LPSE-Helpdesk-Ticket`` from someone else: a user's "edit as new" of
+   our mail copies it. Only mail from our own addresses can be a loop.
 """
 
 from __future__ import annotations
@@ -82,8 +81,15 @@ _BOUNCE_SUBJECT = re.compile(
     re.IGNORECASE,
 )
 _BOUNCE_SENDER = re.compile(r"^(?:mailer[-_.]?daemon|postmaster)(?:[-+._].*)?$", re.IGNORECASE)
-_TEXT_MESSAGE_ID = re.compile(r"^\s*>?\s*Message-ID\s*:\s*(<[^<>\s]+>)", re.IGNORECASE | re.M)
-_ADDRESS = re.compile(r"[^\s<>,;\"']+@[^\s<>,;\"']+")
+# Was ^\s*>?\s*Message-ID\s*:\s*(<...>) with MULTILINE: ^\s* ran over blank lines, so every
+# line of a run of blank lines rescanned all the rest (cubic with the second \s*). Now the
+# indentation stays on its line and every run is possessive.
+_TEXT_MESSAGE_ID = re.compile(
+    r"^[^\S\n]*+>?[^\S\n]*+Message-ID[^\S\n]*+:\s*+(<[^<>\s]++>)", re.IGNORECASE | re.M
+)
+# Was [^...]+@[^...]+ (each character of a long word without "@" began a new scan of the
+# word: quadratic); now a match may only begin where a word begins.
+_ADDRESS = re.compile(r"(?<![^\s<>,;\"'])[^\s<>,;\"']+@[^\s<>,;\"']+")
 
 
 def _canonical(address: str) -> str:
@@ -185,9 +191,6 @@ def classify(parsed: ParsedMail, *, own_addresses: Collection[str]) -> MailClass
     sign = _auto_reply_sign(parsed)
     if sign:
         return MailClass(MailClassKind.AUTO_REPLY, f"automatic reply: {sign}")
-    if has_ticket_header:
-        return MailClass(
-            MailClassKind.LOOP,
-            f"carries {TICKET_HEADER} (our outgoing mail) though sent by {parsed.from_address}",
-        )
+    # A user who "edits as new" a mail of ours copies its X- header; only mail from our own
+    # addresses can be a loop (checked above), so this is an ordinary mail.
     return MailClass(MailClassKind.NORMAL, "no sign of automatic mail")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import imaplib
 import logging
 import re
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from imap_tools import MailBox, MailBoxStartTls, MailBoxUnencrypted, MailMessage, MailMessageFlags
-from imap_tools.errors import MailboxLoginError
+from imap_tools.errors import MailboxLoginError, UnexpectedCommandStatusError
 from imap_tools.mailbox import BaseMailBox
 
 from lpse_helpdesk.bridge.oauth2 import TokenSource, xoauth2_string
@@ -21,7 +22,55 @@ from lpse_helpdesk.config.settings import Security
 log = logging.getLogger(__name__)
 
 FETCH_BATCH = 200  # mails per FETCH command: one round trip for many mails
+META_BATCH = 2000  # UIDs per FETCH of arrival times and sizes
 _UIDVALIDITY = re.compile(rb"UIDVALIDITY (\d+)")
+# Server responses (not mail text); each a single bounded scan.
+_META_UID = re.compile(rb"\bUID (\d++)")
+_META_DATE = re.compile(rb'\bINTERNALDATE "([^"]{1,64}+)"')
+_META_SIZE = re.compile(rb"\bRFC822\.SIZE (\d++)")
+
+
+class FolderRefused(Exception):
+    """The server refused to create or move into a folder (a NO, not a lost connection)."""
+
+    def __init__(self, folder: str, cause: str) -> None:
+        super().__init__(f"{folder}: {cause}")
+        self.folder = folder
+        self.cause = cause
+
+
+@dataclass(frozen=True)
+class MailMeta:
+    """What the server says about a mail before it is fetched."""
+
+    uid: int
+    internaldate: dt.datetime | None  # when the server received it (aware, UTC)
+    size: int  # RFC822.SIZE in bytes
+
+
+def parse_internaldate(value: bytes) -> dt.datetime | None:
+    """``01-Dec-2026 20:13:11 +0700`` -> aware UTC datetime; None when unreadable."""
+    try:
+        parsed = dt.datetime.strptime(value.decode("ascii").strip(), "%d-%b-%Y %H:%M:%S %z")
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return parsed.astimezone(dt.UTC)
+
+
+def uid_set(uids: Sequence[int]) -> str:
+    """``[1, 2, 3, 7]`` -> ``1:3,7`` (shorter commands for long, mostly contiguous lists)."""
+    ordered = sorted(set(uids))
+    ranges: list[str] = []
+    start = previous = ordered[0] if ordered else 0
+    for uid in ordered[1:]:
+        if uid == previous + 1:
+            previous = uid
+            continue
+        ranges.append(f"{start}:{previous}" if previous > start else str(start))
+        start = previous = uid
+    if ordered:
+        ranges.append(f"{start}:{previous}" if previous > start else str(start))
+    return ",".join(ranges)
 
 
 class RawMailMessage(MailMessage):
@@ -51,6 +100,7 @@ class ImapAccount:
 class FetchedMail:
     uid: int
     raw: bytes
+    internaldate: dt.datetime | None = None
 
 
 class ImapSession:
@@ -101,6 +151,7 @@ class ImapSession:
             typ, data = mailbox.client.capability()
             caps = data[0].upper().split() if typ == "OK" and data and data[0] else []
             self.supports_idle = b"IDLE" in caps
+            _keepalive(mailbox.client.sock, account.timeout)
         except BaseException:
             with contextlib.suppress(Exception):
                 mailbox.logout()
@@ -130,6 +181,39 @@ class ImapSession:
             return []
         return [int(u) for u in self.box.uids(f"UNSEEN UID 1:{last_uid}")]
 
+    def meta(self, uids: Sequence[int]) -> dict[int, MailMeta]:
+        """INTERNALDATE and RFC822.SIZE of each UID, without fetching any mail."""
+        found: dict[int, MailMeta] = {}
+        ordered = sorted(uids)
+        for start in range(0, len(ordered), META_BATCH):
+            chunk = ordered[start : start + META_BATCH]
+            typ, data = self.box.client.uid("FETCH", uid_set(chunk), "(INTERNALDATE RFC822.SIZE)")
+            if typ != "OK":
+                raise ConnectionError(f"FETCH of arrival times failed: {typ}")
+            for item in data:
+                line = item[0] if isinstance(item, tuple) else item
+                if not isinstance(line, bytes):
+                    continue
+                uid_match = _META_UID.search(line)
+                if uid_match is None:
+                    continue
+                date_match = _META_DATE.search(line)
+                size_match = _META_SIZE.search(line)
+                uid = int(uid_match.group(1))
+                found[uid] = MailMeta(
+                    uid,
+                    parse_internaldate(date_match.group(1)) if date_match else None,
+                    int(size_match.group(1)) if size_match else 0,
+                )
+        return found
+
+    def uids_between(self, since: dt.date, before: dt.date | None) -> list[int]:
+        """UIDs of mail the server received on or after `since` (and before `before`)."""
+        criteria = f"SINCE {_imap_date(since)}"
+        if before is not None:
+            criteria += f" BEFORE {_imap_date(before)}"
+        return sorted(int(u) for u in self.box.uids(criteria))
+
     def fetch(self, uids: Sequence[int]) -> list[FetchedMail]:
         """The raw mails, in bulk, without setting \\Seen (that waits for the commit)."""
         if not uids:
@@ -149,8 +233,22 @@ class ImapSession:
             return
         self.box.flag(uid_list, MailMessageFlags.SEEN, True)
         if move_to:
-            self.ensure_folder(move_to)
-            self.box.move(uid_list, move_to)
+            self.move(uid_list, move_to)
+
+    def move(self, uids: Iterable[int | str], folder: str) -> None:
+        """Move into `folder` (created when missing). A refusal by the server (NO: no
+        permission, quota, a name it does not allow) raises FolderRefused; a lost connection
+        raises as usual."""
+        uid_list = [str(u) for u in uids]
+        if not uid_list:
+            return
+        try:
+            self.ensure_folder(folder)
+            self.box.move(uid_list, folder)
+        except imaplib.IMAP4.abort:
+            raise
+        except (UnexpectedCommandStatusError, imaplib.IMAP4.error) as error:
+            raise FolderRefused(folder, str(error)[:300]) from None
 
     def ensure_folder(self, folder: str) -> None:
         if not self.box.folder.exists(folder):
@@ -186,6 +284,23 @@ class ImapSession:
                 mailbox.client.shutdown()
 
 
+def _keepalive(sock: socket.socket, timeout: float) -> None:
+    """TCP keepalive so that a connection that silently died (a network drop mid-IDLE, no
+    FIN or RST ever arrives) is noticed within about IMAP_TIMEOUT instead of after IDLE's 29
+    minutes: probes start after a third of it, three unanswered probes end the connection."""
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        first = max(1, int(timeout / 3))
+        interval = max(1, int(timeout / 6))
+        for name, value in (("TCP_KEEPIDLE", first), ("TCP_KEEPINTVL", interval)):
+            option = getattr(socket, name, None)
+            if option is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, option, value)
+        count = getattr(socket, "TCP_KEEPCNT", None)
+        if count is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, count, 3)
+
+
 def _xoauth2_login(mailbox: BaseMailBox, user: str, token: str) -> None:
     """AUTHENTICATE XOAUTH2. On a refusal the server sends an error challenge (JSON); the
     client must answer it with an empty line to get the final NO (Google's and Dovecot's
@@ -198,6 +313,11 @@ def _xoauth2_login(mailbox: BaseMailBox, user: str, token: str) -> None:
     except imaplib.IMAP4.error as error:
         # imaplib says NO as a bare IMAP4.error; make it the same error a refused LOGIN is.
         raise MailboxLoginError(("NO", [str(error).encode()]), "OK") from None
+
+
+def _imap_date(day: dt.date) -> str:
+    months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+    return f"{day.day}-{months[day.month - 1]}-{day.year}"
 
 
 def _quote(folder: str) -> str:

@@ -5,6 +5,13 @@ threads; the event loop never blocks. A mail is flagged \\Seen (and moved) only 
 transaction committed; a crash before that means it is fetched again and deduplicated by
 Message-ID. A mail that keeps failing is kept raw in the database, retried, and after
 MAX_FAILURES quarantined with staff told.
+
+Mails are parsed in a child process under a time budget (parse_worker.py): a mail over it is
+quarantined at once and the mails after it flow on. A failure of the database or of the
+connection (locked, lost, disk full) is not the mail's fault: the sync stops, is retried with
+backoff, and never counts toward a mail's quarantine. On the first sync of a folder (and after
+a UIDVALIDITY change) only mail that arrived within IMAP_BACKFILL_DAYS becomes tickets; the
+older mail stays on the server, untouched, for ``lpse-helpdesk import``.
 """
 
 from __future__ import annotations
@@ -15,25 +22,31 @@ import datetime as dt
 import imaplib
 import logging
 import random
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
-from multiprocessing import get_context
 from typing import TypeVar
 
 from imap_tools.errors import MailboxLoginError, UnexpectedCommandStatusError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from lpse_helpdesk.bridge.imap_client import FetchedMail, ImapAccount, ImapSession
+from lpse_helpdesk.bridge.failures import DatabaseUnavailable, is_duplicate_race, is_transient
+from lpse_helpdesk.bridge.imap_client import (
+    FetchedMail,
+    FolderRefused,
+    ImapAccount,
+    ImapSession,
+    MailMeta,
+)
 from lpse_helpdesk.bridge.intake import Intake
 from lpse_helpdesk.bridge.oauth2 import OAuth2Error
-from lpse_helpdesk.bridge.prepare import Prepared, prepare_many, with_raw
+from lpse_helpdesk.bridge.parse_worker import OverBudget, ParseWorker, WorkerOutcome
+from lpse_helpdesk.bridge.prepare import Prepared, with_raw
 from lpse_helpdesk.ops import metrics
 from lpse_helpdesk.storage.db import Database
-from lpse_helpdesk.storage.models import FailedMail, MailboxState, Message
+from lpse_helpdesk.storage.models import FailedMail, MailboxState, Message, OutboxItem
 from lpse_helpdesk.timekeeping.clock import Clock
 from lpse_helpdesk.workflow.outbox import Importance, TelegramOp, enqueue_telegram
 
@@ -42,7 +55,8 @@ T = TypeVar("T")
 
 MAX_FAILURES = 3
 PIPELINE_BATCH = 50  # mails per FETCH and per database round while working off a backlog
-PARALLEL_FROM = 40  # from this many new mails on, parse them in a second process
+PARALLEL_FROM = 40  # kept for callers; every mail is now parsed in the parsing process
+BATCH_BYTES = 32 * 1024 * 1024  # a FETCH batch holds at most this many bytes of mail
 CONNECTION_ERRORS = (
     OSError,
     imaplib.IMAP4.error,
@@ -63,6 +77,13 @@ class IntakeOptions:
     backoff_first: float = 2.0
     backoff_cap: float = 300.0
     report_after_failures: int = 3
+    #: First sync / new UIDVALIDITY: only mail that arrived within this many days.
+    backfill_days: float = 7.0
+    #: Budget for parsing one mail (MAIL_PARSE_SECONDS); over it the mail is quarantined.
+    parse_seconds: float = 20.0
+    #: A mail over this size (MAIL_MAX_BYTES) is fetched alone.
+    max_bytes: int = 25 * 1024 * 1024
+    batch_bytes: int = BATCH_BYTES
 
 
 @dataclass
@@ -71,7 +92,14 @@ class SyncReport:
     committed: int = 0
     failed: int = 0
     quarantined: int = 0
+    skipped_old: int = 0  # left on the server by the first sync (older than the backfill)
     outcomes: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Position:
+    last_uid: int
+    skip_before: dt.datetime | None
 
 
 class MailIntakeService:
@@ -92,7 +120,17 @@ class MailIntakeService:
         self.options = options or IntakeOptions()
         self.session = ImapSession(account)
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="imap")
-        self._pool: ProcessPoolExecutor | None = None
+        self._parse_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mail-parse")
+        config = intake.config
+        self.worker = ParseWorker(
+            config.max_bytes,
+            config.helpdesk_addresses,
+            intake.domain,
+            budget=self.options.parse_seconds,
+        )
+        #: Mails committed and flagged but not yet moved (the server refused the folder).
+        self._unmoved: dict[str, set[int]] = {}
+        self._refused_reported: set[str] = set()
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._failures = 0
@@ -109,6 +147,7 @@ class MailIntakeService:
 
     async def start(self) -> None:
         self._stopping.clear()
+        await asyncio.get_running_loop().run_in_executor(self._parse_thread, self.worker.start)
         self._task = asyncio.create_task(self._run(), name="imap-intake")
 
     async def stop(self) -> None:
@@ -119,9 +158,8 @@ class MailIntakeService:
                 await self._task
         await self._imap(self.session.close)
         await asyncio.to_thread(self._thread.shutdown, wait=True)
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+        await asyncio.to_thread(self.worker.close)
+        await asyncio.to_thread(self._parse_thread.shutdown, wait=True)
 
     # --- the loop --------------------------------------------------------------------------
 
@@ -144,7 +182,12 @@ class MailIntakeService:
                 await self._connected()
                 await self._remark_committed()
                 while not self._stopping.is_set():
-                    await self.sync_once()
+                    try:
+                        await self.sync_once()
+                    except DatabaseUnavailable as error:
+                        await self._database_unavailable(error)
+                        continue
+                    self._db_failures = 0
                     await self._wait_for_mail()
             except CONNECTION_ERRORS as error:
                 if self._stopping.is_set():
@@ -167,6 +210,22 @@ class MailIntakeService:
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), self.options.poll_seconds)
+
+    _db_failures = 0
+
+    async def _database_unavailable(self, error: DatabaseUnavailable) -> None:
+        """The database failed, not the mail: wait and sync again; nothing is quarantined."""
+        self._db_failures += 1
+        log.warning(
+            "database unavailable during the mail intake (%s), attempt %d; retrying",
+            error,
+            self._db_failures,
+        )
+        delay = min(
+            self.options.backoff_cap, self.options.backoff_first * 2 ** (self._db_failures - 1)
+        ) * random.uniform(0.8, 1.2)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), delay)
 
     async def _connected(self) -> None:
         self.connected, self.lost_since = True, None
@@ -203,10 +262,14 @@ class MailIntakeService:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), delay)
 
-    async def _alert(self, alert: str, detail: dict[str, object]) -> None:
+    async def _alert(
+        self, alert: str, detail: dict[str, object], dedup_key: str | None = None
+    ) -> None:
         now = self.clock.now()
 
         def work(session: Session) -> None:
+            if dedup_key is not None and _alerted(session, dedup_key):
+                return
             enqueue_telegram(
                 session,
                 TelegramOp.ALERT,
@@ -214,6 +277,7 @@ class MailIntakeService:
                 payload={"alert": alert, **detail},
                 importance=Importance.SLA_ALERT,
                 now=now,
+                dedup_key=dedup_key,
             )
 
         await self.db.run(work)
@@ -221,60 +285,153 @@ class MailIntakeService:
     # --- one sync --------------------------------------------------------------------------
 
     async def sync_once(self) -> SyncReport:
-        """Fetch everything above the stored UID, ingest, commit, then mark on the server."""
+        """Fetch everything above the stored UID, ingest, commit, then mark on the server.
+
+        Raises DatabaseUnavailable when the database failed (locked, lost, disk full)."""
+        try:
+            return await self._sync()
+        except DatabaseUnavailable:
+            raise
+        except CONNECTION_ERRORS:
+            raise
+        except Exception as error:
+            if is_transient(error):
+                raise DatabaseUnavailable(str(error)) from error
+            raise
+
+    async def _sync(self) -> SyncReport:
         report = SyncReport()
         began = self.clock.now()
         folder = self.account.folder
+        await self._move_unmoved()
         uidvalidity = await self._imap(self.session.uidvalidity)
-        last_uid = await self.db.run(lambda s: self._position(s, folder, uidvalidity))
-        uids = await self._imap(lambda: self.session.uids_after(last_uid))
-        # A backlog is pipelined: while the database thread stores one batch, the next is
-        # parsed and classified in another process (the second core). A few new mails,
-        # the usual case after an IDLE wake-up, are simply handled in line.
-        starting = self._pool is None
-        pool = self._prepare_pool() if len(uids) >= PARALLEL_FROM else None
-        if pool is not None and starting:
-            # The helper takes about a second to start: let it start now, and prepare the
-            # first batch here meanwhile instead of waiting for it.
-            asyncio.get_running_loop().run_in_executor(pool, int)
-        waiting: tuple[list[FetchedMail], asyncio.Future[list[Prepared]] | None] | None = None
-        for start in range(0, len(uids), PIPELINE_BATCH):
-            chunk = uids[start : start + PIPELINE_BATCH]
-            batch = await self._imap(partial(self.session.fetch, chunk))
+        position = await self.db.run(lambda s: self._position(s, folder, uidvalidity))
+        listed = await self._imap(lambda: self.session.uids_after(position.last_uid))
+        metas = await self._imap(partial(self.session.meta, listed)) if listed else {}
+        uids = listed
+        if position.skip_before is not None:
+            uids = await self._skip_old(listed, metas, position.skip_before, uidvalidity, report)
+        # A pipeline: while the database thread stores one batch, the parsing process
+        # prepares the next and the IMAP thread fetches the one after.
+        loop = asyncio.get_running_loop()
+        waiting: tuple[list[FetchedMail], asyncio.Future[list[WorkerOutcome]]] | None = None
+        for chunk in self._batches(uids, metas):
+            fetched = await self._imap(partial(self.session.fetch, chunk))
+            batch = [
+                FetchedMail(m.uid, m.raw, metas[m.uid].internaldate if m.uid in metas else None)
+                for m in fetched
+            ]
             report.fetched += len(batch)
-            first_while_starting = starting and start == 0
-            future = None if first_while_starting else self._prepare_in(pool, batch)
+            future = loop.run_in_executor(
+                self._parse_thread, self.worker.prepare, [m.raw for m in batch]
+            )
             if waiting is not None:
                 await self._store(*waiting, folder, uidvalidity, report)
             waiting = (batch, future)
         if waiting is not None:
             await self._store(*waiting, folder, uidvalidity, report)
         await self._retry_failed(folder, uidvalidity, report)
+        if position.skip_before is not None:
+            top = max(listed, default=0)
+            await self.db.run(lambda s: self._first_sync_done(s, folder, top))
         self.last_report = report
         self.last_sync_at = self.clock.now()
         metrics.record_sync(report.outcomes, report.quarantined, self.last_sync_at - began)
-        if report.fetched:
+        if report.fetched or report.skipped_old:
             log.info(
-                "IMAP sync: %d fetched, %d committed, %d failed, %d quarantined %s",
+                "IMAP sync: %d fetched, %d committed, %d failed, %d quarantined, "
+                "%d older mails left on the server %s",
                 report.fetched,
                 report.committed,
                 report.failed,
                 report.quarantined,
+                report.skipped_old,
                 report.outcomes,
             )
         self.synced.set()
         return report
 
-    def _position(self, session: Session, folder: str, uidvalidity: int) -> int:
+    def _batches(self, uids: Sequence[int], metas: dict[int, MailMeta]) -> list[list[int]]:
+        """At most PIPELINE_BATCH mails and batch_bytes bytes per FETCH; a mail over
+        max_bytes alone."""
+        batches: list[list[int]] = []
+        current: list[int] = []
+        size = 0
+        for uid in uids:
+            mail_size = metas[uid].size if uid in metas else 0
+            if mail_size > self.options.max_bytes:
+                if current:
+                    batches.append(current)
+                batches.append([uid])
+                current, size = [], 0
+                continue
+            if current and (
+                len(current) >= PIPELINE_BATCH or size + mail_size > self.options.batch_bytes
+            ):
+                batches.append(current)
+                current, size = [], 0
+            current.append(uid)
+            size += mail_size
+        if current:
+            batches.append(current)
+        return batches
+
+    async def _skip_old(
+        self,
+        uids: list[int],
+        metas: dict[int, MailMeta],
+        skip_before: dt.datetime,
+        uidvalidity: int,
+        report: SyncReport,
+    ) -> list[int]:
+        """First sync: keep the mail that arrived since `skip_before`; tell the group once
+        how many older mails were left on the server and how to import them."""
+        recent: list[int] = []
+        old: list[int] = []
+        for uid in uids:
+            arrived = metas[uid].internaldate if uid in metas else None
+            (old if arrived is not None and arrived < skip_before else recent).append(uid)
+        report.skipped_old = len(old)
+        if old:
+            folder = self.account.folder
+            oldest = min(d for u in old if (d := metas[u].internaldate) is not None)
+            await self._alert(
+                "backfill_skipped",
+                {
+                    "folder": folder,
+                    "count": len(old),
+                    "since": skip_before.isoformat(),
+                    "oldest": oldest.isoformat(),
+                },
+                dedup_key=f"backfill:{folder}:{uidvalidity}",
+            )
+            log.info(
+                "first sync of %s: %d mails older than %s left on the server (import them "
+                "with 'lpse-helpdesk import')",
+                folder,
+                len(old),
+                skip_before.isoformat(),
+            )
+        return recent
+
+    def _position(self, session: Session, folder: str, uidvalidity: int) -> _Position:
         state = session.get(MailboxState, folder)
         now = self.clock.now()
+        cutoff = now - dt.timedelta(days=self.options.backfill_days)
         if state is None:
             session.add(
-                MailboxState(folder=folder, uidvalidity=uidvalidity, last_uid=0, updated_at=now)
+                MailboxState(
+                    folder=folder,
+                    uidvalidity=uidvalidity,
+                    last_uid=0,
+                    updated_at=now,
+                    skip_before=cutoff,
+                )
             )
-            return 0
+            return _Position(0, cutoff)
         if state.uidvalidity != uidvalidity:
-            # The server renumbered the folder: rescan it all; Message-IDs drop duplicates.
+            # The server renumbered the folder: rescan it; the dedup key drops what is
+            # stored already, and mail older than the backfill is left alone again.
             log.warning(
                 "UIDVALIDITY of %s changed (%s -> %s): rescanning",
                 folder,
@@ -282,77 +439,113 @@ class MailIntakeService:
                 uidvalidity,
             )
             state.uidvalidity, state.last_uid, state.updated_at = uidvalidity, 0, now
-        return state.last_uid
+            state.skip_before = cutoff
+        return _Position(state.last_uid, state.skip_before)
 
-    def _prepare_pool(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            # spawn, not fork: this process has threads (database, IMAP).
-            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn"))
-        return self._pool
-
-    def _prepare_in(
-        self, pool: ProcessPoolExecutor | None, batch: list[FetchedMail]
-    ) -> asyncio.Future[list[Prepared]] | None:
-        if pool is None or not batch or pool is not self._pool:
-            return None
-        config = self.intake.config
-        work = partial(
-            prepare_many,
-            [m.raw for m in batch],
-            config.max_bytes,
-            config.helpdesk_addresses,
-            self.intake.domain,
-        )
-        try:
-            return asyncio.get_running_loop().run_in_executor(pool, work)
-        except (BrokenProcessPool, RuntimeError):
-            # The helper process died (e.g. out of memory): carry on in line; a new helper
-            # is started for the next backlog.
-            log.warning("the mail preparing process died; preparing in line")
-            self._pool = None
-            pool.shutdown(wait=False, cancel_futures=True)
-            return None
+    def _first_sync_done(self, session: Session, folder: str, top_uid: int) -> None:
+        """Every listed mail is handled or left for import: from now on all new mail counts."""
+        state = session.get(MailboxState, folder)
+        if state is None:
+            return
+        state.skip_before = None
+        state.last_uid = max(state.last_uid, top_uid)
+        state.updated_at = self.clock.now()
 
     async def _store(
         self,
         batch: list[FetchedMail],
-        future: asyncio.Future[list[Prepared]] | None,
+        future: asyncio.Future[list[WorkerOutcome]],
         folder: str,
         uidvalidity: int,
         report: SyncReport,
     ) -> None:
-        prepared: list[Prepared] | None = None
-        if future is not None:
-            try:
-                prepared = await future
-            except Exception:
-                log.exception("preparing mails in the helper process failed; doing it here")
-                if self._pool is not None:
-                    self._pool.shutdown(wait=False, cancel_futures=True)
-                    self._pool = None
-        handled = await self.db.run_plain(
-            partial(self._ingest_batch, batch, prepared, folder, uidvalidity, report)
+        outcomes = await future
+        handled, quarantined, error = await self.db.run_plain(
+            partial(self._ingest_batch, batch, outcomes, folder, uidvalidity, report)
         )
-        await self._imap(partial(self.session.mark_handled, handled, self.options.processed_folder))
+        await self._mark(handled, self.options.processed_folder)
+        if quarantined:
+            await self._mark(quarantined, self.options.quarantine_folder)
+        if error is not None:
+            raise DatabaseUnavailable(str(error)) from error
+
+    async def _mark(self, uids: list[int], folder: str | None, *, seen: bool = True) -> None:
+        """\\Seen, then move. A refused folder is reported once; the mails are committed
+        already and are moved on a later sync."""
+        if not uids:
+            return
+        if seen:
+            await self._imap(partial(self.session.mark_handled, uids, None))
+        if not folder:
+            return
+        try:
+            await self._imap(partial(self.session.move, uids, folder))
+        except FolderRefused as refused:
+            self._unmoved.setdefault(folder, set()).update(uids)
+            log.warning("the server refused folder %s: %s", folder, refused.cause)
+            if folder not in self._refused_reported:
+                self._refused_reported.add(folder)
+                await self._alert("folder_refused", {"folder": folder, "cause": refused.cause})
+        else:
+            self._refused_reported.discard(folder)
+
+    async def _move_unmoved(self) -> None:
+        for folder, uids in list(self._unmoved.items()):
+            pending = sorted(uids)
+            self._unmoved.pop(folder, None)
+            await self._mark(pending, folder, seen=False)
 
     def _ingest_batch(
         self,
         batch: list[FetchedMail],
-        prepared: list[Prepared] | None,
+        outcomes: list[WorkerOutcome],
         folder: str,
         uidvalidity: int,
         report: SyncReport,
-    ) -> list[int]:
-        ready: list[Prepared | None] = (
-            [with_raw(p, m.raw) for p, m in zip(prepared, batch, strict=True)]
-            if prepared
-            else [None] * len(batch)
-        )
-        return [
-            mail.uid
-            for mail, ready_mail in zip(batch, ready, strict=True)
-            if self._ingest_one(mail, folder, uidvalidity, report, ready_mail)
-        ]
+    ) -> tuple[list[int], list[int], BaseException | None]:
+        """(handled UIDs, UIDs quarantined now, the database error that stopped the batch)."""
+        handled: list[int] = []
+        quarantined: list[int] = []
+        for mail, outcome in zip(batch, outcomes, strict=True):
+            ok: bool | None
+            try:
+                if isinstance(outcome, Prepared):
+                    ok = self._ingest_one(mail, folder, uidvalidity, report, outcome)
+                else:
+                    ok = self._parse_failed(mail, folder, uidvalidity, report, outcome)
+            except DatabaseUnavailable as error:
+                return handled, quarantined, error.__cause__ or error
+            if ok is True:
+                handled.append(mail.uid)
+            elif ok is None:
+                quarantined.append(mail.uid)
+        return handled, quarantined, None
+
+    def _parse_failed(
+        self,
+        mail: FetchedMail,
+        folder: str,
+        uidvalidity: int,
+        report: SyncReport,
+        outcome: WorkerOutcome,
+    ) -> bool | None:
+        """A mail the parser could not finish: over budget is quarantined at once (it would
+        only stall again); a parser crash counts as one failure."""
+        report.failed += 1
+        reason = outcome.reason if not isinstance(outcome, Prepared) else ""
+        at_once = isinstance(outcome, OverBudget)
+        try:
+            with self.db.transaction() as session:
+                before = report.quarantined
+                self._record_failure(
+                    session, folder, uidvalidity, mail, RuntimeError(reason), report, at_once
+                )
+                self._advance(session, folder, mail.uid)
+        except Exception as error:
+            if is_transient(error):
+                raise DatabaseUnavailable(str(error)) from error
+            raise
+        return None if report.quarantined > before else False
 
     def _ingest_one(
         self,
@@ -362,27 +555,55 @@ class MailIntakeService:
         report: SyncReport,
         prepared: Prepared | None = None,
     ) -> bool:
-        """One mail in its own transaction; True when it may be marked handled."""
+        """One mail in its own transaction; True when it may be marked handled.
+
+        Raises DatabaseUnavailable when the database (not the mail) failed.
+        """
         try:
             with self.db.transaction() as session:
                 if prepared is None:
                     result = self.intake.ingest(
-                        session, mail.raw, mailbox=folder, uid=mail.uid, uidvalidity=uidvalidity
+                        session,
+                        mail.raw,
+                        mailbox=folder,
+                        uid=mail.uid,
+                        uidvalidity=uidvalidity,
+                        internaldate=mail.internaldate,
                     )
                 else:
                     result = self.intake.ingest_prepared(
-                        session, prepared, mailbox=folder, uid=mail.uid, uidvalidity=uidvalidity
+                        session,
+                        with_raw(prepared, mail.raw),
+                        mailbox=folder,
+                        uid=mail.uid,
+                        uidvalidity=uidvalidity,
+                        internaldate=mail.internaldate,
                     )
                 self._advance(session, folder, mail.uid)
             report.committed += 1
             report.outcomes[result.outcome.value] = report.outcomes.get(result.outcome.value, 0) + 1
             return True
         except Exception as error:
+            if is_duplicate_race(error):
+                # Another process stored this very mail a moment ago.
+                with self.db.transaction() as session:
+                    self._advance(session, folder, mail.uid)
+                report.committed += 1
+                report.outcomes["duplicate"] = report.outcomes.get("duplicate", 0) + 1
+                return True
+            if is_transient(error):
+                log.warning("database unavailable on mail UID %s: %s", mail.uid, error)
+                raise DatabaseUnavailable(str(error)) from error
             log.exception("mail UID %s in %s could not be processed", mail.uid, folder)
             report.failed += 1
-            with self.db.transaction() as session:
-                self._record_failure(session, folder, uidvalidity, mail, error, report)
-                self._advance(session, folder, mail.uid)
+            try:
+                with self.db.transaction() as session:
+                    self._record_failure(session, folder, uidvalidity, mail, error, report)
+                    self._advance(session, folder, mail.uid)
+            except Exception as second:
+                if is_transient(second):
+                    raise DatabaseUnavailable(str(second)) from second
+                raise
             return False
 
     def _advance(self, session: Session, folder: str, uid: int) -> None:
@@ -401,6 +622,7 @@ class MailIntakeService:
         mail: FetchedMail,
         error: BaseException,
         report: SyncReport,
+        at_once: bool = False,
     ) -> FailedMail:
         now = self.clock.now()
         failed = session.scalars(
@@ -422,9 +644,9 @@ class MailIntakeService:
             )
             session.add(failed)
         failed.failures += 1
-        failed.last_error = f"{type(error).__name__}: {error}"[:2000]
+        failed.last_error = (str(error) if at_once else f"{type(error).__name__}: {error}")[:2000]
         failed.updated_at = now
-        if failed.failures >= MAX_FAILURES and not failed.quarantined:
+        if (at_once or failed.failures >= MAX_FAILURES) and not failed.quarantined:
             failed.quarantined = True
             report.quarantined += 1
             session.flush()
@@ -432,7 +654,11 @@ class MailIntakeService:
                 session,
                 TelegramOp.ALERT,
                 ticket_id=None,
-                payload={"alert": "quarantined", "failed_mail": failed.id, "uid": mail.uid},
+                payload={
+                    "alert": "mail_quarantined" if at_once else "quarantined",
+                    "failed_mail": failed.id,
+                    "uid": mail.uid,
+                },
                 importance=Importance.SLA_ALERT,
                 now=now,
                 dedup_key=f"quarantine:{failed.id}",
@@ -440,7 +666,7 @@ class MailIntakeService:
         return failed
 
     async def _retry_failed(self, folder: str, uidvalidity: int, report: SyncReport) -> None:
-        """Mails that failed before: retried from their stored raw bytes."""
+        """Mails that failed before: parsed again and retried from their stored raw bytes."""
         pending = await self.db.run(
             lambda s: [
                 (f.id, f.uid, f.raw)
@@ -453,45 +679,76 @@ class MailIntakeService:
                 )
             ]
         )
+        if not pending:
+            return
+        loop = asyncio.get_running_loop()
+        outcomes = await loop.run_in_executor(
+            self._parse_thread, self.worker.prepare, [raw for _, _, raw in pending]
+        )
         done: list[int] = []
         quarantine: list[int] = []
-        for failed_id, uid, raw in pending:
+        for (failed_id, uid, raw), outcome in zip(pending, outcomes, strict=True):
             ok = await self.db.run_plain(
-                partial(self._retry_one, failed_id, uid, raw, folder, report)
+                partial(self._retry_one, failed_id, uid, raw, folder, report, outcome)
             )
             if ok is True:
                 done.append(uid)
             elif ok is None:
                 quarantine.append(uid)
-        if done:
-            await self._imap(lambda: self.session.mark_handled(done, self.options.processed_folder))
-        if quarantine and self.options.quarantine_folder:
-            await self._imap(
-                lambda: self.session.mark_handled(quarantine, self.options.quarantine_folder)
-            )
+        await self._mark(done, self.options.processed_folder)
+        await self._mark(quarantine, self.options.quarantine_folder)
 
     def _retry_one(
-        self, failed_id: int, uid: int, raw: bytes, folder: str, report: SyncReport
+        self,
+        failed_id: int,
+        uid: int,
+        raw: bytes,
+        folder: str,
+        report: SyncReport,
+        outcome: WorkerOutcome,
     ) -> bool | None:
         """True: ingested now; False: failed again; None: failed for the last time."""
         try:
             with self.db.transaction() as session:
                 failed = session.get(FailedMail, failed_id)
-                numbering = failed.uidvalidity if failed is not None else None
-                self.intake.ingest(session, raw, mailbox=folder, uid=uid, uidvalidity=numbering)
-                if failed is not None:
-                    session.delete(failed)
+                if failed is None:
+                    return False
+                if not isinstance(outcome, Prepared):
+                    raise _ParseError(outcome.reason)
+                self.intake.ingest_prepared(
+                    session,
+                    with_raw(outcome, raw),
+                    mailbox=folder,
+                    uid=uid,
+                    uidvalidity=failed.uidvalidity,
+                    internaldate=failed.created_at,
+                )
+                session.delete(failed)
             report.committed += 1
             return True
         except Exception as error:
-            log.exception("retry of mail UID %s failed", uid)
+            if is_duplicate_race(error):
+                with self.db.transaction() as session:
+                    failed = session.get(FailedMail, failed_id)
+                    if failed is not None:
+                        session.delete(failed)
+                return True
+            if is_transient(error):
+                raise DatabaseUnavailable(str(error)) from error
+            log.warning("retry of mail UID %s failed: %s", uid, type(error).__name__)
             with self.db.transaction() as session:
                 failed = session.get(FailedMail, failed_id)
                 if failed is None:
                     return False
                 before = report.quarantined
                 self._record_failure(
-                    session, folder, failed.uidvalidity, FetchedMail(uid, raw), error, report
+                    session,
+                    folder,
+                    failed.uidvalidity,
+                    FetchedMail(uid, raw),
+                    error,
+                    report,
+                    isinstance(outcome, OverBudget),
                 )
                 return None if report.quarantined > before else False
 
@@ -524,4 +781,15 @@ class MailIntakeService:
         uids = sorted({uid for uid in stored if uid is not None})
         if uids:
             log.info("marking %d stored but unmarked mails as handled", len(uids))
-            await self._imap(lambda: self.session.mark_handled(uids, self.options.processed_folder))
+            await self._mark(uids, self.options.processed_folder)
+
+
+class _ParseError(Exception):
+    """The parsing process could not finish this mail (its reason is the message)."""
+
+
+def _alerted(session: Session, dedup_key: str) -> bool:
+    return (
+        session.scalar(select(OutboxItem.id).where(OutboxItem.dedup_key == dedup_key).limit(1))
+        is not None
+    )

@@ -13,9 +13,10 @@ import enum
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
+from lpse_helpdesk.bridge.dedup import dedup_key
 from lpse_helpdesk.bridge.hygiene import MailClass, MailClassKind
 from lpse_helpdesk.bridge.parsing import ParsedMail
 from lpse_helpdesk.bridge.prepare import Prepared, prepare
@@ -30,7 +31,9 @@ from lpse_helpdesk.storage.models import (
     FlaggedAddress,
     Message,
     MessageKind,
+    OutboxChannel,
     OutboxItem,
+    SlaClock,
     Ticket,
 )
 from lpse_helpdesk.workflow.actors import Actor
@@ -71,6 +74,28 @@ class IntakeConfig:
 
 
 _SYSTEM = Actor.system()
+#: A Date header further than this from our clock is not a plausible arrival time.
+PLAUSIBLE_DATE_SKEW = dt.timedelta(days=3)
+#: A bounce flags an address we mailed within this time (when it names no mail of ours).
+BOUNCE_LOOKBACK = dt.timedelta(days=14)
+
+
+def arrival_time(
+    internaldate: dt.datetime | None, header_date: dt.datetime | None, now: dt.datetime
+) -> dt.datetime:
+    """When the mail reached the mailbox: the server's INTERNALDATE; without one the Date
+    header when it is plausible (not in the future, not days before now); else now.
+
+    A time after ``now`` (a server clock ahead of ours) is taken as now: nothing arrives in
+    the future, and an SLA clock must not start later than the ticket is seen.
+    """
+    if internaldate is not None:
+        return min(internaldate.astimezone(dt.UTC), now)
+    if header_date is not None and now - PLAUSIBLE_DATE_SKEW <= header_date <= now + dt.timedelta(
+        hours=1
+    ):
+        return min(header_date, now)
+    return now
 
 
 class Intake:
@@ -90,11 +115,19 @@ class Intake:
         mailbox: str | None = None,
         uid: int | None = None,
         uidvalidity: int | None = None,
+        internaldate: dt.datetime | None = None,
+        imported: bool = False,
     ) -> IntakeResult:
         config = self.config
         prepared = prepare(raw, config.max_bytes, config.helpdesk_addresses, self.domain)
         return self.ingest_prepared(
-            session, prepared, mailbox=mailbox, uid=uid, uidvalidity=uidvalidity
+            session,
+            prepared,
+            mailbox=mailbox,
+            uid=uid,
+            uidvalidity=uidvalidity,
+            internaldate=internaldate,
+            imported=imported,
         )
 
     def ingest_prepared(
@@ -105,14 +138,21 @@ class Intake:
         mailbox: str | None = None,
         uid: int | None = None,
         uidvalidity: int | None = None,
+        internaldate: dt.datetime | None = None,
+        imported: bool = False,
     ) -> IntakeResult:
+        """`internaldate`: the server's arrival time; `imported`: history brought in by
+        ``lpse-helpdesk import`` (no acknowledgement, no SLA clocks, no card of its own)."""
         mail, kind = prepared.mail, prepared.kind
-        existing = self._duplicate(session, mail.message_id[:998])
+        key = dedup_key(mail)
+        existing = self._duplicate(session, mail.message_id[:998], key)
         if existing is not None:
             return IntakeResult(Outcome.DUPLICATE, existing.ticket_id, existing.id)
         thread = self._thread_ticket(session, mail)
-        now = self.workflow.clock.now()
-        stored = _Stored(session, prepared, (mailbox, uidvalidity, uid), now, self.config)
+        arrived = arrival_time(internaldate, mail.date, self.workflow.clock.now())
+        stored = _Stored(session, prepared, (mailbox, uidvalidity, uid), arrived, self.config)
+        stored.dedup_key = key
+        stored.imported = imported
 
         if kind.kind in (MailClassKind.OWN, MailClassKind.LOOP):
             message = stored.save(thread, MessageKind.HELPDESK, note=kind.reason)
@@ -123,11 +163,16 @@ class Intake:
         if kind.kind is MailClassKind.BOUNCE:
             return self._bounce(session, stored, kind, thread)
 
-        from_lkpp = mail.from_address.lower() == self.lkpp
+        if not imported:
+            self._unflag(session, mail.from_address)
+        lkpp_sender = mail.from_address.lower() == self.lkpp
+        from_lkpp = lkpp_sender and self._verified_lkpp(session, mail)
+        if lkpp_sender and not from_lkpp:
+            stored.notes.append(UNVERIFIED_LKPP)
         linked: Ticket | None = None
         ticket = thread
         if ticket is None:
-            ticket, linked = self._tagged_ticket(session, mail, from_lkpp)
+            ticket, linked = self._tagged_ticket(session, mail, lkpp_sender)
         if ticket is not None and self._too_late(ticket):
             ticket, linked = None, ticket
         if ticket is not None:
@@ -137,12 +182,53 @@ class Intake:
     # --- decisions -------------------------------------------------------------------------
 
     @staticmethod
-    def _duplicate(session: Session, message_id: str) -> Message | None:
+    def _duplicate(session: Session, message_id: str, key: str) -> Message | None:
+        """The same mail stored before: same Message-ID and content (rows stored before
+        the dedup key existed match on the Message-ID alone)."""
         return session.scalars(
             select(Message).where(
-                Message.message_id == message_id, Message.direction == Direction.IN
+                or_(
+                    Message.dedup_key == key,
+                    (Message.message_id == message_id)
+                    & (Message.direction == Direction.IN)
+                    & Message.dedup_key.is_(None),
+                )
             )
         ).first()
+
+    def _verified_lkpp(self, session: Session, mail: ParsedMail) -> bool:
+        """A mail from LKPP's address is LKPP's answer only when it threads on our forward
+        to LKPP or its Authentication-Results show a pass for LKPP's domain; a From header
+        and a subject tag alone are easy to forge."""
+        ids = [i for i in (*mail.in_reply_to, *mail.references) if i][:50]
+        if ids:
+            forwarded = session.scalar(
+                select(OutboxItem.id)
+                .where(
+                    OutboxItem.message_id.in_(ids),
+                    OutboxItem.channel == OutboxChannel.MAIL,
+                    func.lower(OutboxItem.recipient) == self.lkpp,
+                )
+                .limit(1)
+            )
+            if forwarded is not None:
+                return True
+        domain = self.lkpp.rpartition("@")[2]
+        return any(
+            authenticated_pass(value, domain)
+            for value in mail.header_values("Authentication-Results")
+        )
+
+    @staticmethod
+    def _unflag(session: Session, address: str) -> None:
+        """An address that mails us again is reachable again: its bounce flag goes."""
+        if address:
+            # Not synchronised with the session: nothing loaded a flag in this transaction,
+            # and evaluating the criteria against every loaded object costs each mail.
+            session.execute(
+                delete(FlaggedAddress).where(FlaggedAddress.address == address.lower()),
+                execution_options={"synchronize_session": False},
+            )
 
     @staticmethod
     def _thread_ticket(session: Session, mail: ParsedMail) -> Ticket | None:
@@ -172,6 +258,7 @@ class Intake:
     def _tagged_ticket(
         self, session: Session, mail: ParsedMail, from_lkpp: bool
     ) -> tuple[Ticket | None, Ticket | None]:
+        # `from_lkpp`: LKPP's From address (verified or not) may follow a tag of ours.
         """(ticket, None) when the subject tag may be trusted, (None, ticket) to link only."""
         number = find_ticket_number(mail.subject, self.config.ticket_prefix)
         if number is None:
@@ -211,6 +298,8 @@ class Intake:
     ) -> IntakeResult:
         kind = MessageKind.LKPP if from_lkpp else MessageKind.USER
         message = stored.save(ticket, kind)
+        if stored.imported:
+            return IntakeResult(Outcome.JOINED, ticket.id, message.id, "imported")
         thanks = ticket.state is State.RESOLVED and is_thanks_only(
             stored.mail.stripped_text or stored.mail.text,
             new_attachments=sum(1 for a in stored.mail.attachments if not a.inline),
@@ -226,7 +315,7 @@ class Intake:
     def _open(self, session: Session, stored: _Stored, linked: Ticket | None) -> IntakeResult:
         mail = stored.mail
         requester = mail.requester_address or mail.from_address
-        if self._flooding(session, requester):
+        if not stored.imported and self._flooding(session, requester, stored.now):
             message = stored.save(None, MessageKind.USER, note="flood: over the hourly cap")
             hour = stored.now.strftime("%Y%m%d%H")
             enqueue_telegram(
@@ -235,7 +324,7 @@ class Intake:
                 ticket_id=None,
                 payload={"alert": "flood", "address": requester, "message": message.id},
                 importance=Importance.SLA_ALERT,
-                now=stored.now,
+                now=self.workflow.clock.now(),
                 dedup_key=f"flood:{requester}:{hour}",
             )
             return IntakeResult(Outcome.FLOOD, None, message.id, "flood")
@@ -258,6 +347,17 @@ class Intake:
             Actor.email(requester, mail.requester_name or None),
         )
         message = stored.save(ticket, MessageKind.USER)
+        if stored.imported:
+            # History: the sender was answered back then (or not); no clock runs on it and
+            # the group gets one summary for the whole import instead of a card each.
+            session.execute(delete(SlaClock).where(SlaClock.ticket_id == ticket.id))
+            session.execute(
+                delete(OutboxItem).where(
+                    OutboxItem.ticket_id == ticket.id, OutboxItem.channel == OutboxChannel.TELEGRAM
+                )
+            )
+            outcome = Outcome.OPENED if linked is None else Outcome.OPENED_LINKED
+            return IntakeResult(outcome, ticket.id, message.id, "imported")
         if self.config.send_acknowledgement:
             self._mail(session, ticket, MailKind.ACKNOWLEDGEMENT, message)
         if stored.omitted:
@@ -281,10 +381,17 @@ class Intake:
                 )
                 or ticket
             )
+        ours = self._names_our_mail(session, kind.bounced_message_ids)
+        if not ours and thread is not None:
+            ours = True  # it threads on a mail of ours
+        flagged: list[str] = []
         message = stored.save(ticket, MessageKind.BOUNCE, note=kind.reason)
         if not kind.transient:
             for address in kind.failed_recipients:
                 address = address.lower()
+                if not (ours or self._mailed_recently(session, address, stored.now)):
+                    continue  # a bounce of mail we never sent (spoofed or backscatter)
+                flagged.append(address)
                 if session.get(FlaggedAddress, address) is None:
                     session.add(
                         FlaggedAddress(
@@ -295,7 +402,7 @@ class Intake:
                             flagged_at=stored.now,
                         )
                     )
-        if ticket is not None:
+        if ticket is not None and not stored.imported:
             enqueue_telegram(
                 session,
                 TelegramOp.NOTICE,
@@ -303,20 +410,53 @@ class Intake:
                 payload={
                     "notice": "bounce",
                     "addresses": list(kind.failed_recipients),
+                    "flagged": flagged,
                     "transient": kind.transient,
                     "message": message.id,
                 },
                 importance=Importance.NOTICE,
-                now=stored.now,
+                now=self.workflow.clock.now(),
             )
         return IntakeResult(Outcome.BOUNCE, ticket.id if ticket else None, message.id, kind.reason)
 
-    def _flooding(self, session: Session, requester: str) -> bool:
-        since = self.workflow.clock.now() - dt.timedelta(hours=1)
+    @staticmethod
+    def _names_our_mail(session: Session, ids: tuple[str, ...]) -> bool:
+        wanted = [i[:998] for i in ids if i][:50]
+        if not wanted:
+            return False
+        found = session.scalar(
+            select(OutboxItem.id).where(OutboxItem.message_id.in_(wanted)).limit(1)
+        ) or session.scalar(
+            select(Message.id)
+            .where(Message.message_id.in_(wanted), Message.direction == Direction.OUT)
+            .limit(1)
+        )
+        return found is not None
+
+    @staticmethod
+    def _mailed_recently(session: Session, address: str, now: dt.datetime) -> bool:
+        found = session.scalar(
+            select(OutboxItem.id)
+            .where(
+                OutboxItem.channel == OutboxChannel.MAIL,
+                func.lower(OutboxItem.recipient) == address,
+                OutboxItem.created_at > now - BOUNCE_LOOKBACK,
+            )
+            .limit(1)
+        )
+        return found is not None
+
+    def _flooding(self, session: Session, requester: str, arrived: dt.datetime) -> bool:
+        """Over the cap of new tickets in the hour before this mail arrived."""
+        since = arrived - dt.timedelta(hours=1)
         recent = session.scalar(
             select(func.count())
             .select_from(Ticket)
-            .where(Ticket.requester_email == requester.lower(), Ticket.received_at > since)
+            .where(
+                Ticket.requester_email == requester.lower(),
+                Ticket.received_at > since,
+                Ticket.received_at <= arrived,
+            )
         )
         return (recent or 0) >= self.config.new_tickets_per_sender_per_hour
 
@@ -342,6 +482,24 @@ class Intake:
             importance=Importance.NOTICE,
             now=self.workflow.clock.now(),
         )
+
+
+UNVERIFIED_LKPP = "unverified: LKPP's From address without our thread or an authentication pass"
+
+
+def authenticated_pass(value: str, domain: str) -> bool:
+    """Whether one Authentication-Results value reports dkim/dmarc pass for `domain` (or an
+    address at it). Read with plain string operations: the value is sender-controlled text."""
+    domain = domain.lower()
+    for clause in value.lower().split(";")[1:]:
+        words = clause.split()
+        if not words or words[0] not in ("dkim=pass", "dmarc=pass"):
+            continue
+        for word in words[1:]:
+            _, eq, target = word.partition("=")
+            if eq and (target == domain or target.endswith("@" + domain)):
+                return True
+    return False
 
 
 def _with_ids(mail: ParsedMail, ids: tuple[str, ...]) -> ParsedMail:
@@ -370,11 +528,16 @@ class _Stored:
         self.now = now
         self.config = config
         self.omitted = any(a.omitted_reason for a in prepared.mail.attachments)
+        self.dedup_key: str | None = None
+        self.imported = False
+        self.notes: list[str] = []
 
     def save(self, ticket: Ticket | None, kind: MessageKind, *, note: str | None = None) -> Message:
         mail = self.mail
         raw = self.raw
-        notes = [note] if note else []
+        notes = [*([note] if note else []), *self.notes]
+        if self.imported:
+            notes.append("imported from the mailbox's history")
         if len(raw) > self.config.max_bytes:
             # The headers and text are kept; the full original stays on the mail server.
             head, _, _ = raw.partition(b"\r\n\r\n")
@@ -402,6 +565,7 @@ class _Stored:
             uid=self.uid,
             uidvalidity=self.uidvalidity,
             note="; ".join(notes) or None,
+            dedup_key=self.dedup_key,
         )
         self.session.add(message)
         self.session.flush()

@@ -48,7 +48,14 @@ from lpse_helpdesk.storage.models import (
     Ticket,
 )
 from lpse_helpdesk.timekeeping.clock import Clock
-from lpse_helpdesk.workflow.outbox import Importance, TelegramOp, claim_due, enqueue_telegram
+from lpse_helpdesk.workflow.outbox import (
+    LEASE,
+    Importance,
+    TelegramOp,
+    claim_due,
+    enqueue_telegram,
+    renew_claim,
+)
 from lpse_helpdesk.workflow.sla import SlaKeeper
 from lpse_helpdesk.workflow.worker import PollingWorker
 
@@ -131,9 +138,10 @@ class MailSenderService(PollingWorker):
 
     async def deliver_due(self) -> int:
         """Send what is due now; returns how many rows were handled."""
+        claimed_at = self.clock.now()
         prepared = await self.db.run(self._prepare_due)
         for item in prepared:
-            await self._deliver(item)
+            await self._deliver(item, claimed_at)
         return len(prepared)
 
     def _prepare_due(self, session: Session) -> list[_Prepared]:
@@ -188,7 +196,12 @@ class MailSenderService(PollingWorker):
             attachments=files,
         )
 
-    async def _deliver(self, prepared: _Prepared) -> None:
+    async def _deliver(self, prepared: _Prepared, claimed_at: dt.datetime | None = None) -> None:
+        now = self.clock.now()
+        # After a slow round (a slow SMTP server) the lease may have run out meanwhile.
+        slow = claimed_at is None or now - claimed_at > LEASE / 2
+        if slow and not await self.db.run(lambda s: renew_claim(s, prepared.item_id, now=now)):
+            return  # another instance took the row over
         try:
             await self._send(prepared)
         except PermanentFailure as error:

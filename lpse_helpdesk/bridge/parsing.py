@@ -54,11 +54,14 @@ _MAX_PARTS = 500
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
 _FOLD = re.compile(r"\r?\n(?=[ \t])")
 _SPACES = re.compile(r"\s+")
-_ANGLE_ID = re.compile(r"<\s*([^<>]*?)\s*>")
+# Was <\s*([^<>]*?)\s*> (a lazy run and \s* competing for the same blanks: cubic on "<" and
+# spaces); now one run up to the next bracket, its blanks stripped by the callers.
+_ANGLE_ID = re.compile(r"<([^<>]*+)>")
 _CID_REF = re.compile(r"""cid:([^"'\s>)]+)""", re.IGNORECASE)
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 _UNSAFE_FILENAME = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
-_TAG = re.compile(r"<[^>]*>")
+# Was <[^>]*> (every "<" rescanned the rest of an unclosed text: quadratic); stops at "<".
+_TAG = re.compile(r"<[^<>]*+>")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffe\uffff]")
 _MACHINE_LOCAL = re.compile(
     r"^(?:no[-_.]?reply|do[-_.]?not[-_.]?reply|mailer[-_.]?daemon|postmaster|bounces?"
@@ -265,7 +268,7 @@ def normalise_message_id(value: str) -> str:
     """``<abc@example.com>`` -> ``abc@example.com``; "" when there is nothing."""
     match = _ANGLE_ID.search(value)
     inner = match.group(1) if match else value
-    return "".join(inner.split())
+    return "".join(inner.split())  # also drops the blanks inside the brackets
 
 
 def parse_message_ids(value: str) -> tuple[str, ...]:
@@ -347,6 +350,7 @@ class _Attachment:
     disposition: str | None
     content_id: str | None
     payload: bytes
+    size: int = -1  # when the payload was not decoded: its estimated size
 
 
 @dataclass
@@ -365,6 +369,8 @@ class _Walk:
     statuses: list[str] = field(default_factory=list)
     diagnostics: list[str] = field(default_factory=list)
     parts: int = 0
+    #: False for a mail over max_bytes: attachments are listed, never decoded (memory).
+    decode_attachments: bool = True
 
 
 def _describe_defect(defect: object) -> str:
@@ -525,13 +531,22 @@ def _leaf(part: email.message.Message, walk: _Walk, body: _Body) -> None:
     content_id = normalise_message_id(decode_header_value(raw_cid)) if raw_cid else None
     if (filename or "").lower() == "winmail.dat":
         content_type = "application/ms-tnef"
+    payload, size = b"", -1
+    if walk.decode_attachments:
+        payload = _payload_bytes(part, walk)
+    else:
+        encoded = part.get_payload()
+        size = len(encoded) if isinstance(encoded, str) else 0
+        if str(part.get("Content-Transfer-Encoding", "")).strip().lower() == "base64":
+            size = size * 3 // 4
     walk.attachments.append(
         _Attachment(
             filename or _default_filename(content_type, len(walk.attachments) + 1),
             content_type,
             disposition,
             content_id or None,
-            _payload_bytes(part, walk),
+            payload,
+            size,
         )
     )
 
@@ -609,7 +624,7 @@ def _frozen_attachments(
             AttachmentInfo(
                 filename=item.filename,
                 content_type=item.content_type,
-                size=len(item.payload),
+                size=item.size if item.size >= 0 else len(item.payload),
                 inline=inline,
                 content_id=cid,
                 payload=None if omitted else item.payload,
@@ -619,12 +634,26 @@ def _frozen_attachments(
     return tuple(result)
 
 
+def _domain(address: str) -> str:
+    return address.rpartition("@")[2].strip().rstrip(".").lower()
+
+
 def _choose_requester(
     sender: tuple[str, str] | None, reply_to: list[tuple[str, str]]
 ) -> tuple[str, str]:
+    """Who the helpdesk answers: Reply-To only when it is at From's domain (a colleague's
+    or a shared mailbox of the same office); any other Reply-To would let a stranger make
+    the helpdesk mail a third party, so the answer goes to From (both stay on record)."""
     if len(reply_to) == 1:
         name, address = reply_to[0]
-        if not is_machine_address(address) and (sender is None or address != sender[1]):
+        if sender is None:
+            if not is_machine_address(address):
+                return name, address  # no From at all: Reply-To is the only address there is
+        elif (
+            not is_machine_address(address)
+            and _domain(address) == _domain(sender[1])
+            and address != sender[1]
+        ):
             return name, address
     if sender is not None:
         return sender
@@ -668,7 +697,7 @@ def _parse(raw: bytes, max_bytes: int, policy: email.policy.Policy) -> ParsedMai
     reply_to = _addresses(raw_values("Reply-To"), defects, "Reply-To")
     requester = _choose_requester(sender, reply_to)
 
-    walk = _Walk(defects)
+    walk = _Walk(defects, decode_attachments=len(raw) <= max_bytes)
     body = _Body()
     _walk(message, walk, body, 0)
     html = "\n".join(body.html) if body.html else None

@@ -51,6 +51,13 @@ def prepare_many(
     return [_light(prepare(raw, max_bytes, own_addresses, domain)) for raw in raws]
 
 
+def prepare_light(
+    raw: bytes, max_bytes: int, own_addresses: frozenset[str], domain: DomainConfig
+) -> Prepared:
+    """One mail for the parsing process (see ``prepare_many``)."""
+    return _light(prepare(raw, max_bytes, own_addresses, domain))
+
+
 def _light(prepared: Prepared) -> Prepared:
     attachments = tuple(replace(a, payload=None) for a in prepared.mail.attachments)
     return replace(prepared, raw=b"", mail=replace(prepared.mail, attachments=attachments))

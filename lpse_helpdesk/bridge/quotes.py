@@ -35,28 +35,32 @@ __all__ = ["strip_quoted"]
 
 _FLAGS = re.IGNORECASE
 
+# Linear time on any line: the runs of blanks are possessive (\s*+, \s++), so no two
+# quantifiers share one run out between them; the lazy .{0,400}? is bounded.
 _ATTRIBUTION = re.compile(
     r"^(?:pada|on|le|am|el|em|op)\b.{0,400}?"
-    r"(?:menulis|wrote|a\s+écrit|schrieb|escribió|escreveu|schreef)\s*:\s*$",
+    r"(?:menulis|wrote|a\s++écrit|schrieb|escribió|escreveu|schreef)\s*+:\s*+$",
     _FLAGS | re.DOTALL,
 )
 _ATTRIBUTION_START = re.compile(r"^(?:pada|on|le|am|el|em|op)\b", _FLAGS)
 _ORIGINAL = re.compile(
-    r"^-{2,}\s*(?:original\s+message|pesan\s+asli|pesan\s+awal|pesan\s+semula"
-    r"|ursprüngliche\s+nachricht|message\s+d'origine|mensaje\s+original)\s*-{2,}$",
+    r"^-{2,}+\s*+(?:original\s++message|pesan\s++asli|pesan\s++awal|pesan\s++semula"
+    r"|ursprüngliche\s++nachricht|message\s++d'origine|mensaje\s++original)\s*+-{2,}+$",
     _FLAGS,
 )
 _FORWARD = re.compile(
-    r"^(?:-{2,}\s*(?:forwarded\s+message|pesan\s+terusan|pesan\s+yang\s+diteruskan"
-    r"|forwarded\s+e-?mail)\s*-{2,}"
-    r"|(?:begin\s+forwarded\s+message|mulai\s+pesan\s+yang\s+diteruskan"
-    r"|pesan\s+yang\s+diteruskan)\s*:)$",
+    r"^(?:-{2,}+\s*+(?:forwarded\s++message|pesan\s++terusan|pesan\s++yang\s++diteruskan"
+    r"|forwarded\s++e-?mail)\s*+-{2,}+"
+    r"|(?:begin\s++forwarded\s++message|mulai\s++pesan\s++yang\s++diteruskan"
+    r"|pesan\s++yang\s++diteruskan)\s*+:)$",
     _FLAGS,
 )
-_HEADER_FROM = re.compile(r"^[*\s]*(?:from|dari)\s*:\s*\*?\s*\S", _FLAGS)
+# Was ^[*\s]*(?:from|dari)\s*:\s*\*?\s*\S: "From:" and a long run of blanks took quadratic
+# time (the run split between the two \s* around the optional "*"); now possessive.
+_HEADER_FROM = re.compile(r"^[*\s]*+(?:from|dari)\s*+:\s*+\*?\s*+\S", _FLAGS)
 _HEADER_OTHER = re.compile(
-    r"^[*\s]*(?:sent|dikirim|terkirim|date|tanggal|waktu|to|kepada|untuk|subject|subjek"
-    r"|perihal|cc|tembusan)\s*:",
+    r"^[*\s]*+(?:sent|dikirim|terkirim|date|tanggal|waktu|to|kepada|untuk|subject|subjek"
+    r"|perihal|cc|tembusan)\s*+:",
     _FLAGS,
 )
 _SEPARATOR_LINE = re.compile(r"^(?:_{5,}|-{5,}|={5,})$")
@@ -64,14 +68,16 @@ _DEVICES = (
     r"iphone|ipad|android|yahoo|outlook|gmail|windows|samsung|galaxy|huawei|xiaomi|redmi"
     r"|oppo|vivo|realme|blackberry|ponsel|smartphone|mobile|seluler|aol|proton"
 )
+# Was ...\b.{0,40}\s*(?:<[^>\s]*>)?\s*[.!]?$: a footer line ending in a long run of blanks took
+# quadratic time (the run split between the two \s*); now the runs are possessive.
 _FOOTER = re.compile(
-    r"^(?:(?:sent|dikirim|terkirim)\s+(?:from|dari|via|melalui|with|dengan)\s+(?:my\s+)?"
+    r"^(?:(?:sent|dikirim|terkirim)\s++(?:from|dari|via|melalui|with|dengan)\s++(?:my\s++)?"
     rf".{{0,40}}?\b(?:{_DEVICES})\b.{{0,40}}"
-    r"|(?:get|dapatkan|unduh)\s+outlook\s+(?:for|untuk)\s+(?:android|ios|iphone)"
-    r")\s*(?:<[^>\s]*>)?\s*[.!]?$",
+    r"|(?:get|dapatkan|unduh)\s++outlook\s++(?:for|untuk)\s++(?:android|ios|iphone)"
+    r")\s*+(?:<[^>\s]*+>)?\s*+[.!]?$",
     _FLAGS,
 )
-_QUOTED = re.compile(r"^\s*>")
+_QUOTED = re.compile(r"^\s*+>")
 _HEADER_LOOKAHEAD = 6
 
 

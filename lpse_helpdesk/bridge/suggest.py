@@ -33,7 +33,7 @@ def keyword_pattern(keyword: str) -> re.Pattern[str] | None:
     words = keyword.split()
     if not words:
         return None
-    body = r"\s+".join(re.escape(word) for word in words)
+    body = r"\s++".join(re.escape(word) for word in words)  # possessive: linear on long runs
     stripped = keyword.strip()
     start = r"(?<!\w)" if re.match(r"\w", stripped) else ""
     if keyword != keyword.rstrip():

@@ -29,15 +29,20 @@ _PREFIX_WORDS = (
     "|bls|balas|balasan"  # Indonesian replies
     "|fwd|fw|tr|wg|enc|doorst|rv|terusan|teruskan|diteruskan"  # forwards
 )
+# Every run of blanks is possessive (\s*+): each is followed by something that is not a blank,
+# so nothing is lost, and no two quantifiers share one run out between them. Was
+# \s*(?:words)\s*(?:counter)?\s*[:] : "Re" and a long run of spaces without a colon took
+# quadratic time, as every split of the run between the two \s* was tried.
 _PREFIX = re.compile(
-    rf"\s*(?:{_PREFIX_WORDS})\s*(?:\[\d+\]|\(\d+\))?\s*[:：]\s*",
+    rf"\s*+(?:{_PREFIX_WORDS})\s*+(?:\[\d++\]|\(\d++\))?\s*+[:：]\s*+",
     re.IGNORECASE,
 )
 _FORWARD_PREFIX = re.compile(
-    r"^\s*(?:fwd|fw|tr|wg|enc|doorst|rv|terusan|teruskan|diteruskan)\s*(?:\[\d+\]|\(\d+\))?\s*[:：]",
+    r"^\s*+(?:fwd|fw|tr|wg|enc|doorst|rv|terusan|teruskan|diteruskan)\s*+(?:\[\d++\]|\(\d++\))?"
+    r"\s*+[:：]",
     re.IGNORECASE,
 )
-_TAG_TEMPLATE = r"\[\s*({prefix})\s*-\s*(\d{{4}})\s*-\s*(\d{{5,}})\s*\]"
+_TAG_TEMPLATE = r"\[\s*+({prefix})\s*+-\s*+(\d{{4}})\s*+-\s*+(\d{{5,}}+)\s*+\]"
 
 
 def format_tag(number: str) -> str:
@@ -86,7 +91,7 @@ def forward_prefix(subject: str) -> bool:
 
 def _number_pattern(number: str) -> re.Pattern[str]:
     parts = [re.escape(part) for part in number.strip().split("-")]
-    return re.compile(r"\[\s*" + r"\s*-\s*".join(parts) + r"\s*\]", re.IGNORECASE)
+    return re.compile(r"\[\s*+" + r"\s*+-\s*+".join(parts) + r"\s*+\]", re.IGNORECASE)
 
 
 def add_tag(subject: str, number: str) -> str:

@@ -83,6 +83,8 @@ class Settings(BaseSettings):
     IMAP_IDLE_SECONDS: int = Field(default=1740, ge=10, le=1740)
     IMAP_TIMEOUT: float = Field(default=30.0, gt=0, le=600)
     MAIL_MAX_BYTES: int = Field(default=25 * 1024 * 1024, ge=64 * 1024)
+    IMAP_BACKFILL_DAYS: float = Field(default=7.0, ge=0, le=3650)
+    MAIL_PARSE_SECONDS: float = Field(default=20.0, gt=0, le=600)
     REOPEN_DAYS: int = Field(default=7, ge=0, le=365)
     NEW_TICKETS_PER_SENDER_PER_HOUR: int = Field(default=10, ge=1, le=1000)
 

@@ -4,8 +4,9 @@ Roles (the IMAP reader of a folder, the Telegram update receiver, the SLA scanne
 monthly recap, the retention job) are pieces that must run once even when several
 instances share one database. Each role's lock is a session-level advisory lock taken on a
 connection of its own: when the holder dies its connection closes, PostgreSQL releases the
-lock and a waiting instance takes the role over within `CHECK_SECONDS`; when the holder
-loses that connection it stops the role at once, before anyone else can take it.
+lock and a waiting instance takes the role over within `CHECK_SECONDS + SETTLE_SECONDS`
+(about 10 s); when the holder loses that connection it stops the role at once, and a new
+holder waits `SETTLE_SECONDS` before starting, so that the two never run together.
 On SQLite there is one instance (a second one refuses to start), which holds every role.
 """
 
@@ -30,6 +31,9 @@ log = logging.getLogger(__name__)
 CHECK_SECONDS = 2.0
 #: A lock statement that takes longer than this counts as a lost connection.
 STATEMENT_SECONDS = 5.0
+#: A new holder waits this long before starting the role: by then a previous holder that
+#: lost its lock connection has noticed (CHECK_SECONDS, or a check timing out) and stopped.
+SETTLE_SECONDS = CHECK_SECONDS + STATEMENT_SECONDS + 1.0
 APPLICATION_NAME = "lpse-helpdesk"
 
 IMAP_READER = "imap-reader"
@@ -171,6 +175,7 @@ class RoleGate:
         lock: RoleLock,
         *,
         check_seconds: float = CHECK_SECONDS,
+        settle_seconds: float = 0.0,
         on_change: Callable[[str, bool], None] | None = None,
     ) -> None:
         self.role = role
@@ -178,6 +183,7 @@ class RoleGate:
         self.factory = factory
         self.lock = lock
         self.check_seconds = check_seconds
+        self.settle_seconds = settle_seconds
         self.on_change = on_change
         self.held = asyncio.Event()
         self.piece: Piece | None = None
@@ -198,14 +204,21 @@ class RoleGate:
 
     async def _lock_call(self, call: Callable[[], bool]) -> bool:
         try:
-            return await asyncio.wait_for(asyncio.to_thread(call), STATEMENT_SECONDS * 2)
+            return await asyncio.wait_for(asyncio.to_thread(call), STATEMENT_SECONDS)
         except Exception as error:
             log.warning("role %s: lock connection failed (%s)", self.role, type(error).__name__)
             return False
 
-    async def _pause(self) -> None:
+    async def _pause(self, seconds: float | None = None) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), self.check_seconds)
+            await asyncio.wait_for(self._stopping.wait(), seconds or self.check_seconds)
+
+    async def _settled(self) -> bool:
+        """After acquiring: wait out a previous holder's reaction time, then check again."""
+        if self.settle_seconds <= 0:
+            return True
+        await self._pause(self.settle_seconds)
+        return not self._stopping.is_set() and await self._lock_call(self.lock.still_held)
 
     async def _run(self) -> None:
         while not self._stopping.is_set():
@@ -213,7 +226,8 @@ class RoleGate:
                 await self._pause()
                 continue
             try:
-                await self._hold()
+                if await self._settled():
+                    await self._hold()
             except Exception:
                 log.exception("role %s failed; giving it up", self.role)
             finally:
@@ -279,7 +293,10 @@ class Roles:
         return LocalLock()
 
     def gate(self, role: str, factory: Callable[[], Piece]) -> RoleGate:
-        return RoleGate(role, factory, self.lock(role), on_change=self._changed)
+        settle = SETTLE_SECONDS if self.distributed else 0.0
+        return RoleGate(
+            role, factory, self.lock(role), settle_seconds=settle, on_change=self._changed
+        )
 
     def _changed(self, role: str, held: bool) -> None:
         if held:

@@ -144,7 +144,12 @@ class Message(Base):
     """Every mail in and out, with its raw bytes."""
 
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_message_id", "message_id"),)
+    __table_args__ = (
+        Index("ix_messages_message_id", "message_id"),
+        # One row per incoming mail: the same Message-ID with the same content is a duplicate
+        # even when two processes ingest it at once; a reused id with new content is not.
+        UniqueConstraint("dedup_key", name="uq_messages_dedup_key"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"), index=True)
@@ -166,6 +171,8 @@ class Message(Base):
     uid: Mapped[int | None] = mapped_column(BigInteger)
     uidvalidity: Mapped[int | None] = mapped_column(BigInteger)  # the UID's numbering
     note: Mapped[str | None] = mapped_column(Text)  # e.g. why it did not open a ticket
+    #: Incoming mail: sha256 of the Message-ID and the content (bridge/dedup.py); else None.
+    dedup_key: Mapped[str | None] = mapped_column(String(64))
 
     ticket: Mapped[Ticket | None] = relationship(back_populates="messages", lazy="raise")
 
@@ -300,6 +307,9 @@ class MailboxState(Base):
     uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
     last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    #: While a first sync (or a rescan after a UIDVALIDITY change) runs: mail that arrived
+    #: before this time is left on the server for ``lpse-helpdesk import``.
+    skip_before: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class FailedMail(Base):

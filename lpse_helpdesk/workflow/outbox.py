@@ -181,3 +181,29 @@ def claim_due(
             .execution_options(synchronize_session=False)
         )
     return ids
+
+
+def renew_claim(
+    session: Session,
+    item_id: int,
+    *,
+    now: dt.datetime,
+    instance: str | None = None,
+    lease: dt.timedelta = LEASE,
+) -> bool:
+    """Just before sending: True (and a fresh lease) while the row is still this instance's.
+
+    A sender slowed down past its lease (a slow SMTP server) may have lost the row to
+    another instance; it then leaves the row alone instead of sending it a second time.
+    """
+    result = session.execute(
+        update(OutboxItem)
+        .where(
+            OutboxItem.id == item_id,
+            OutboxItem.status == OutboxStatus.PENDING,
+            OutboxItem.claimed_by == (instance or this_instance()),
+        )
+        .values(lease_until=now + lease)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0))

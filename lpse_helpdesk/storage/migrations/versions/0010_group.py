@@ -1,7 +1,7 @@
 """the helpdesk group: ticket handler, forum topics per ticket, the pinned queue board
 
 Revision ID: 0010_group
-Revises: 0007_telegram_field
+Revises: 0006_intake_field
 Create Date: 2026-12-01
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010_group"
-down_revision = "0007_telegram_field"
+down_revision = "0006_intake_field"
 branch_labels = None
 depends_on = None
 

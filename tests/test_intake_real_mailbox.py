@@ -1,0 +1,368 @@
+"""Intake on a real LPSE mailbox (issue #10), against a real Dovecot: years of history on the
+first start, `import`, INTERNALDATE, hostile mails, a locked database, a refused folder, and
+Dovecot going away mid-IDLE."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import socket
+import sqlite3
+import time
+from multiprocessing.connection import Connection
+from typing import Any
+
+import pytest
+from sqlalchemy import event, func, select
+
+from lpse_helpdesk.bridge.history_import import import_history
+from lpse_helpdesk.bridge.intake import Intake
+from lpse_helpdesk.bridge.parse_worker import ParseWorker, serve_mails
+from lpse_helpdesk.bridge.quarantine import list_quarantined, retry_quarantined
+from lpse_helpdesk.domain.model import DomainConfig
+from lpse_helpdesk.storage.db import Database
+from lpse_helpdesk.storage.models import (
+    FailedMail,
+    MailboxState,
+    Message,
+    OutboxChannel,
+    OutboxItem,
+    SlaClock,
+    Ticket,
+)
+from lpse_helpdesk.timekeeping.clock import FixedClock
+from lpse_helpdesk.workflow.tickets import Workflow
+from tests.mailmaker import make_mail
+from tests.servers.dovecot import DovecotServer
+from tests.servers.dovecot import ImapAccount as DovecotAccount
+from tests.test_intake_imap import _count, _flags, _intake, _service, _wait
+
+pytestmark = pytest.mark.dovecot
+
+
+def _alerts(db: Database, kind: str) -> list[OutboxItem]:
+    return db.run_sync(
+        lambda s: [
+            o
+            for o in s.scalars(
+                select(OutboxItem).where(OutboxItem.channel == OutboxChannel.TELEGRAM)
+            )
+            if o.payload.get("alert") == kind
+        ]
+    )
+
+
+def _mail_count(db: Database) -> int:
+    return db.run_sync(
+        lambda s: (
+            s.scalar(
+                select(func.count())
+                .select_from(OutboxItem)
+                .where(OutboxItem.channel == OutboxChannel.MAIL)
+            )
+            or 0
+        )
+    )
+
+
+@pytest.fixture
+def intake(workflow: Workflow, domain: DomainConfig) -> Intake:
+    return _intake(workflow, domain)
+
+
+async def test_first_start_on_a_mailbox_with_history_then_import_twice(
+    imap_account: DovecotAccount, intake: Intake, db: Database, clock: FixedClock
+) -> None:
+    now = clock.now()
+    old_day = dt.datetime(2024, 3, 5, 10, 0, tzinfo=dt.UTC)
+    for i in range(300):
+        imap_account.append(
+            make_mail(subject=f"Lama {i}", sender=f"lama{i}@vendor.co.id"),
+            date=old_day + dt.timedelta(hours=i),
+        )
+    recent_at = [now - dt.timedelta(days=d, hours=1) for d in (0, 2, 6)]
+    for i, when in enumerate(recent_at):
+        imap_account.append(
+            make_mail(subject=f"Baru {i}", sender=f"baru{i}@vendor.co.id"), date=when
+        )
+    service = _service(imap_account, intake, db, clock)
+    try:
+        await service._imap(service.session.connect)
+        report = await service.sync_once()
+        assert report.skipped_old == 300 and report.committed == 3
+        tickets = db.run_sync(lambda s: list(s.scalars(select(Ticket).order_by(Ticket.id))))
+        assert [t.subject for t in tickets] == ["Baru 0", "Baru 1", "Baru 2"]
+        # The arrival time is the server's INTERNALDATE (what the recap shows as received).
+        received = sorted(t.received_at for t in tickets)
+        assert received == sorted(w.replace(microsecond=0).astimezone(dt.UTC) for w in recent_at)
+        # Nothing went to the 300 old senders; the 3 recent got their acknowledgement.
+        recipients = db.run_sync(
+            lambda s: set(
+                s.scalars(
+                    select(OutboxItem.recipient).where(OutboxItem.channel == OutboxChannel.MAIL)
+                )
+            )
+        )
+        assert recipients == {f"baru{i}@vendor.co.id" for i in range(3)}
+        notices = _alerts(db, "backfill_skipped")
+        assert len(notices) == 1 and notices[0].payload["count"] == 300
+        flags = _flags(imap_account)
+        assert sum("\\Seen" in f for f in flags.values()) == 3  # the old ones untouched
+        state = db.run_sync(lambda s: s.get_one(MailboxState, "INBOX"))
+        assert state.skip_before is None and state.last_uid == max(flags)
+        # A later sync does not pick the old mail up either, nor tell the group again.
+        again = await service.sync_once()
+        assert again.fetched == 0 and len(_alerts(db, "backfill_skipped")) == 1
+
+        worker = ParseWorker(
+            intake.config.max_bytes, intake.config.helpdesk_addresses, intake.domain
+        )
+        try:
+            steps: list[tuple[int, int]] = []
+
+            def run(dry: bool = False) -> Any:
+                return import_history(
+                    service.session,
+                    intake,
+                    db,
+                    worker,
+                    since=dt.date(2024, 1, 1),
+                    until=dt.date(2024, 12, 31),
+                    dry_run=dry,
+                    progress=lambda d, t: steps.append((d, t)),
+                )
+
+            dry = await service._imap(lambda: run(True))
+            assert dry.found == 300 and dry.would_import == 300
+            assert _count(db, Ticket) == 3
+            first = await service._imap(run)
+            assert first.tickets == 300 and first.failed == 0
+            assert steps[-1] == (300, 300)
+            second = await service._imap(run)
+            assert second.tickets == 0 and second.already == 300
+        finally:
+            worker.close()
+        assert _count(db, Ticket) == 303
+        imported = db.run_sync(
+            lambda s: list(s.scalars(select(Ticket).where(Ticket.subject.like("Lama %"))))
+        )
+        assert min(t.received_at for t in imported) == old_day
+        # The recap lists the imported history in the month the server received it.
+        from zoneinfo import ZoneInfo
+
+        from lpse_helpdesk.reports.data import iter_tickets
+        from lpse_helpdesk.reports.period import month_period
+
+        march = month_period(2024, 3, ZoneInfo("Asia/Jakarta"))
+        rows = db.run_sync(lambda s: list(iter_tickets(s, march)))
+        assert rows and rows[0].received_at == old_day
+        ids = [t.id for t in imported]
+        clocks = db.run_sync(
+            lambda s: s.scalar(
+                select(func.count()).select_from(SlaClock).where(SlaClock.ticket_id.in_(ids))
+            )
+        )
+        assert clocks == 0
+        assert _mail_count(db) == 3  # still only the three acknowledgements
+        assert len(_alerts(db, "import_done")) == 1  # one summary, not 300 cards
+        cards = db.run_sync(
+            lambda s: s.scalar(
+                select(func.count())
+                .select_from(OutboxItem)
+                .where(OutboxItem.ticket_id.in_(ids), OutboxItem.channel == OutboxChannel.TELEGRAM)
+            )
+        )
+        assert cards == 0
+        assert sum("\\Seen" in f for f in _flags(imap_account).values()) == 3
+    finally:
+        await service.stop()
+
+
+_HOSTILE_SPACES = " " * 200_000
+
+
+def _hostile_mails() -> list[bytes]:
+    blank_bounce = (
+        "From: MAILER-DAEMON@vendor.co.id\r\nTo: helpdesk@lpse.test\r\n"
+        "Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <b1@vendor.co.id>\r\n"
+        "Return-Path: <>\r\n\r\nThe mail could not be delivered.\r\n"
+        + "\r\n" * 50_000
+        + " \r\n" * 20_000
+        + "> Message-ID:"
+        + " " * 50_000
+        + "\r\n"
+    ).encode()
+    return [
+        make_mail(subject="Re" + _HOSTILE_SPACES + "x", sender="a1@vendor.co.id"),
+        make_mail(body="kode tender" + " - " * 30_000 + "\n" + _HOSTILE_SPACES, sender="a2@x.id"),
+        make_mail(
+            body="Mohon bantuan.\n\n--"
+            + " \n" * 40_000
+            + "Salam"
+            + _HOSTILE_SPACES
+            + "\nFrom:"
+            + _HOSTILE_SPACES,
+            sender="a3@vendor.co.id",
+        ),
+        make_mail(
+            sender="a4@vendor.co.id",
+            message_id="<" + " " * 100_000 + "x",
+            in_reply_to="<" + " \t" * 50_000,
+            references="<a@b> " + "<" * 50_000,
+        ),
+        blank_bounce,
+    ]
+
+
+async def test_hostile_mails_do_not_stall_the_mail_after_them(
+    imap_account: DovecotAccount, intake: Intake, db: Database, clock: FixedClock
+) -> None:
+    for raw in _hostile_mails():
+        imap_account.append(raw)
+    imap_account.append(make_mail(subject="Normal sesudahnya", sender="normal@vendor.co.id"))
+    # Each mail parses well inside 10 s (a regex that backtracks would take minutes).
+    service = _service(imap_account, intake, db, clock, parse_seconds=10)
+    try:
+        await service._imap(service.session.connect)
+        report = await service.sync_once()
+        assert report.failed == 0 and report.quarantined == 0 and service.worker.kills == 0
+        subjects = db.run_sync(lambda s: list(s.scalars(select(Ticket.subject))))
+        assert "Normal sesudahnya" in subjects
+    finally:
+        await service.stop()
+
+
+def slow_serve(conn: Connection) -> None:
+    """The real parsing loop, except that a mail containing LAMBAT hangs (as a pathological
+    mail in a library would)."""
+    import lpse_helpdesk.bridge.parse_worker as worker_module
+
+    real = worker_module.prepare_light
+
+    def prepare_light(raw: bytes, *args: Any) -> Any:
+        if b"LAMBAT" in raw:
+            time.sleep(3600)
+        return real(raw, *args)
+
+    worker_module.prepare_light = prepare_light  # type: ignore[assignment]
+    serve_mails(conn)
+
+
+async def test_a_mail_over_its_parse_budget_is_quarantined_and_the_next_flows_on(
+    imap_account: DovecotAccount, intake: Intake, db: Database, clock: FixedClock
+) -> None:
+    imap_account.append(make_mail(subject="LAMBAT sekali", sender="slow@vendor.co.id"))
+    imap_account.append(make_mail(subject="Sesudahnya", sender="next@vendor.co.id"))
+    service = _service(imap_account, intake, db, clock, quarantine_folder="Karantina")
+    service.worker = ParseWorker(
+        intake.config.max_bytes,
+        intake.config.helpdesk_addresses,
+        intake.domain,
+        budget=1.5,
+        serve=slow_serve,
+    )
+    try:
+        await service._imap(service.session.connect)
+        report = await service.sync_once()
+        assert report.quarantined == 1 and report.committed == 1
+        assert db.run_sync(lambda s: list(s.scalars(select(Ticket.subject)))) == ["Sesudahnya"]
+        failed = db.run_sync(lambda s: s.scalars(select(FailedMail)).one())
+        assert failed.quarantined and "MAIL_PARSE_SECONDS" in failed.last_error
+        assert len(_alerts(db, "mail_quarantined")) == 1
+        # The operator lists it and, after the fix (here: the normal parser), retries it.
+        assert [q.subject for q in list_quarantined(db)] == ["LAMBAT sekali"]
+        fixed = ParseWorker(
+            intake.config.max_bytes, intake.config.helpdesk_addresses, intake.domain
+        )
+        try:
+            results = await asyncio.to_thread(retry_quarantined, db, intake, fixed, None)
+        finally:
+            fixed.close()
+        assert [r.ok for r in results] == [True]
+        assert _count(db, FailedMail) == 0 and _count(db, Ticket) == 2
+    finally:
+        await service.stop()
+
+
+async def test_a_locked_database_is_retried_and_never_quarantines(
+    imap_account: DovecotAccount, intake: Intake, db: Database, clock: FixedClock, sqlite_url: str
+) -> None:
+    @event.listens_for(db.engine, "connect")
+    def _short_wait(connection: Any, _record: Any) -> None:
+        connection.execute("PRAGMA busy_timeout=100")
+
+    db.engine.dispose()  # new connections get the short wait
+    imap_account.append(make_mail(subject="Saat terkunci"))
+    service = _service(imap_account, intake, db, clock)
+    path = sqlite_url.removeprefix("sqlite:///")
+    blocker = sqlite3.connect(path, isolation_level=None)
+    try:
+        await service._imap(service.session.connect)
+        blocker.execute("BEGIN EXCLUSIVE")
+        from lpse_helpdesk.bridge.failures import DatabaseUnavailable
+
+        for _ in range(MAX_TRIES):
+            with pytest.raises(DatabaseUnavailable):
+                await service.sync_once()
+        blocker.execute("ROLLBACK")
+        report = await service.sync_once()
+        assert report.committed == 1 and report.failed == 0
+        assert _count(db, FailedMail) == 0 and _count(db, Ticket) == 1
+    finally:
+        blocker.close()
+        await service.stop()
+
+
+MAX_TRIES = 4  # more than MAX_FAILURES: a mail would have been quarantined by now
+
+
+async def test_a_refused_folder_is_reported_once_and_does_not_stall(
+    imap_account: DovecotAccount, intake: Intake, db: Database, clock: FixedClock
+) -> None:
+    service = _service(imap_account, intake, db, clock, processed_folder="~Diproses")
+    try:
+        await service._imap(service.session.connect)
+        for i in range(3):
+            imap_account.append(make_mail(subject=f"Satu {i}", sender=f"f{i}@vendor.co.id"))
+            await service._imap(lambda: service.session.box.client.noop())
+            report = await service.sync_once()
+            assert report.committed == 1, (i, report)
+        assert _count(db, Ticket) == 3
+        alerts = _alerts(db, "folder_refused")
+        assert len(alerts) == 1 and "~Diproses" in alerts[0].payload["folder"]
+        assert "Invalid mailbox name" in alerts[0].payload["cause"]
+        assert all("\\Seen" in f for f in _flags(imap_account).values())
+    finally:
+        await service.stop()
+
+
+async def test_dovecot_stopped_and_started_mid_idle(
+    dovecot_server: DovecotServer,
+    imap_account: DovecotAccount,
+    intake: Intake,
+    db: Database,
+    clock: FixedClock,
+) -> None:
+    service = _service(imap_account, intake, db, clock, report_after_failures=2)
+    await service.start()
+    try:
+        await asyncio.wait_for(service.synced.wait(), 30)
+        # A connection that dies silently (no FIN, no RST) is noticed by TCP keepalive
+        # within about IMAP_TIMEOUT (10 s here): probes after 3 s, every 1 s, 3 of them.
+        sock = service.session.box.client.sock
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        if hasattr(socket, "TCP_KEEPIDLE"):
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 3
+        await asyncio.sleep(0.5)  # in IDLE now
+        dovecot_server._terminate()
+        await asyncio.sleep(1.5)  # retries fail meanwhile
+        dovecot_server._spawn()
+        imap_account.append(make_mail(subject="Selama gangguan", sender="o@vendor.co.id"))
+        await _wait(lambda: _count(db, Ticket) == 1, 30)
+        await _wait(lambda: len(_alerts(db, "imap_restored")) == 1, 30)
+        assert len(_alerts(db, "imap_down")) == 1
+        imap_account.append(make_mail(subject="Sesudah pulih", sender="p@vendor.co.id"))
+        await _wait(lambda: _count(db, Ticket) == 2, 30)
+        assert db.run_sync(lambda s: s.scalar(select(func.count()).select_from(Message))) == 2
+    finally:
+        await service.stop()

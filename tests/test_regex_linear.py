@@ -1,0 +1,193 @@
+"""Every regex that reads mail text or headers runs in linear time (issue #10).
+
+Each pattern is fed the adversarial inputs that made its earlier form backtrack (long runs of
+blanks, of blank lines, of brackets without their partner...) at a size n and at 8n. Linear
+time grows about 8-fold; the earlier forms grew 64-fold or more. The assertion allows 24-fold,
+so a loaded machine does not make it flake, while a quadratic pattern cannot pass. Timings are
+the best of several runs.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+
+import pytest
+
+from lpse_helpdesk.bridge import facts, hygiene, parsing, quotes, tags
+from lpse_helpdesk.bridge.suggest import keyword_pattern
+
+N = 4000
+GROWTH = 8
+ALLOWED = 24.0
+
+Use = Callable[[re.Pattern[str], str], object]
+
+
+def _search_all(pattern: re.Pattern[str], text: str) -> object:
+    return list(pattern.finditer(text))
+
+
+def _match(pattern: re.Pattern[str], text: str) -> object:
+    return pattern.match(text)
+
+
+BLANKS = [" ", "\t", "\n", " \n", "\r\n"]
+
+
+def _cases() -> list[tuple[str, re.Pattern[str], Use, Callable[[int], str]]]:
+    cases: list[tuple[str, re.Pattern[str], Use, Callable[[int], str]]] = []
+
+    def add(name: str, pattern: re.Pattern[str], use: Use, *makers: Callable[[int], str]) -> None:
+        for index, maker in enumerate(makers):
+            cases.append((f"{name}-{index}", pattern, use, maker))
+
+    def blanks(head: str, tail: str = "!") -> list[Callable[[int], str]]:
+        return [lambda n, b=b: head + b * n + tail for b in BLANKS]
+
+    add(
+        "parsing._ANGLE_ID",
+        parsing._ANGLE_ID,
+        _search_all,
+        *blanks("<"),
+        lambda n: "<" * n,
+        lambda n: "< " * n,
+        lambda n: "<a" + " a" * n,
+    )
+    add("parsing._TAG", parsing._TAG, _search_all, lambda n: "<" * n, lambda n: "< a" * n)
+    add(
+        "parsing._ENCODED_WORD",
+        parsing._ENCODED_WORD,
+        _search_all,
+        lambda n: "=?" * n,
+        lambda n: "=?utf-8?q?" + "a" * n,
+        lambda n: "=?a?b?" * n,
+    )
+    add("parsing._CID_REF", parsing._CID_REF, _search_all, lambda n: "cid:" * n)
+    add("parsing._SPACES", parsing._SPACES, _search_all, *blanks("a"))
+    add("parsing._FOLD", parsing._FOLD, _search_all, *blanks("a"))
+    add("parsing._MACHINE_LOCAL", parsing._MACHINE_LOCAL, _match, lambda n: "noreply" + "-" * n)
+    add(
+        "hygiene._TEXT_MESSAGE_ID",
+        hygiene._TEXT_MESSAGE_ID,
+        _search_all,
+        *blanks(""),
+        *blanks("> Message-ID:"),
+        *blanks("Message-ID", "<a"),
+    )
+    add(
+        "hygiene._ADDRESS",
+        hygiene._ADDRESS,
+        _search_all,
+        lambda n: "a" * n,
+        lambda n: "a." * n,
+        lambda n: "a@" * n + " ",
+        *blanks("a@"),
+    )
+    add("hygiene._OUT_OF_OFFICE", hygiene._OUT_OF_OFFICE, _match, *blanks(""))
+    add("hygiene._BOUNCE_SUBJECT", hygiene._BOUNCE_SUBJECT, _match, *blanks(""))
+    add(
+        "facts._CODE",
+        facts._CODE,
+        _search_all,
+        *blanks("kode tender"),
+        lambda n: "kode tender" + " - " * n,
+        lambda n: "kode tender " + "no " * n,
+        lambda n: "kode tender 12345" + " " * n + "-",
+    )
+    # _MORE and _PREFIX are only ever matched at one position (after a code, after a prefix).
+    add("facts._MORE", facts._MORE, _match, *blanks(""), *blanks(", "))
+    add("facts._MOBILE", facts._MOBILE, _search_all, lambda n: "08" + "12-" * n, *blanks("+62"))
+    add(
+        "facts._LANDLINE", facts._LANDLINE, _search_all, lambda n: "(021" + "1-" * n, *blanks("021")
+    )
+    add("facts._URL_CODE", facts._URL_CODE, _search_all, lambda n: "/lelang" * n)
+    add(
+        "facts._SIGNATURE_START",
+        facts._SIGNATURE_START,
+        _search_all,
+        *blanks(""),
+        *blanks("--"),
+        *blanks("salam"),
+        *blanks("hormat"),
+    )
+    add(
+        "tags._PREFIX",
+        tags._PREFIX,
+        _match,
+        *blanks(""),
+        *blanks("re"),
+        *blanks("re:"),
+        lambda n: "re: " * n + "x",
+    )
+    add("tags._FORWARD_PREFIX", tags._FORWARD_PREFIX, _match, *blanks("fwd"), *blanks(""))
+    add(
+        "tags.find_ticket_number",
+        tags._tag_pattern("LPSE"),
+        _search_all,
+        *blanks("["),
+        *blanks("[LPSE"),
+        *blanks("[LPSE-2026-"),
+        lambda n: "[" * n,
+    )
+    add(
+        "tags._number_pattern",
+        tags._number_pattern("LPSE-2026-00001"),
+        _search_all,
+        *blanks("[LPSE"),
+        lambda n: "[" * n,
+    )
+    add(
+        "quotes._ATTRIBUTION",
+        quotes._ATTRIBUTION,
+        _match,
+        *blanks("On Monday someone wrote"),
+        *blanks("Pada hari menulis"),
+        *blanks("on "),
+    )
+    add("quotes._HEADER_FROM", quotes._HEADER_FROM, _match, *blanks("From:"), *blanks(""))
+    add("quotes._HEADER_OTHER", quotes._HEADER_OTHER, _match, *blanks("Sent"), *blanks(""))
+    add("quotes._ORIGINAL", quotes._ORIGINAL, _match, lambda n: "-" * n, *blanks("-----"))
+    add("quotes._FORWARD", quotes._FORWARD, _match, lambda n: "-" * n, *blanks("---"))
+    add(
+        "quotes._FOOTER",
+        quotes._FOOTER,
+        _match,
+        *blanks("Sent from my iPhone"),
+        *blanks("sent from"),
+        *blanks("Get Outlook for Android"),
+    )
+    add("quotes._QUOTED", quotes._QUOTED, _match, *blanks(""))
+    keyword = keyword_pattern("gagal unggah")
+    assert keyword is not None
+    add("suggest.keyword_pattern", keyword, _search_all, *blanks("gagal"), lambda n: "gagal " * n)
+    return cases
+
+
+CASES = _cases()
+
+
+def _best(use: Use, pattern: re.Pattern[str], text: str) -> float:
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        use(pattern, text)
+        best = min(best, time.perf_counter() - started)
+        if best > 2.0:
+            break
+    return best
+
+
+@pytest.mark.parametrize(("name", "pattern", "use", "maker"), CASES, ids=[c[0] for c in CASES])
+def test_regex_time_grows_linearly(
+    name: str, pattern: re.Pattern[str], use: Use, maker: Callable[[int], str]
+) -> None:
+    small = _best(use, pattern, maker(N))
+    assert small < 1.0, f"{name}: {small:.2f} s on {N} characters"
+    large = _best(use, pattern, maker(N * GROWTH))
+    # Below 2 ms even the large input is too fast to tell anything from noise.
+    if large < 0.002:
+        return
+    ratio = large / max(small, 1e-5)
+    assert ratio < ALLOWED, f"{name}: {GROWTH}x the input took {ratio:.0f}x the time"
