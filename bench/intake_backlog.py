@@ -390,6 +390,10 @@ async def _child(args: argparse.Namespace) -> dict[str, Any]:
         service._thread = InlineExecutor()  # type: ignore[assignment]
         db._pool = InlineExecutor()  # type: ignore[assignment]
         profiler = cProfile.Profile()
+    # The running service starts its parsing process in start(), before any sync.
+    worker = getattr(service, "worker", None)
+    if worker is not None:
+        worker.start(wait=True)
     rss_before = _max_rss_mib()
     cpu_before = _cpu_seconds()
     started = time.perf_counter()

@@ -259,6 +259,7 @@ def telegram_bot(services: Services) -> Piece:
         supervisor_ids=frozenset(settings.SUPERVISOR_IDS),
         ticket_prefix=settings.TICKET_PREFIX,
         remind_ratio=settings.SLA_REMIND_RATIO,
+        topics=settings.TELEGRAM_TOPICS.value,
         receive_updates=webhook,
         webhook_url=settings.TELEGRAM_WEBHOOK_URL,
         webhook_listen=settings.TELEGRAM_WEBHOOK_LISTEN,

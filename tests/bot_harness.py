@@ -89,6 +89,7 @@ class Harness:
                         .where(
                             OutboxItem.channel == OutboxChannel.TELEGRAM,
                             OutboxItem.status == OutboxStatus.PENDING,
+                            OutboxItem.next_attempt_at <= self.clock.now(),
                         )
                     )
                     or 0
@@ -144,10 +145,17 @@ def button_data(message: SentMessage, word: str) -> str | None:
 
 
 async def latest_with_button(h: Harness, word: str, *, after: int = 0) -> SentMessage:
-    """The newest bot message (id above `after`) that shows a button labelled with `word`."""
+    """The newest bot message (id above `after`), not a ticket card, that shows a button
+    labelled with `word` (cards have their own "✅ Kirim Solusi"; press those with the card)."""
+    from sqlalchemy import select
+
+    from lpse_helpdesk.storage.models import TelegramCard
 
     def find() -> SentMessage | None:
+        cards = set(h.db.run_sync(lambda s: list(s.scalars(select(TelegramCard.message_id)))))
         for message in reversed(h.server.messages(GROUP, include_deleted=False)):
+            if message.message_id in cards:
+                continue
             if message.message_id > after and button_data(message, word) is not None:
                 return message
         return None

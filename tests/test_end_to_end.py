@@ -126,7 +126,8 @@ async def test_the_whole_sop(
         def find() -> Any:
             for message in reversed(telegram_server.messages(GROUP, include_deleted=False)):
                 data = next(
-                    (b["callback_data"] for b in message.buttons if word in b["text"]), None
+                    (b["callback_data"] for b in message.buttons if b["text"].endswith(word)),
+                    None,
                 )
                 if data is not None and (message.message_id, word) not in pressed:
                     return message, data
@@ -216,8 +217,8 @@ async def test_the_whole_sop(
         await state_is(State.LKPP_ANSWERED)
 
         # 6. The solution (step 9) relays LKPP's answer to the user.
-        await until(lambda: any("Selesai" in b["text"] for b in card().buttons))
-        await press("Selesai")
+        await until(lambda: any("Kirim Solusi" in b["text"] for b in card().buttons))
+        await press("Kirim Solusi")
         await press_newest("Teruskan dengan tambahan")  # LKPP's answer is relayed
         await answer_prompt("Silakan unggah ulang penawaran Anda.")
         await press_newest("Kirim")

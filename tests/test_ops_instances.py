@@ -19,6 +19,7 @@ from typing import TypeVar
 import pytest
 from sqlalchemy import func, select
 
+from lpse_helpdesk.bot.callback_data import decode
 from lpse_helpdesk.ops.roles import TELEGRAM_UPDATES, imap_role
 from lpse_helpdesk.ops.status import role_holders
 from lpse_helpdesk.storage.db import Database, upgrade
@@ -130,7 +131,9 @@ def instances(
 def cards_per_ticket(telegram: BotApiServer, numbers: list[str]) -> dict[str, int]:
     counts: collections.Counter[str] = collections.Counter()
     for message in telegram.messages(GROUP):
-        if message.buttons and message.text:
+        # A card's buttons are card presses; a canned-answer offer below it is no card.
+        is_card = any(decode(data) is not None for data in message.callback_data)
+        if is_card and message.text:
             for number in numbers:
                 if number in message.text:
                     counts[number] += 1

@@ -87,7 +87,7 @@ def test_text_is_indonesian_and_html_is_escaped(
     summary = _summary(db, domain)
     text = summary_text(summary, domain, LPSE)
     assert text.splitlines()[:3] == [
-        f"Rekap helpdesk {LPSE}",
+        f"Rekap Helpdesk {LPSE}",
         "Periode: November 2026",
         "",
     ]
@@ -97,10 +97,10 @@ def test_text_is_indonesian_and_html_is_escaped(
         "Dieskalasi ke LKPP: 1",
         "Masih terbuka: 2",
         "Ditutup tanpa solusi: 1",
-        "• Penetapan prioritas: 75% (3 dari 4 tepat waktu); 1 masih berjalan lewat batas",
+        "• Penetapan prioritas: 75% (3 dari 4 tepat waktu); 1 masih terbuka dan melewati batas",
         "• Permintaan data & telepon: belum ada data",
-        "Median waktu sampai prioritas: 5 menit kerja",
-        "Median waktu sampai selesai: 2 jam kerja",
+        "Nilai tengah (median) waktu sampai prioritas: 5 menit (dihitung dalam jam kerja)",
+        "Nilai tengah (median) waktu sampai selesai: 2 jam (dihitung dalam jam kerja)",
         "1. Gagal unggah dokumen penawaran: 2",
         "2. Lupa password / reset akun: 1",
     ):
@@ -108,8 +108,8 @@ def test_text_is_indonesian_and_html_is_escaped(
     assert "\0" not in text
 
     html = summary_html(summary, domain, "LPSE <Kota> & Kabupaten")
-    assert html.startswith("<b>Rekap helpdesk LPSE &lt;Kota&gt; &amp; Kabupaten</b>\n")
-    assert "<b>Kepatuhan SLA per langkah SOP:</b>" in html
+    assert html.startswith("<b>Rekap Helpdesk LPSE &lt;Kota&gt; &amp; Kabupaten</b>\n")
+    assert "<b>Mutu Baku Waktu per langkah SOP:</b>" in html
     assert "Permintaan data &amp; telepon" in html
 
 

@@ -308,3 +308,57 @@ def test_notices_redraw_the_card(
 
     (card,) = db.run_sync(pending_cards)
     assert card.ticket_id == ticket_id and card.importance == Importance.CARD_EDIT
+
+
+def test_one_scan_sends_one_message_for_all_its_reminders_and_breaches(
+    db: Database,
+    workflow: Workflow,
+    clock: FixedClock,
+    calendar: BusinessCalendar,
+    domain: DomainConfig,
+) -> None:
+    """Overnight mail reaches its deadline at once: one message, breaches first, not a wall."""
+    early = [open_ticket(db, workflow, clock, subject=f"Awal {i}") for i in range(3)]
+    clock.advance(minutes=2)
+    late = [open_ticket(db, workflow, clock, subject=f"Akhir {i}") for i in range(2)]
+    sla = monitor(db, clock, calendar, domain, summary_time=LATE_SUMMARY)
+    clock.advance(minutes=4)  # the early ones are late, the others nearly
+    report = db.run_sync(sla.scan)
+    assert len(report.breached) == 3 and len(report.reminded) == 2
+
+    def combined(session: Session) -> list[OutboxItem]:
+        return list(
+            session.scalars(
+                select(OutboxItem).where(OutboxItem.kind == "alert").order_by(OutboxItem.id)
+            )
+        )
+
+    (message,) = db.run_sync(combined)
+    assert message.payload["alert"] == "sla_scan" and message.importance == Importance.SLA_ALERT
+    assert [e["ticket"] for e in message.payload["breaches"]] == early
+    assert [e["ticket"] for e in message.payload["reminders"]] == late
+    # Each clock keeps its own once-only row, not sent by itself.
+    rows = sla_items(db)
+    assert len(rows) == 5 and {r.status for r in rows} == {OutboxStatus.CANCELLED}
+    assert db.run_sync(sla.scan) == ScanReport()
+    assert len(db.run_sync(combined)) == 1  # nothing new: no second message
+
+
+def test_the_scan_message_links_every_ticket(db: Database) -> None:
+    from lpse_helpdesk.bot import texts
+
+    payload = {
+        "alert": "sla_scan",
+        "breaches": [
+            {
+                "ticket": 1,
+                "step": "resolve",
+                "deadline": "2026-11-24T02:05:00+00:00",
+                "handler": "Ani",
+            }
+        ],
+        "reminders": [],
+    }
+    text = db.run_sync(lambda s: texts.alert_text(s, payload, WIB))
+    assert text.startswith("🚨 <b>Batas waktu terlewati</b> (1)")
+    assert "Penyelesaian, batas Sel 24 Nov 09.05 WIB · Ani" in text

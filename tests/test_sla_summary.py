@@ -158,7 +158,7 @@ def test_summary_lines_and_text_from_the_database(
     assert lines[late].step_label == "Penetapan prioritas"
     assert lines[due].step_label == "Analisis"
     text = summary_text(summary.payload, lines, WIB)
-    assert text.splitlines()[0] == "📋 <b>Ringkasan SLA · Selasa, 24 November 2026</b>"
+    assert text.splitlines()[0] == "📋 <b>Ringkasan Mutu Baku Waktu · Selasa, 24 November 2026</b>"
     assert "⚠️ <b>Terlambat</b> (1)" in text and "⏰ <b>Jatuh tempo hari ini</b> (1)" in text
     assert "<b>LPSE-2026-00003</b> Gagal unggah — Penetapan prioritas" in text
     assert "batas Sen 23 Nov 15.05 WIB" in text

@@ -33,7 +33,7 @@ PAYLOAD = {
 def test_reminder_text() -> None:
     text = reminder_text({**PAYLOAD, "notice": "sla_reminder"}, "LPSE-2026-00001", "Gagal", WIB)
     assert text.splitlines() == [
-        "⏳ <b>Pengingat batas waktu</b>",
+        "🔔 <b>Pengingat batas waktu</b>",
         "<b>LPSE-2026-00001</b> · Gagal",
         "Langkah: Penetapan prioritas",
         "Batas waktu: Sel 24 Nov 14.05 WIB",

@@ -14,7 +14,14 @@ MAX_BYTES = 64
 
 
 class Button(enum.StrEnum):
-    PRIORITY = "p"  # arg: priority code
+    PRIORITY = "p"  # arg: priority code; asks first when a priority is already set
+    PRIORITY_MENU = "pm"
+    PRIORITY_CONFIRM = "pc"  # arg: priority code
+    MORE = "mo"
+    TAKE = "tk"
+    TAKE_CONFIRM = "tc"
+    NO_ANSWER = "na"
+    PAGE = "q"  # /antrian page: ticket field 0, version field = page number
     CATEGORY_MENU = "cm"
     CATEGORY = "c"  # arg: category index in the domain config
     BACK = "b"

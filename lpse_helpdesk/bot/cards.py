@@ -23,17 +23,18 @@ from lpse_helpdesk.sop import machine
 from lpse_helpdesk.sop.machine import Action, State
 from lpse_helpdesk.storage.models import (
     Attachment,
+    AuditEvent,
+    Channel,
     Direction,
     FlaggedAddress,
     Message,
     Ticket,
 )
 from lpse_helpdesk.timekeeping.calendar import BusinessCalendar
-from lpse_helpdesk.timekeeping.localtime import short_datetime
 
-PREVIEW_CHARS = 800
-SUBJECT_CHARS = 200  # with the preview and the rest, a card stays far below 4,096 characters
-NAME_CHARS = 80
+PREVIEW_CHARS = 800  # inside a collapsed (expandable) quote: three lines show on a phone
+SUBJECT_CHARS = 80  # one line on a phone
+NAME_CHARS = 60
 STATE_ICONS = {
     State.NEW: "🆕",
     State.PRIORITIZED: "📌",
@@ -42,9 +43,25 @@ STATE_ICONS = {
     State.IN_ANALYSIS: "🔎",
     State.RESOLVED: "✅",
     State.ESCALATED: "⬆️",
-    State.LKPP_ANSWERED: "📨",
+    State.LKPP_ANSWERED: "💬",
     State.CLOSED: "🔒",
 }
+PRIORITY_ICONS = {0: "🔴", 1: "🟡", 2: "🟢"}  # by rank in the domain's list: high first
+#: The last thing staff did, as a card line: "📨 minta data 10.05 · Budi".
+LAST_ACTIONS = {
+    "set_priority": "🏷 prioritas",
+    "set_category": "🏷 kategori",
+    "request_data": "📨 minta data",
+    "confirm_phone": "📞 sudah ditelepon",
+    "phone_unanswered": "📵 telepon tidak terhubung",
+    "start_analysis": "🔎 analisis",
+    "add_note": "📝 catatan",
+    "resolve": "✅ solusi dikirim",
+    "escalate": "⬆️ eskalasi LKPP",
+    "close": "🔒 ditutup",
+    "take": "🙋 ditangani",
+}
+MAX_PRIMARY_ROWS = 3
 
 Keyboard = list[list[tuple[str, str]]]  # rows of (label, callback data)
 
@@ -55,6 +72,13 @@ class Deadline:
     due: dt.datetime
     started: dt.datetime
     budget_minutes: float
+
+
+@dataclass(frozen=True)
+class LastAction:
+    action: str
+    at: dt.datetime
+    actor: str | None
 
 
 @dataclass(frozen=True)
@@ -77,10 +101,23 @@ class CardData:
     phone_confirmed: bool
     attachments: int
     deadline: Deadline | None
-    last_actor: str | None
+    last_action: LastAction | None
     requester_bounced: bool
     linked_number: str | None
     reopen_count: int
+    handler_id: str | None = None
+    handler_name: str | None = None
+
+
+def last_action(session: Session, ticket_id: int) -> LastAction | None:
+    """The last thing staff did on the ticket from Telegram."""
+    row = session.execute(
+        select(AuditEvent.action, AuditEvent.at, AuditEvent.actor_name)
+        .where(AuditEvent.ticket_id == ticket_id, AuditEvent.channel == Channel.TELEGRAM)
+        .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+        .limit(1)
+    ).first()
+    return LastAction(row[0], row[1], row[2]) if row is not None else None
 
 
 def load_card(session: Session, ticket_id: int) -> CardData | None:
@@ -101,7 +138,6 @@ def load_card(session: Session, ticket_id: int) -> CardData | None:
     deadline = None
     if clock is not None and clock.deadline_at is not None:
         deadline = Deadline(clock.step, clock.deadline_at, clock.started_at, clock.budget_minutes)
-    last_actor = sla_queries.last_actor(session, ticket_id)
     linked = (
         session.scalar(select(Ticket.number).where(Ticket.id == ticket.linked_ticket_id))
         if ticket.linked_ticket_id
@@ -126,10 +162,12 @@ def load_card(session: Session, ticket_id: int) -> CardData | None:
         phone_confirmed=ticket.phone_confirmed_at is not None,
         attachments=attachments or 0,
         deadline=deadline,
-        last_actor=last_actor,
+        last_action=last_action(session, ticket_id),
         requester_bounced=session.get(FlaggedAddress, ticket.requester_email) is not None,
         linked_number=linked,
         reopen_count=ticket.reopen_count,
+        handler_id=ticket.handler_id,
+        handler_name=ticket.handler_name,
     )
 
 
@@ -140,6 +178,10 @@ def _preview(text: str, limit: int = PREVIEW_CHARS) -> str:
     cut = text[:limit]
     space = cut.rfind(" ")
     return (cut[:space] if space > limit * 0.8 else cut).rstrip() + " …"
+
+
+def _one_line(text: str, limit: int) -> str:
+    return _preview(" ".join(text.split()), limit)
 
 
 @dataclass(frozen=True)
@@ -153,7 +195,7 @@ class Urgency:
 def deadline_line(
     deadline: Deadline, now: dt.datetime, timezone: ZoneInfo, urgency: Urgency | None = None
 ) -> str:
-    """'⏰ Penetapan prioritas: 14.05 WIB (3 menit lagi)', bold once it is past.
+    """'Penetapan prioritas: ⏰ 14.05 WIB (3 menit lagi)', 🔔 when soon, 🚨 bold once past.
 
     The badge and its level are the SLA monitor's own (sla/texts.py), measured in business
     time, so the card turns urgent exactly when the reminder is sent.
@@ -174,6 +216,18 @@ def deadline_line(
     return f"{label}: {badge}"
 
 
+def priority_text(domain: DomainConfig, code: str) -> str:
+    codes = [p.code for p in domain.priorities]
+    icon = PRIORITY_ICONS.get(codes.index(code), "⚪") if code in codes else "⚪"
+    return f"{icon} {escape(domain.priority_label(code))}"
+
+
+def last_action_text(action: LastAction, timezone: ZoneInfo) -> str:
+    label = LAST_ACTIONS.get(action.action, "✏️ diubah")
+    line = f"{label} {action.at.astimezone(timezone):%H.%M}"  # the card shows the day above
+    return line + (f" · {escape(action.actor)}" if action.actor else "")
+
+
 def render_text(
     card: CardData,
     domain: DomainConfig,
@@ -181,113 +235,182 @@ def render_text(
     now: dt.datetime,
     urgency: Urgency | None = None,
 ) -> str:
+    """What the card says, most urgent first: the state, then priority and deadline."""
     icon, label = STATE_ICONS[card.state], machine.STATE_LABELS[card.state]
     state = f"{icon} <b>{escape(card.number)}</b> · {label}"
     if card.reopen_count:
         state += f" (dibuka kembali {card.reopen_count}×)"
     lines = [state]
+    second = []
     if card.priority:
-        lines.append(f"Prioritas: <b>{escape(domain.priority_label(card.priority))}</b>")
+        second.append(f"<b>{priority_text(domain, card.priority)}</b>")
     elif card.suggested_priority:
         suggested = escape(domain.priority_label(card.suggested_priority))
-        lines.append(f"Prioritas: belum ditetapkan (saran: {suggested})")
+        second.append(f"Prioritas belum ditetapkan (saran: {suggested})")
+    if card.deadline is not None and card.state in machine.OPEN_STATES | {State.RESOLVED}:
+        second.append(deadline_line(card.deadline, now, timezone, urgency))
+    if second:
+        lines.append(" · ".join(second))
+    if card.handler_name:
+        lines.append(f"🙋 Ditangani: <b>{escape(_one_line(card.handler_name, NAME_CHARS))}</b>")
+    sender = escape(_one_line(card.requester_email, NAME_CHARS))
+    if card.requester_name:
+        sender = f"{escape(_one_line(card.requester_name, NAME_CHARS))} &lt;{sender}&gt;"
+    lines.append(f"👤 {sender}")
+    if card.requester_bounced:
+        lines.append("⚠️ <i>E-mail ke alamat ini tidak sampai; hubungi lewat telepon.</i>")
+    subject = _one_line(card.subject, SUBJECT_CHARS) or "(tanpa perihal)"
+    lines.append(f"✉️ {escape(subject)}")
+    facts = []
+    if card.tender_codes:
+        codes = ", ".join(escape(c) for c in card.tender_codes[:3])
+        facts.append(f"Kode tender: {codes}")
+    if card.phone_numbers:
+        phone = ", ".join(escape(p) for p in card.phone_numbers[:2])
+        facts.append(f"☎️ {phone}" + (" ✔️" if card.phone_confirmed else ""))
     category = card.category or card.suggested_category
     if category:
         suffix = "" if card.category else " (saran)"
-        lines.append(f"Kategori: {escape(domain.category_label(category))}{suffix}")
-    sender = escape(_preview(card.requester_email, NAME_CHARS))
-    if card.requester_name:
-        sender = f"{escape(_preview(card.requester_name, NAME_CHARS))} &lt;{sender}&gt;"
-    if card.requester_bounced:
-        sender += " ⚠️ <i>alamat bounce</i>"
-    lines.append(f"Dari: {sender}")
-    lines.append(f"Subjek: {escape(_preview(card.subject, SUBJECT_CHARS) or '(tanpa subjek)')}")
-    facts = []
-    if card.tender_codes:
-        codes = ", ".join(escape(c) for c in card.tender_codes[:5])
-        facts.append(f"Kode tender/paket: {codes}")
-    if card.phone_numbers:
-        phone = ", ".join(escape(p) for p in card.phone_numbers[:2])
-        facts.append(f"Telp: {phone}" + (" ✔️" if card.phone_confirmed else ""))
+        facts.append(f"🏷 {escape(domain.category_label(category))}{suffix}")
     if facts:
         lines.append(" · ".join(facts))
-    lines.append(f"Diterima: {short_datetime(card.received_at, timezone)}")
     if card.linked_number:
-        lines.append(f"Terkait tiket {escape(card.linked_number)}")
-    if card.deadline is not None and card.state in machine.OPEN_STATES | {State.RESOLVED}:
-        lines.append(deadline_line(card.deadline, now, timezone, urgency))
-    if card.last_actor:
-        lines.append(f"Petugas terakhir: {escape(card.last_actor)}")
-    body = _preview(card.text) or "(tanpa isi)"
-    lines.append("")
-    lines.append(f"<blockquote>{escape(body)}</blockquote>")
+        lines.append(f"🔗 Terkait tiket {escape(card.linked_number)}")
+    today = now.astimezone(timezone).date()
+    tail = [f"Diterima {sla_texts.when(card.received_at, timezone, today=today)}"]
+    if card.last_action is not None:
+        tail.append(last_action_text(card.last_action, timezone))
     if card.attachments:
-        lines.append(f"📎 {card.attachments} lampiran")
+        tail.append(f"📎 {card.attachments} lampiran")
+    lines.append("<i>" + " · ".join(tail) + "</i>")
+    body = _preview(card.text) or "(tanpa isi)"
+    lines.append(f"<blockquote expandable>{escape(body)}</blockquote>")
     return "\n".join(lines)
 
 
-_ACTION_BUTTONS: list[tuple[Action, Button, str]] = [
+#: Staff actions in the order they matter on a phone; what does not fit in the primary rows
+#: goes behind "⋯ Lainnya" with the secondary actions.
+_PRIMARY: list[tuple[Action, Button, str]] = [
+    (Action.CONFIRM_PHONE, Button.PHONE, "📞 Sudah ditelepon"),
+    (Action.CONFIRM_PHONE, Button.NO_ANSWER, "📵 Tidak terhubung"),
     (Action.REQUEST_DATA, Button.REQUEST_DATA, "📨 Minta Data"),
-    (Action.CONFIRM_PHONE, Button.PHONE, "📞 Telepon"),
     (Action.START_ANALYSIS, Button.ANALYSE, "🔎 Mulai Analisis"),
-    (Action.RESOLVE, Button.RESOLVE, "✅ Selesai"),
+    (Action.RESOLVE, Button.RESOLVE, "✅ Kirim Solusi"),
     (Action.ESCALATE, Button.ESCALATE, "⬆️ Eskalasi LKPP"),
-    (Action.ADD_NOTE, Button.NOTE, "📝 Catatan"),
-    (Action.SET_CATEGORY, Button.CATEGORY_MENU, "🏷 Kategori"),
-    (Action.CLOSE, Button.CLOSE_ASK, "🔒 Tutup"),
 ]
+_SECONDARY: list[tuple[Action, Button, str]] = [
+    (Action.SET_CATEGORY, Button.CATEGORY_MENU, "🏷 Kategori"),
+    (Action.ADD_NOTE, Button.NOTE, "📝 Catatan internal"),
+    (Action.CLOSE, Button.CLOSE_ASK, "🔒 Tutup tiket"),
+]
+MORE_LABEL = "⋯ Lainnya"
+TAKE_LABEL = "🙋 Saya tangani"
+BACK_LABEL = "↩️ Kembali"
 
 
-def render_keyboard(card: CardData, domain: DomainConfig) -> Keyboard:
-    """Only the actions the SOP allows now; the full text and attachments always."""
+def _press(card: CardData, button: Button, arg: str | None = None) -> str:
+    return Press(button, card.ticket_id, card.version, arg).encode()
+
+
+def _pairs(buttons: list[tuple[str, str]]) -> Keyboard:
+    return [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
+
+
+def _layout(card: CardData, domain: DomainConfig) -> tuple[Keyboard, list[tuple[str, str]]]:
+    """(primary rows with "⋯ Lainnya" last, buttons that did not fit)."""
     allowed = set(machine.allowed_actions(card.state))
-
-    def press(button: Button, arg: str | None = None) -> str:
-        return Press(button, card.ticket_id, card.version, arg).encode()
-
     rows: Keyboard = []
-    if Action.SET_PRIORITY in allowed:
+    if Action.SET_PRIORITY in allowed and card.priority is None:
         row = []
         for priority in domain.priorities:
             label = priority.label
-            if priority.code == card.priority:
-                label = f"● {label}"
-            elif card.priority is None and priority.code == card.suggested_priority:
+            if priority.code == card.suggested_priority:
                 label = f"⭐ {label}"
-            row.append((label, press(Button.PRIORITY, priority.code)))
+            row.append((label, _press(card, Button.PRIORITY, priority.code)))
         rows.append(row)
     buttons = [
-        (label, press(button))
-        for action, button, label in _ACTION_BUTTONS
+        (label, _press(card, button))
+        for action, button, label in _PRIMARY
         if action in allowed and not (action is Action.CONFIRM_PHONE and card.phone_confirmed)
     ]
-    rows.extend(buttons[i : i + 2] for i in range(0, len(buttons), 2))
-    extra = [("📄 Teks lengkap", press(Button.FULL_TEXT))]
+    if card.handler_id is None and card.state in machine.OPEN_STATES:
+        buttons.append((TAKE_LABEL, _press(card, Button.TAKE)))
+    room = (MAX_PRIMARY_ROWS - len(rows)) * 2 - 1  # the last place is "⋯ Lainnya"
+    shown, overflow = buttons[:room], buttons[room:]
+    rows.extend(_pairs([*shown, (MORE_LABEL, _press(card, Button.MORE))]))
+    return rows, overflow
+
+
+def render_keyboard(card: CardData, domain: DomainConfig) -> Keyboard:
+    """At most three rows of the actions the SOP allows now; the rest behind ⋯ Lainnya."""
+    return _layout(card, domain)[0]
+
+
+def more_keyboard(card: CardData, domain: DomainConfig) -> Keyboard:
+    """Behind "⋯ Lainnya": what did not fit, priority change, category, note, close, files."""
+    allowed = set(machine.allowed_actions(card.state))
+    _, overflow = _layout(card, domain)
+    buttons = list(overflow)
+    if Action.SET_PRIORITY in allowed and card.priority is not None:
+        buttons.append(("🔁 Ubah prioritas", _press(card, Button.PRIORITY_MENU)))
+    if card.handler_id is not None and card.state in machine.OPEN_STATES:
+        buttons.append(("🙋 Ambil alih", _press(card, Button.TAKE)))
+    buttons.extend(
+        (label, _press(card, button)) for action, button, label in _SECONDARY if action in allowed
+    )
+    buttons.append(("📄 Teks lengkap", _press(card, Button.FULL_TEXT)))
     if card.attachments:
-        extra.append((f"📎 Lampiran ({card.attachments})", press(Button.ATTACHMENTS)))
-    rows.append(extra)
+        buttons.append((f"📎 Lampiran ({card.attachments})", _press(card, Button.ATTACHMENTS)))
+    rows = _pairs(buttons)
+    rows.append([(BACK_LABEL, _press(card, Button.BACK))])
     return rows
 
 
+def priority_keyboard(card: CardData, domain: DomainConfig) -> Keyboard:
+    """Changing a priority already set: the other levels (confirmed on the next press)."""
+    row = [
+        (priority.label, _press(card, Button.PRIORITY, priority.code))
+        for priority in domain.priorities
+        if priority.code != card.priority
+    ]
+    return [row, [(BACK_LABEL, _press(card, Button.BACK))]]
+
+
+def priority_confirm_keyboard(card: CardData, domain: DomainConfig, code: str) -> Keyboard:
+    label = domain.priority_label(code)
+    return [
+        [
+            (f"✔️ Ya, ubah ke {label}", _press(card, Button.PRIORITY_CONFIRM, code)),
+            ("↩️ Batal", _press(card, Button.BACK)),
+        ]
+    ]
+
+
+def take_confirm_keyboard(card: CardData) -> Keyboard:
+    return [
+        [
+            ("🙋 Ya, ambil alih", _press(card, Button.TAKE_CONFIRM)),
+            ("↩️ Batal", _press(card, Button.BACK)),
+        ]
+    ]
+
+
 def category_keyboard(card: CardData, domain: DomainConfig) -> Keyboard:
-    rows: Keyboard = []
     current = card.category or card.suggested_category
     buttons = []
     for index, category in enumerate(domain.categories):
-        label = ("● " if category.code == current else "") + category.label
-        buttons.append(
-            (label, Press(Button.CATEGORY, card.ticket_id, card.version, str(index)).encode())
-        )
-    rows.extend(buttons[i : i + 2] for i in range(0, len(buttons), 2))
-    rows.append([("↩️ Kembali", Press(Button.BACK, card.ticket_id, card.version).encode())])
+        label = ("● " if category.code == current else "") + category.button_label
+        buttons.append((label, _press(card, Button.CATEGORY, str(index))))
+    rows = _pairs(buttons)
+    rows.append([(BACK_LABEL, _press(card, Button.BACK))])
     return rows
 
 
 def close_keyboard(card: CardData) -> Keyboard:
     return [
         [
-            ("🔒 Ya, tutup tiket", Press(Button.CLOSE, card.ticket_id, card.version).encode()),
-            ("↩️ Batal", Press(Button.BACK, card.ticket_id, card.version).encode()),
+            ("🔒 Ya, tutup", _press(card, Button.CLOSE)),
+            ("↩️ Batal", _press(card, Button.BACK)),
         ]
     ]
 
@@ -299,3 +422,19 @@ def fingerprint(text: str, keyboard: Keyboard) -> str:
         for label, data in row:
             digest.update(f"\x00{label}\x01{data}".encode())
     return digest.hexdigest()
+
+
+def message_link(chat_id: int, message_id: int) -> str | None:
+    """https://t.me/c/… for a supergroup's message (members open it in the app)."""
+    text = str(chat_id)
+    if not text.startswith("-100"):
+        return None
+    return f"https://t.me/c/{text[4:]}/{message_id}"
+
+
+def ticket_link(number: str, chat_id: int | None, message_id: int | None) -> str:
+    """The ticket number, bold, a link to its card when the card is known."""
+    link = message_link(chat_id, message_id) if chat_id and message_id else None
+    if link is None:
+        return f"<b>{escape(number)}</b>"
+    return f'<a href="{link}"><b>{escape(number)}</b></a>'

@@ -17,7 +17,7 @@ import logging
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from html import escape
 from typing import Any
@@ -39,7 +39,7 @@ from telegram import (
 from telegram.constants import ParseMode
 from telegram.error import ChatMigrated, RetryAfter, TelegramError
 
-from lpse_helpdesk.bot import bounce_flags, cards, texts
+from lpse_helpdesk.bot import board, bounce_flags, cards, quiet, texts
 from lpse_helpdesk.bot.errors import Kind, classify
 from lpse_helpdesk.bot.group import GroupState, Membership, record_membership
 from lpse_helpdesk.bot.interactions import attachment_bytes
@@ -55,6 +55,7 @@ from lpse_helpdesk.bot.migration import apply_migration
 from lpse_helpdesk.bot.prompt_copies import MAYBE_DELIVERED
 from lpse_helpdesk.bot.ratelimit import Budget, Limits
 from lpse_helpdesk.bot.replies import notice_keyboard
+from lpse_helpdesk.bot.topics import Topics
 from lpse_helpdesk.domain.model import DomainConfig
 from lpse_helpdesk.ops import metrics
 from lpse_helpdesk.storage.db import Database
@@ -67,6 +68,7 @@ from lpse_helpdesk.storage.models import (
     TelegramPrompt,
     Ticket,
 )
+from lpse_helpdesk.timekeeping.calendar import BusinessCalendar
 from lpse_helpdesk.timekeeping.clock import Clock, as_utc
 from lpse_helpdesk.workflow.outbox import (
     Importance,
@@ -114,6 +116,10 @@ class DigestRow:
     created: dt.datetime
 
 
+_NOT_MESSAGES = frozenset({TelegramOp.DELETE, TelegramOp.REACTION})
+_REPOSTED = frozenset({TelegramOp.CARD, TelegramOp.BOARD})  # posted again when deleted
+
+
 @dataclass(frozen=True)
 class Outgoing:
     """One Telegram call prepared from an outbox row (in a database thread)."""
@@ -130,9 +136,14 @@ class Outgoing:
     force_reply: bool = False
     document: tuple[str, bytes] | None = None
     skip: bool = False  # nothing visible changed
+    thread_id: int | None = None  # the ticket's forum topic (topics mode)
+    silent: bool = False  # disable_notification (see bot/quiet.py)
+    reaction: str | None = None  # REACTION: the emoji to set on message edit_message_id
+    placeholder: str | None = None  # PROMPT: what the input field says
 
     @property
     def is_edit(self) -> bool:
+        """Edits, deletions and reactions are no new messages (the group's budget)."""
         return self.edit_message_id is not None
 
     @property
@@ -177,6 +188,8 @@ class TelegramDispatcher(PollingWorker):
         urgency: cards.Urgency | None = None,
         group: GroupState | None = None,
         supervisor_ids: frozenset[int] = frozenset(),
+        calendar: BusinessCalendar | None = None,
+        topics: Topics | None = None,
     ) -> None:
         super().__init__()
         self.bot = bot
@@ -190,6 +203,8 @@ class TelegramDispatcher(PollingWorker):
         self.poll_seconds = poll_seconds
         self.batch = batch
         self.urgency = urgency
+        self.calendar = calendar or (urgency.calendar if urgency is not None else None)
+        self.topics = topics
         self.sent = 0
         self.retry_after_received = 0
         #: Digests go from one instance only (the update receiver's); see app.telegram_bot.
@@ -206,7 +221,9 @@ class TelegramDispatcher(PollingWorker):
         #: thread when Telegram answers "message thread not found" for an item; it should
         #: recreate the ticket's topic and re-aim the item. Without topics the item is sent
         #: to the plain group.
-        self.recreate_topic: Callable[[Session, Outgoing], None] = self._send_without_topic
+        self.recreate_topic: Callable[[Session, Outgoing], None] = (
+            self._topic_gone if topics is not None else self._send_without_topic
+        )
 
     @property
     def chat_id(self) -> int:
@@ -314,6 +331,10 @@ class TelegramDispatcher(PollingWorker):
         item = session.get(OutboxItem, item_id)
         if item is None or item.status is not OutboxStatus.PENDING:
             return None
+        out = self._prepare_item(session, item)
+        return self._place(session, item, out) if out is not None else None
+
+    def _prepare_item(self, session: Session, item: OutboxItem) -> Outgoing | None:
         op = item.kind
         if op == TelegramOp.CARD:
             return self._prepare_card(session, item)
@@ -321,10 +342,19 @@ class TelegramDispatcher(PollingWorker):
             number, reply_to = self._card_anchor(session, item.ticket_id)
             ticket = session.get(Ticket, item.ticket_id) if item.ticket_id else None
             subject = ticket.subject if ticket is not None else ""
-            text = texts.notice_text(session, number, subject, item.payload, self.timezone)
+            tag = cards.ticket_link(number, self.chat_id, reply_to)
+            text = texts.notice_text(session, number, subject, item.payload, self.timezone, tag)
             keyboard = notice_keyboard(item.payload, item.ticket_id)
             keyboard = keyboard or bounce_flags.keyboard(item.id, item.payload)
-            return Outgoing(item.id, op, self.chat_id, text, keyboard=keyboard, reply_to=reply_to)
+            return Outgoing(
+                item.id,
+                op,
+                self.chat_id,
+                text,
+                keyboard=keyboard,
+                reply_to=reply_to,
+                ticket_id=item.ticket_id,
+            )
         if op == TelegramOp.ALERT:
             text = texts.alert_text(session, item.payload, self.timezone)
             return Outgoing(item.id, op, self.chat_id, text)
@@ -335,16 +365,31 @@ class TelegramDispatcher(PollingWorker):
                 return None
             number, reply_to = self._card_anchor(session, prompt.ticket_id)
             text = texts.prompt_text(prompt.action, number, prompt.user_id, prompt.user_name)
-            return Outgoing(item.id, op, prompt.chat_id, text, reply_to=reply_to, force_reply=True)
+            return Outgoing(
+                item.id,
+                op,
+                prompt.chat_id,
+                text,
+                reply_to=reply_to,
+                force_reply=True,
+                ticket_id=prompt.ticket_id,
+                placeholder=texts.PLACEHOLDERS.get(prompt.action),
+            )
         if op == TelegramOp.MESSAGE:
             payload = item.payload
+            keyboard = payload.get("keyboard")
             return Outgoing(
                 item.id,
                 op,
                 int(payload.get("chat_id", self.chat_id)),
                 str(payload["text"]),
-                keyboard=payload.get("keyboard"),
+                keyboard=[[(str(b[0]), str(b[1])) for b in row] for row in keyboard]
+                if keyboard
+                else None,
                 reply_to=payload.get("reply_to"),
+                edit_message_id=payload.get("edit_message_id"),
+                ticket_id=item.ticket_id,
+                thread_id=payload.get("thread_id"),
             )
         if op == TelegramOp.DOCUMENT:
             payload = item.payload
@@ -364,7 +409,10 @@ class TelegramDispatcher(PollingWorker):
                 str(payload.get("caption", "")),
                 reply_to=payload.get("reply_to"),
                 document=(str(payload["filename"]) or "lampiran", content),
+                ticket_id=item.ticket_id,
             )
+        if op in (TelegramOp.DELETE, TelegramOp.REACTION, TelegramOp.BOARD):
+            return self._prepare_group_op(session, item)
         self._finish(item, OutboxStatus.FAILED, f"unknown telegram operation {op}")
         return None
 
@@ -415,6 +463,7 @@ class TelegramDispatcher(PollingWorker):
         """Make the call; False when sending must pause (flood, outage, group on hold)."""
         self.budget.record(out.chat_id, edit=out.is_edit)
         try:
+            out = await self._open_topic(out)
             sent = await self._call(out)
         except TelegramError as error:
             return await self._refused(out, error)
@@ -422,10 +471,14 @@ class TelegramDispatcher(PollingWorker):
         self.sent += 1
         metrics.sent("telegram")
         await self.db.run(lambda s: self._done(s, out, sent))
+        await self._after(out, sent)
         return True
 
     async def _refused(self, out: Outgoing, error: TelegramError) -> bool:
         """Act on an error by its kind; True when the round may go on."""
+        if out.op in _NOT_MESSAGES and "not found" in str(error).lower():
+            await self.db.run(lambda s: self._done(s, out, None))  # already gone: fine
+            return True
         kind = classify(error, to_group=out.chat_id == self.chat_id, is_edit=out.is_edit)
         if kind is not Kind.TRANSIENT and kind is not Kind.MAYBE_SENT:
             self._reachable()
@@ -673,7 +726,19 @@ class TelegramDispatcher(PollingWorker):
                 caption=out.text or None,
                 parse_mode=ParseMode.HTML,
                 reply_parameters=reply,
+                message_thread_id=out.thread_id,
+                disable_notification=out.silent,
             )
+        if out.op == TelegramOp.DELETE:
+            assert out.edit_message_id is not None
+            await self.bot.delete_message(out.chat_id, out.edit_message_id)
+            return None
+        if out.op == TelegramOp.REACTION:
+            assert out.edit_message_id is not None
+            await self.bot.set_message_reaction(
+                out.chat_id, out.edit_message_id, reaction=out.reaction
+            )
+            return None
         if out.edit_message_id is not None:
             result = await self.bot.edit_message_text(
                 out.text,
@@ -686,7 +751,9 @@ class TelegramDispatcher(PollingWorker):
             return result if isinstance(result, TgMessage) else None
         reply_markup: InlineKeyboardMarkup | ForceReply | None = markup(out.keyboard)
         if out.force_reply:
-            reply_markup = ForceReply(selective=True, input_field_placeholder="Ketik di sini…")
+            reply_markup = ForceReply(
+                selective=True, input_field_placeholder=out.placeholder or "Ketik di sini…"
+            )
         return await self.bot.send_message(
             out.chat_id,
             out.text,
@@ -694,6 +761,8 @@ class TelegramDispatcher(PollingWorker):
             reply_markup=reply_markup,
             reply_parameters=reply,
             disable_web_page_preview=True,
+            message_thread_id=out.thread_id,
+            disable_notification=out.silent,
         )
 
     # --- outcomes (database thread) --------------------------------------------------------
@@ -723,6 +792,17 @@ class TelegramDispatcher(PollingWorker):
             elif card is not None:
                 card.rendered_hash = out.fingerprint
                 card.updated_at = now
+            board.request(session, now)
+            replaces = item.payload.get("replaces")
+            if replaces and sent is not None:
+                self._point_to_new_card(session, out, int(replaces), sent.message_id)
+        if out.op == TelegramOp.BOARD:
+            if sent is not None:
+                board.store(session, out.chat_id, sent.message_id, out.fingerprint or "", now)
+            else:
+                current = board.current(session, out.chat_id)
+                if current is not None:
+                    current.rendered_hash, current.updated_at = out.fingerprint, now
         if out.op == TelegramOp.PROMPT and sent is not None:
             prompt = session.get(TelegramPrompt, item.payload.get("prompt"))
             if prompt is not None:
@@ -787,7 +867,9 @@ class TelegramDispatcher(PollingWorker):
         )
 
     def _forget_card(self, session: Session, out: Outgoing) -> None:
-        if out.ticket_id is not None:
+        if out.op == TelegramOp.BOARD:
+            board.forget(session, out.chat_id)  # deleted by a person: posted and pinned anew
+        if out.ticket_id is not None and out.op == TelegramOp.CARD:
             card = session.get(TelegramCard, out.ticket_id)
             if card is not None:
                 session.delete(card)
@@ -828,7 +910,11 @@ class TelegramDispatcher(PollingWorker):
             self.budget.record(self.chat_id)
             try:
                 await self.bot.send_message(
-                    self.chat_id, text, parse_mode=ParseMode.HTML, disable_web_page_preview=True
+                    self.chat_id,
+                    text,
+                    parse_mode=ParseMode.HTML,
+                    disable_web_page_preview=True,
+                    disable_notification=not self._working_hours(),
                 )
             except TelegramError as error:
                 await self._digest_refused(error)
@@ -938,3 +1024,120 @@ class TelegramDispatcher(PollingWorker):
             if len(pages) <= most:
                 break
         return [(ids, "\n".join([header, *parts, footer])) for ids, parts in pages]
+
+    # --- the group: topics, silence, the board, deletions and reactions --------------------
+
+    def _working_hours(self) -> bool:
+        return self.calendar is None or self.calendar.is_open(self.clock.now())
+
+    def _place(self, session: Session, item: OutboxItem, out: Outgoing) -> Outgoing:
+        """Into the ticket's topic (topics mode), ringing only when bot/quiet.py says so."""
+        thread = out.thread_id
+        in_topic = out.op not in (TelegramOp.ALERT, TelegramOp.BOARD) and out.ticket_id is not None
+        if thread is None and in_topic and self.topics is not None and self.topics.enabled:
+            thread = self.topics.thread_of(session, out.ticket_id)
+        silent = not quiet.audible(
+            out.op,
+            item.payload,
+            new_card=out.is_new_card,
+            working_hours=self._working_hours(),
+        )
+        if item.payload.get("silent"):
+            silent = True
+        return replace(out, thread_id=thread, silent=silent)
+
+    async def _open_topic(self, out: Outgoing) -> Outgoing:
+        """A ticket's first card in topics mode opens its topic (charged like a message)."""
+        if (
+            self.topics is None
+            or not self.topics.enabled
+            or not out.is_new_card
+            or out.thread_id is not None
+            or out.ticket_id is None
+        ):
+            return out
+        self.budget.record(self.chat_id, edit=False)
+        thread = await self.topics.create(out.ticket_id)
+        return replace(out, thread_id=thread)
+
+    async def _after(self, out: Outgoing, sent: TgMessage | None) -> None:
+        topics_on = self.topics is not None and self.topics.enabled
+        if out.op == TelegramOp.CARD and out.ticket_id is not None and topics_on:
+            assert self.topics is not None
+            await self.topics.sync(out.ticket_id)
+        if out.op == TelegramOp.BOARD and sent is not None:
+            try:
+                await self.bot.pin_chat_message(
+                    out.chat_id, sent.message_id, disable_notification=True
+                )
+            except TelegramError as error:
+                log.warning("the queue board could not be pinned: %s", error)
+
+    def _topic_gone(self, session: Session, out: Outgoing) -> None:
+        """The dispatcher's `recreate_topic` in topics mode: a new topic (and card) on the
+        next message for the ticket; a message of no ticket goes to the General topic."""
+        item = session.get_one(OutboxItem, out.item_id)
+        item.attempts += 1
+        if out.ticket_id is None:
+            item.payload = {k: v for k, v in item.payload.items() if k != "thread_id"}
+            return
+        Topics.forget(session, out.ticket_id)
+        if out.op != TelegramOp.CARD:
+            enqueue_telegram(
+                session,
+                TelegramOp.CARD,
+                ticket_id=out.ticket_id,
+                payload={},
+                importance=Importance.PROMPT,
+                now=self.clock.now(),
+            )
+            item.next_attempt_at = self.clock.now() + dt.timedelta(seconds=1)
+        log.info("topic of ticket %d is gone; making it anew", out.ticket_id)
+
+    def _prepare_group_op(self, session: Session, item: OutboxItem) -> Outgoing | None:
+        payload, op = item.payload, item.kind
+        if op == TelegramOp.BOARD:
+            text = board.render(session, self.clock.now(), self.timezone)
+            fingerprint = cards.fingerprint(text, [])
+            current = board.current(session, self.chat_id)
+            return Outgoing(
+                item.id,
+                op,
+                self.chat_id,
+                text,
+                edit_message_id=current.message_id if current else None,
+                fingerprint=fingerprint,
+                skip=current is not None and current.rendered_hash == fingerprint,
+            )
+        chat_id = int(payload.get("chat_id", self.chat_id))
+        message_id = payload.get("message_id")
+        if not isinstance(message_id, int):
+            self._finish(item, OutboxStatus.FAILED, "no message id")
+            return None
+        return Outgoing(
+            item.id,
+            op,
+            chat_id,
+            "",
+            edit_message_id=message_id,
+            reaction=str(payload.get("emoji") or "👍") if op == TelegramOp.REACTION else None,
+        )
+
+    def _point_to_new_card(
+        self, session: Session, out: Outgoing, old_message_id: int, new_message_id: int
+    ) -> None:
+        """/tiket posted the card anew: the old one says where it went, without buttons."""
+        ticket = session.get(Ticket, out.ticket_id)
+        number = ticket.number if ticket is not None else ""
+        enqueue_telegram(
+            session,
+            TelegramOp.MESSAGE,
+            ticket_id=None,
+            payload={
+                "chat_id": out.chat_id,
+                "edit_message_id": old_message_id,
+                "text": texts.card_moved(cards.ticket_link(number, out.chat_id, new_message_id)),
+            },
+            importance=Importance.CARD_EDIT,
+            now=self.clock.now(),
+        )

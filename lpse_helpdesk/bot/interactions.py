@@ -7,6 +7,7 @@ by the SOP machine) before anything changes. The result says what to answer on t
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from html import escape
 
@@ -49,12 +50,17 @@ DIRECT_BUTTONS: dict[Button, Action] = {
 }
 #: Presses that change the ticket at once: they must match the version the card showed.
 #: The others only open a menu or a prompt; the typed reply is checked when it arrives.
-CHANGING_BUTTONS = frozenset({Button.PRIORITY, Button.CATEGORY, *DIRECT_BUTTONS})
-DONE_ANSWERS = {
-    Action.CONFIRM_PHONE: "📞 Konfirmasi telepon dicatat.",
-    Action.START_ANALYSIS: "🔎 Analisis dimulai.",
-    Action.CLOSE: "🔒 Tiket ditutup.",
-}
+CHANGING_BUTTONS = frozenset(
+    {
+        Button.PRIORITY,
+        Button.PRIORITY_CONFIRM,
+        Button.CATEGORY,
+        Button.NO_ANSWER,
+        Button.TAKE,
+        Button.TAKE_CONFIRM,
+        *DIRECT_BUTTONS,
+    }
+)
 
 
 @dataclass
@@ -72,6 +78,9 @@ class ReplyResult:
     handled: bool
     queued: bool = False
     notes: list[str] = field(default_factory=list)
+
+
+PressHandler = Callable[[Session, Ticket, Press, Actor, int], PressResult]
 
 
 class Interactions:
@@ -109,55 +118,185 @@ class Interactions:
         self, session: Session, ticket: Ticket, press: Press, actor: Actor, user_id: int
     ) -> PressResult:
         button = press.button
-        if button is Button.FULL_TEXT:
-            return self._full_text(session, ticket)
-        if button is Button.ATTACHMENTS:
-            return self._attachments(session, ticket)
+        if button in (Button.FULL_TEXT, Button.ATTACHMENTS):
+            result = (
+                self._full_text(session, ticket)
+                if button is Button.FULL_TEXT
+                else self._attachments(session, ticket)
+            )
+            # Pressed behind "⋯ Lainnya": the card shows its main buttons again.
+            result.keyboard = cards.render_keyboard(self._card(session, ticket), self.domain)
+            return result
         if button in CHANGING_BUTTONS and press.version != ticket.version:
             # Someone (staff, or a mail) changed the ticket since this card was drawn.
             raise StaleTicket
-        if button is Button.PRIORITY:
-            self.workflow.act(
-                session,
-                ticket.id,
-                Action.SET_PRIORITY,
-                actor,
-                expected_version=press.version,
-                priority=press.arg,
-            )
-            return PressResult(f"Prioritas: {self.domain.priority_label(press.arg)}", queued=True)
-        if button is Button.CATEGORY:
-            category = self._category(press.arg)
-            self.workflow.act(
-                session,
-                ticket.id,
-                Action.SET_CATEGORY,
-                actor,
-                expected_version=press.version,
-                category=category,
-            )
-            return PressResult(f"Kategori: {self.domain.category_label(category)}", queued=True)
-        if button in DIRECT_BUTTONS:
-            action = DIRECT_BUTTONS[button]
-            self.workflow.act(session, ticket.id, action, actor, expected_version=press.version)
-            return PressResult(DONE_ANSWERS[action], queued=True)
-        card = cards.load_card(session, ticket.id)
-        assert card is not None
-        if button is Button.CATEGORY_MENU:
-            self._require(ticket, Action.SET_CATEGORY)
-            return PressResult(
-                "Pilih kategori.", keyboard=cards.category_keyboard(card, self.domain)
-            )
-        if button is Button.CLOSE_ASK:
-            self._require(ticket, Action.CLOSE)
-            return PressResult("Yakin menutup tiket?", keyboard=cards.close_keyboard(card))
-        if button is Button.BACK:
-            return PressResult("", keyboard=cards.render_keyboard(card, self.domain))
+        handler = self._handlers.get(button)
+        if handler is not None:
+            return handler(session, ticket, press, actor, user_id)
         action = TEXT_BUTTONS[button]
         self._require(ticket, action)
+        return self._ask(session, ticket, action, actor, user_id)
+
+    def _ask(
+        self, session: Session, ticket: Ticket, action: Action, actor: Actor, user_id: int
+    ) -> PressResult:
+        """The text for a mail: canned answers and a preview when the replies flow is on."""
         if self.replies is not None and action in MAIL_TEXT_ACTIONS:
             return _press_result(self.replies.start(session, ticket, action, actor, user_id))
         return self._ask_text(session, ticket, action, actor, user_id)
+
+    # One function per button, so that other flows can hook into exactly one of them.
+
+    @property
+    def _handlers(self) -> dict[Button, PressHandler]:
+        return {
+            Button.PRIORITY: self.on_priority,
+            Button.PRIORITY_CONFIRM: self.on_priority_confirm,
+            Button.PRIORITY_MENU: self.on_priority_menu,
+            Button.CATEGORY: self.on_category,
+            Button.CATEGORY_MENU: self.on_category_menu,
+            Button.PHONE: self.on_direct,
+            Button.ANALYSE: self.on_direct,
+            Button.CLOSE: self.on_direct,
+            Button.NO_ANSWER: self.on_no_answer,
+            Button.TAKE: self.on_take,
+            Button.TAKE_CONFIRM: self.on_take_confirm,
+            Button.CLOSE_ASK: self.on_close_ask,
+            Button.MORE: self.on_more,
+            Button.BACK: self.on_back,
+            Button.REQUEST_DATA: self.on_request_data,
+            Button.RESOLVE: self.on_resolve,
+        }
+
+    def _card(self, session: Session, ticket: Ticket) -> cards.CardData:
+        card = cards.load_card(session, ticket.id)
+        assert card is not None
+        return card
+
+    def on_priority(
+        self, session: Session, ticket: Ticket, press: Press, actor: Actor, user_id: int
+    ) -> PressResult:
+        if ticket.priority is not None:
+            # It restarts the resolution clock: ask first.
+            code = press.arg or ""
+            self._require(ticket, Action.SET_PRIORITY)
+            if code == ticket.priority:
+                return PressResult(texts.priority_already(self.domain.priority_label(code)))
+            card = self._card(session, ticket)
+            return PressResult(
+                texts.PRIORITY_CONFIRM.format(label=self.domain.priority_label(code)),
+                keyboard=cards.priority_confirm_keyboard(card, self.domain, code),
+            )
+        return self.on_priority_confirm(session, ticket, press, actor, user_id)
+
+    def on_priority_confirm(
+        self, session: Session, ticket: Ticket, press: Press, actor: Actor, user_id: int
+    ) -> PressResult:
+        if press.arg is not None and press.arg == ticket.priority:
+            return PressResult(texts.priority_already(self.domain.priority_label(press.arg)))
+        self.workflow.act(
+            session,
+            ticket.id,
+            Action.SET_PRIORITY,
+            actor,
+            expected_version=press.version,
+            priority=press.arg,
+        )
+        return PressResult(f"Prioritas: {self.domain.priority_label(press.arg)}", queued=True)
+
+    def on_priority_menu(
+        self, session: Session, ticket: Ticket, press: Press, actor: Actor, user_id: int
+    ) -> PressResult:
+        self._require(ticket, Action.SET_PRIORITY)
+        card = self._card(session, ticket)
+        return PressResult(texts.PRIORITY_MENU, keyboard=cards.priority_keyboard(card, self.domain))
+
+    def on_category(
+        self, session: Session, ticket: Ticket, press: Press, actor: Actor, user_id: int
+    ) -> PressResult:
+        category = self._category(press.arg)
+        self.workflow.act(
+            session,
+            ticket.id,
+            Action.SET_CATEGORY,
+            actor,
+            expected_version=press.version,
+            category=category,
+        )
+        return PressResult(f"Kategori: {self.domain.category_label(category)}", queued=True)
+
+    def on_category_menu(
+        self, session: Session, ticket: Ticket, press: Press, actor: Actor, user_id: int
+    ) -> PressResult:
+        self._require(ticket, Action.SET_CATEGORY)
+        card = self._card(session, ticket)
+        return PressResult(texts.CATEGORY_MENU, keyboard=cards.category_keyboard(card, self.domain))
+
+    def on_direct(
+        self, session: Session, ticket: Ticket, press: Press, actor: Actor, user_id: int
+    ) -> PressResult:
+        action = DIRECT_BUTTONS[press.button]
+        self.workflow.act(session, ticket.id, action, actor, expected_version=press.version)
+        return PressResult(texts.DONE_ANSWERS[action.value], queued=True)
+
+    def on_no_answer(
+        self, session: Session, ticket: Ticket, press: Press, actor: Actor, user_id: int
+    ) -> PressResult:
+        self.workflow.record_phone_unanswered(
+            session, ticket.id, actor, expected_version=press.version
+        )
+        return PressResult(texts.PHONE_UNANSWERED, queued=True)
+
+    def on_take(
+        self, session: Session, ticket: Ticket, press: Press, actor: Actor, user_id: int
+    ) -> PressResult:
+        if ticket.handler_id is not None and ticket.handler_id != actor.id:
+            card = self._card(session, ticket)
+            return PressResult(
+                texts.take_over_question(ticket.handler_name or "petugas lain"),
+                keyboard=cards.take_confirm_keyboard(card),
+            )
+        return self.on_take_confirm(session, ticket, press, actor, user_id)
+
+    def on_take_confirm(
+        self, session: Session, ticket: Ticket, press: Press, actor: Actor, user_id: int
+    ) -> PressResult:
+        previous = self.workflow.take(session, ticket.id, actor, expected_version=press.version)
+        return PressResult(texts.taken(previous), queued=True)
+
+    def on_close_ask(
+        self, session: Session, ticket: Ticket, press: Press, actor: Actor, user_id: int
+    ) -> PressResult:
+        self._require(ticket, Action.CLOSE)
+        return PressResult(
+            texts.CLOSE_QUESTION, keyboard=cards.close_keyboard(self._card(session, ticket))
+        )
+
+    def on_more(
+        self, session: Session, ticket: Ticket, press: Press, actor: Actor, user_id: int
+    ) -> PressResult:
+        card = self._card(session, ticket)
+        return PressResult("", keyboard=cards.more_keyboard(card, self.domain))
+
+    def on_back(
+        self, session: Session, ticket: Ticket, press: Press, actor: Actor, user_id: int
+    ) -> PressResult:
+        card = self._card(session, ticket)
+        return PressResult("", keyboard=cards.render_keyboard(card, self.domain))
+
+    def on_request_data(
+        self, session: Session, ticket: Ticket, press: Press, actor: Actor, user_id: int
+    ) -> PressResult:
+        """ "📨 Minta Data": ask for the request's text."""
+        self._require(ticket, Action.REQUEST_DATA)
+        return self._ask(session, ticket, Action.REQUEST_DATA, actor, user_id)
+
+    def on_resolve(
+        self, session: Session, ticket: Ticket, press: Press, actor: Actor, user_id: int
+    ) -> PressResult:
+        """ "✅ Kirim Solusi": ask for the solution's text."""
+        self._require(ticket, Action.RESOLVE)
+        return self._ask(session, ticket, Action.RESOLVE, actor, user_id)
 
     def _require(self, ticket: Ticket, action: Action) -> None:
         if not machine.allowed(ticket.state, action):
@@ -169,7 +308,7 @@ class Interactions:
         try:
             return self.domain.categories[int(arg or "")].code
         except (ValueError, IndexError):
-            raise Refused("Kategori tidak dikenal.") from None
+            raise Refused("Kategori ini sudah tidak ada; buka menu kategori lagi.") from None
 
     def _ask_text(
         self, session: Session, ticket: Ticket, action: Action, actor: Actor, user_id: int
@@ -204,7 +343,7 @@ class Interactions:
             importance=Importance.PROMPT,
             now=self.now,
         )
-        return PressResult("Silakan ketik teksnya sebagai balasan pesan bot.", queued=True)
+        return PressResult(texts.ASK_ANSWER, queued=True)
 
     def _full_text(self, session: Session, ticket: Ticket) -> PressResult:
         messages = session.scalars(
@@ -221,9 +360,27 @@ class Interactions:
             stamp = message.at.astimezone(self.workflow.timezone).strftime("%d/%m/%Y %H.%M")
             body = message.text or message.stripped_text
             parts.append(f"=== {stamp} · {arrow} {who}\nSubjek: {message.subject}\n\n{body}\n")
-        content = "\n".join(parts).encode("utf-8")
-        self._document(session, ticket, f"{ticket.number}.txt", content, "📄 Teks lengkap")
-        return PressResult("Teks lengkap dikirim sebagai berkas.", queued=True)
+        content = "\n".join(parts)
+        if len(content) <= texts.FULL_TEXT_CHARS:
+            # Readable on a phone without another app: a collapsed quote, in the card's place.
+            enqueue_telegram(
+                session,
+                TelegramOp.MESSAGE,
+                ticket_id=ticket.id,
+                payload={
+                    "chat_id": self.chat_id,
+                    "text": texts.full_text_message(ticket.number, content),
+                    "reply_to": self._card_message(session, ticket.id),
+                    "silent": True,
+                },
+                importance=Importance.PROMPT,
+                now=self.now,
+            )
+            return PressResult(texts.FULL_TEXT_SENT, queued=True)
+        self._document(
+            session, ticket, f"{ticket.number}.txt", content.encode("utf-8"), "📄 Teks lengkap"
+        )
+        return PressResult(texts.FULL_TEXT_FILE, queued=True)
 
     def _attachments(self, session: Session, ticket: Ticket) -> PressResult:
         rows = session.execute(
@@ -318,13 +475,16 @@ class Interactions:
                 session,
                 chat_id,
                 message_id,
-                f"{escape(refusal.message)}\nTeks Anda (tidak dikirim):\n"
-                f"<code>{escape(text[:3000])}</code>",
+                texts.refused_with_text(refusal.message, text),
             )
             self.refresh_card(session, prompt.ticket_id)
             return ReplyResult(handled=True, queued=True)
         prompt.status = PromptStatus.DONE
-        self.say(session, chat_id, message_id, texts.DONE[action.value])
+        # No "sent" message: the question disappears, the answer gets a reaction, and the
+        # card (edited by the action) shows what was done, when, and by whom.
+        if prompt.message_id is not None:
+            self.delete(session, chat_id, prompt.message_id)
+        self.react(session, chat_id, message_id, texts.DONE_REACTION)
         return ReplyResult(handled=True, queued=True)
 
     @staticmethod
@@ -350,12 +510,11 @@ class Interactions:
                 session,
                 chat_id,
                 message_id,
-                f"Pertanyaan ini untuk {escape(prompt.user_name)}. Tekan tombol pada kartu "
-                "untuk mengetik teks Anda sendiri.",
+                texts.prompt_for_other(prompt.user_name),
             )
             return False
         if prompt.status is not PromptStatus.PENDING:
-            self.say(session, chat_id, message_id, "Pertanyaan ini sudah tidak berlaku.")
+            self.say(session, chat_id, message_id, texts.PROMPT_GONE)
             return False
         if prompt.expires_at <= self.now:
             prompt.status = PromptStatus.EXPIRED
@@ -393,8 +552,11 @@ class Interactions:
             session,
             chat_id,
             message_id,
-            "Dibatalkan." if cancelled else "Tidak ada pertanyaan yang menunggu jawaban Anda.",
+            texts.CANCELLED if cancelled else texts.NOTHING_TO_CANCEL,
         )
+        for prompt in prompts:
+            if prompt.message_id is not None:
+                self.delete(session, chat_id, prompt.message_id)
         return cancelled
 
     def say(
@@ -404,14 +566,50 @@ class Interactions:
         reply_to: int | None,
         text: str,
         importance: Importance = Importance.PROMPT,
+        *,
+        thread_id: int | None = None,
+        keyboard: cards.Keyboard | None = None,
     ) -> None:
-        """A ready-made HTML text, through the outbox (charged to the chat it goes to)."""
+        """A ready-made HTML text, through the outbox (charged to the chat it goes to).
+
+        It answers someone who is looking at the screen: it never rings.
+        """
+        payload: dict[str, object] = {
+            "chat_id": chat_id,
+            "text": text,
+            "reply_to": reply_to,
+            "silent": True,
+        }
+        if thread_id is not None:
+            payload["thread_id"] = thread_id
+        if keyboard is not None:
+            payload["keyboard"] = [[list(button) for button in row] for row in keyboard]
         enqueue_telegram(
             session,
             TelegramOp.MESSAGE,
             ticket_id=None,
-            payload={"chat_id": chat_id, "text": text, "reply_to": reply_to},
+            payload=payload,
             importance=importance,
+            now=self.now,
+        )
+
+    def delete(self, session: Session, chat_id: int, message_id: int) -> None:
+        enqueue_telegram(
+            session,
+            TelegramOp.DELETE,
+            ticket_id=None,
+            payload={"chat_id": chat_id, "message_id": message_id},
+            importance=Importance.CARD_EDIT,
+            now=self.now,
+        )
+
+    def react(self, session: Session, chat_id: int, message_id: int, emoji: str) -> None:
+        enqueue_telegram(
+            session,
+            TelegramOp.REACTION,
+            ticket_id=None,
+            payload={"chat_id": chat_id, "message_id": message_id, "emoji": emoji},
+            importance=Importance.PROMPT,
             now=self.now,
         )
 

@@ -52,7 +52,7 @@ _PRESS = re.compile(r"^x([kubtlwro]):(\d{1,12})(?::([a-z0-9]{1,12}))?(?::(\d{1,1
 DONE = {
     Action.REQUEST_DATA: (
         "📨 Permintaan data dikirim ke pengguna. Konfirmasikan lewat telepon, "
-        "lalu tekan <b>Telepon</b>."
+        "lalu tekan <b>📞 Sudah ditelepon</b>."
     ),
     Action.RESOLVE: "✅ Solusi dikirim ke pengguna.",
     Action.ESCALATE: "⬆️ Dieskalasi ke Helpdesk LKPP; pengguna diberi tahu.",
@@ -77,6 +77,8 @@ class Answer:
     queued: bool = False
     #: Take the buttons off the pressed message (the preview was sent, edited, cancelled).
     clear_buttons: bool = False
+    #: The pressed message served its purpose: remove it (few messages stay in the group).
+    delete_message: bool = False
     notes: list[str] = field(default_factory=list)
 
 
@@ -211,6 +213,22 @@ class Replies:
         if match is None:
             return Answer("Tombol ini tidak dikenal lagi.", alert=True)
         op, first, arg, extra = match.groups()
+        answer = self._press(session, op, first, arg, extra, actor, user_id)
+        if not answer.alert and (op in "twlr" or answer.clear_buttons):
+            # The offer or the preview was used: it goes; the card shows what was done.
+            answer.delete_message, answer.clear_buttons = True, False
+        return answer
+
+    def _press(
+        self,
+        session: Session,
+        op: str,
+        first: str,
+        arg: str | None,
+        extra: str | None,
+        actor: Actor,
+        user_id: int,
+    ) -> Answer:
         try:
             if op in "kub":
                 return self._preview_press(session, op, int(first), actor, user_id)
@@ -418,8 +436,9 @@ class Replies:
         session.refresh(row)
         action = Action(row.action)
         if op == "b":
-            self._say(session, row.ticket_id, "✖️ Dibatalkan; tidak ada e-mail yang dikirim.")
-            return Answer("Dibatalkan.", queued=True, clear_buttons=True)
+            return Answer(
+                "✖️ Dibatalkan; tidak ada e-mail yang dikirim.", queued=True, clear_buttons=True
+            )
         if op == "u":
             prompt = self._new_prompt(session, row.ticket_id, action, actor, user_id)
             if row.prompt_id is not None:
@@ -432,7 +451,7 @@ class Replies:
                 self._say(
                     session,
                     row.ticket_id,
-                    "✏️ Teks sebelumnya (salin, ubah, lalu kirim sebagai balasan pertanyaan "
+                    "✏️ Teks sebelumnya (salin, ubah, lalu kirim sebagai balasan pesan "
                     f"bot):\n<code>{escape(row.text[:3000])}</code>",
                 )
             return Answer(
@@ -461,7 +480,7 @@ class Replies:
             return Answer(refusal.message, alert=True, queued=True, clear_buttons=True)
         if row.template_id is not None:
             canned.count_use(session, row.template_id)
-        self._say(session, row.ticket_id, DONE[action])
+        # No "sent" message: the preview goes and the card shows the action, when, by whom.
         return Answer(DONE[action].split(".")[0] + ".", queued=True, clear_buttons=True)
 
     # --- typed replies and files ---------------------------------------------------------
@@ -484,6 +503,15 @@ class Replies:
             )
             return Answer(refusal.message, queued=True)
         prompt.status = PromptStatus.DONE
+        if prompt.message_id is not None:
+            enqueue_telegram(  # the question was answered: the preview takes its place
+                session,
+                TelegramOp.DELETE,
+                ticket_id=None,
+                payload={"chat_id": prompt.chat_id, "message_id": prompt.message_id},
+                importance=Importance.CARD_EDIT,
+                now=self.now,
+            )
         return answer
 
     def on_file(
@@ -520,7 +548,7 @@ class Replies:
             session,
             prompt.ticket_id,
             f"📎 {escape(staff_file.filename)} disimpan sebagai lampiran. Sekarang balas "
-            f"pertanyaan bot yang sama dengan teks {_WHAT[action]}.",
+            f"pesan bot yang sama dengan teks {_WHAT[action]}.",
         )
         return Answer(queued=True)
 
@@ -555,13 +583,14 @@ class Replies:
             "chat_id": self.chat_id,
             "text": text,
             "reply_to": self._card_message(session, ticket_id),
+            "silent": True,  # someone is looking at the screen
         }
         if keyboard:
             payload["keyboard"] = [[list(button) for button in row] for row in keyboard]
         enqueue_telegram(
             session,
             TelegramOp.MESSAGE,
-            ticket_id=None,
+            ticket_id=ticket_id,  # into the ticket's topic in a forum group
             payload=payload,
             importance=Importance.PROMPT,
             now=self.now,

@@ -84,6 +84,14 @@ class ReplyHandlers:
         answer: Answer = await self.db.run(lambda s: self.replies.press(s, data, actor, user.id))
         if answer.queued:
             self.wake()
+        if answer.delete_message and query.message is not None:
+            try:
+                await query.get_bot().delete_message(
+                    query.message.chat.id, query.message.message_id
+                )
+            except TelegramError as error:
+                log.info("could not remove the used message: %s", error)
+                answer.clear_buttons = True
         if answer.clear_buttons and query.message is not None:
             try:
                 await query.edit_message_reply_markup(reply_markup=None)
@@ -132,9 +140,7 @@ class ReplyHandlers:
         def attach(session: Session) -> None:
             prompt = session.get(TelegramPrompt, prompt_id)
             if prompt is None or prompt.status is not PromptStatus.PENDING:
-                interactions.say(
-                    session, chat_id, message_id, "Pertanyaan ini sudah tidak berlaku."
-                )
+                interactions.say(session, chat_id, message_id, "Isian ini sudah tidak berlaku.")
                 return
             replies.on_file(session, prompt, staff_file, caption, actor)
 
@@ -157,7 +163,7 @@ class ReplyHandlers:
             content_type = document.mime_type or "application/octet-stream"
         else:
             return None, (
-                "Balasan ini tidak dapat dipakai. Balas pertanyaan bot dengan teks, "
+                "Balasan ini tidak dapat dipakai. Balas pesan bot dengan teks, "
                 "foto, atau berkas (dokumen)."
             )
         too_big = (

@@ -10,7 +10,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from telegram import BotCommand, BotCommandScopeAllGroupChats, BotCommandScopeDefault, Update
+from sqlalchemy.orm import Session
+from telegram import (
+    BotCommand,
+    BotCommandScopeAllGroupChats,
+    BotCommandScopeChat,
+    BotCommandScopeChatMember,
+    BotCommandScopeDefault,
+    Update,
+)
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import (
     Application,
@@ -24,7 +32,7 @@ from telegram.ext import (
     filters,
 )
 
-from lpse_helpdesk.bot import bounce_flags
+from lpse_helpdesk.bot import board, bounce_flags, texts
 from lpse_helpdesk.bot import group as group_store
 from lpse_helpdesk.bot.access import Access
 from lpse_helpdesk.bot.cards import Urgency
@@ -38,27 +46,32 @@ from lpse_helpdesk.bot.ratelimit import Limits
 from lpse_helpdesk.bot.replies import Replies, is_reply_press
 from lpse_helpdesk.bot.reply_handlers import ReplyHandlers
 from lpse_helpdesk.bot.staff_commands import StaffCommands
+from lpse_helpdesk.bot.topics import Topics
 from lpse_helpdesk.bridge.letters import Letterhead
 from lpse_helpdesk.bridge.templating import Renderer
 from lpse_helpdesk.domain.model import DomainConfig
 from lpse_helpdesk.reports.delivery import RecapDelivery
 from lpse_helpdesk.storage.db import Database
 from lpse_helpdesk.timekeeping.clock import Clock
+from lpse_helpdesk.workflow.outbox import Importance, TelegramOp, enqueue_telegram
 from lpse_helpdesk.workflow.tickets import Workflow
 
 log = logging.getLogger(__name__)
 
-COMMANDS = [
+#: The command menu per scope: staff commands in the helpdesk group, /rekap added for
+#: supervisors (in their private chat and in the group), a short list in other chats.
+STAFF_COMMANDS = [
+    ("antrian", "Tiket terbuka, yang perlu tindakan dulu"),
     ("tiket", "Tampilkan kartu tiket: /tiket <nomor>"),
-    ("antrian", "Tiket terbuka, paling mendesak dulu"),
     ("cari", "Cari tiket: /cari <kata atau e-mail>"),
     ("saya", "Tiket yang pernah saya tangani"),
-    ("rekap", "Rekap penanganan (supervisor)"),
     ("nama", "Nama resmi untuk tanda tangan surat"),
     ("templat", "Templat jawaban: daftar, tambah, ubah, hapus"),
-    ("batal", "Batalkan isian teks yang sedang diminta"),
-    ("bantuan", "Cara memakai bot helpdesk"),
+    ("batal", "Batalkan isian yang sedang diminta"),
+    ("bantuan", "Panduan singkat bot helpdesk"),
 ]
+SUPERVISOR_COMMANDS = [("rekap", "Rekap penanganan: /rekap [periode]")]
+PRIVATE_COMMANDS = [("bantuan", "Tentang bot ini")]
 
 
 @dataclass(frozen=True)
@@ -72,6 +85,7 @@ class BotSettings:
     limits: Limits = field(default_factory=Limits)
     remind_ratio: float = 0.8  # SLA_REMIND_RATIO: when a card's deadline turns "soon"
     poll_timeout: int = 30
+    topics: str = "auto"  # TELEGRAM_TOPICS: auto | on | off
     #: False: updates are taken only after `start_receiving()` (the instance holding the role).
     receive_updates: bool = True
     webhook_url: str | None = None  # TELEGRAM_WEBHOOK_URL: updates pushed instead of polled
@@ -140,6 +154,9 @@ def build_application(
         application.add_handler(
             MessageHandler(filters.REPLY & ~filters.TEXT & ~filters.COMMAND, replies.on_media_reply)
         )
+    application.add_handler(
+        MessageHandler(filters.StatusUpdate.NEW_CHAT_MEMBERS, handlers.on_new_members)
+    )
     application.add_error_handler(handlers.on_error)
     return application
 
@@ -239,6 +256,10 @@ class TelegramService:
         self.application = build_application(
             settings, self.handlers, self.reply_handlers, self.commands, self.watch
         )
+        self.db = db
+        self.clock = clock
+        self.topics = Topics(self.application.bot, db, clock, settings.chat_id, settings.topics)
+        self.handlers.topics = self.topics
         self.dispatcher = TelegramDispatcher(
             self.application.bot,
             db,
@@ -250,6 +271,8 @@ class TelegramService:
             urgency=Urgency(workflow.calendar, settings.remind_ratio),
             group=self.group,
             supervisor_ids=settings.supervisor_ids,
+            calendar=workflow.calendar,
+            topics=self.topics,
         )
         self.watch.dispatcher = self.dispatcher
         self.polling.wake = self._wake
@@ -313,6 +336,7 @@ class TelegramService:
         if self._stopping.is_set():
             return
         await self._publish_commands()
+        await self._prepare_group()
         await self.application.start()
         if self._receiving:
             await self._start_updates()
@@ -363,14 +387,67 @@ class TelegramService:
                 log.info("telegram updates by long polling")
 
     async def _publish_commands(self) -> None:
-        commands = [BotCommand(name, description) for name, description in COMMANDS]
+        bot = self.application.bot
+
+        def listed(pairs: list[tuple[str, str]]) -> list[BotCommand]:
+            return [BotCommand(name, description) for name, description in pairs]
+
+        group = BotCommandScopeChat(self.settings.chat_id)
         try:
-            await self.application.bot.set_my_commands(commands, scope=BotCommandScopeDefault())
-            await self.application.bot.set_my_commands(
-                commands, scope=BotCommandScopeAllGroupChats()
+            await bot.set_my_commands(listed(PRIVATE_COMMANDS), scope=BotCommandScopeDefault())
+            await bot.set_my_commands(
+                listed(PRIVATE_COMMANDS), scope=BotCommandScopeAllGroupChats()
             )
+            await bot.set_my_commands(listed(STAFF_COMMANDS), scope=group)
+            for supervisor in sorted(self.settings.supervisor_ids):
+                await bot.set_my_commands(
+                    listed(SUPERVISOR_COMMANDS + PRIVATE_COMMANDS),
+                    scope=BotCommandScopeChat(supervisor),
+                )
+                await bot.set_my_commands(
+                    listed(STAFF_COMMANDS + SUPERVISOR_COMMANDS),
+                    scope=BotCommandScopeChatMember(self.settings.chat_id, supervisor),
+                )
+            await bot.set_my_description(texts.BOT_DESCRIPTION)
+            await bot.set_my_short_description(texts.BOT_SHORT_DESCRIPTION)
         except TelegramError as error:
-            log.warning("could not publish the command list: %s", error)
+            log.warning("could not publish the command menus: %s", error)
+
+    async def _prepare_group(self) -> None:
+        """Topics mode, and the queue board drawn once at start (then with every change)."""
+        await self.topics.detect()
+        missing = self.topics.missing_rights or self.topics.not_forum
+        reason = "no_rights" if self.topics.missing_rights else "not_forum"
+        supervisors = sorted(self.settings.supervisor_ids)
+        chat_id = self.settings.chat_id
+
+        def work(session: Session) -> None:
+            now = self.clock.now()
+            board.request(session, now)
+            if not missing:
+                return
+            day = now.date().isoformat()
+            enqueue_telegram(
+                session,
+                TelegramOp.ALERT,
+                ticket_id=None,
+                payload={"alert": "no_topics", "reason": reason},
+                importance=Importance.SLA_ALERT,
+                now=now,
+                dedup_key=f"no-topics:{chat_id}:{day}",
+            )
+            for supervisor in supervisors:
+                enqueue_telegram(
+                    session,
+                    TelegramOp.MESSAGE,
+                    ticket_id=None,
+                    payload={"chat_id": supervisor, "text": texts.no_topics(reason)},
+                    importance=Importance.SLA_ALERT,
+                    now=now,
+                    dedup_key=f"no-topics:{supervisor}:{day}",
+                )
+
+        await self.db.run(work)
 
     async def stop(self) -> None:
         self._stopping.set()

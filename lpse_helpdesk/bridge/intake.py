@@ -277,7 +277,12 @@ class Intake:
         maybe: set[str] | None = session.info.get(_MAYBE_FLAGGED)
         if maybe is not None and address not in maybe:
             return  # not flagged when the batch began, nor since
-        session.execute(delete(FlaggedAddress).where(FlaggedAddress.address == address))
+        # Not synchronised with the session: nothing loaded a flag in this transaction,
+        # and evaluating the criteria against every loaded object costs each mail.
+        session.execute(
+            delete(FlaggedAddress).where(FlaggedAddress.address == address),
+            execution_options={"synchronize_session": False},
+        )
 
     @staticmethod
     def _thread_ticket(session: Session, mail: ParsedMail) -> Ticket | None:

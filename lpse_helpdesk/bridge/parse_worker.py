@@ -108,10 +108,13 @@ class ParseWorker:
 
     # --- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start the child now (it imports the parser in the background)."""
+    def start(self, *, wait: bool = False) -> None:
+        """Start the child now (it imports the parser in the background; with `wait`,
+        return once it is ready)."""
         with self._lock:
             self._ensure_started()
+            if wait:
+                self._wait_ready()
 
     def _ensure_started(self) -> None:
         if self._process is not None and self._process.is_alive():

@@ -23,6 +23,14 @@ class Security(enum.StrEnum):
     PLAIN = "plain"
 
 
+class TopicsMode(enum.StrEnum):
+    """Whether each ticket gets its own forum topic in the helpdesk group."""
+
+    AUTO = "auto"  # when the group has topics enabled
+    ON = "on"  # always (the group must have topics)
+    OFF = "off"  # never: every card in the group itself
+
+
 class MailAuth(enum.StrEnum):
     """How the service logs in to the IMAP or SMTP server."""
 
@@ -56,6 +64,7 @@ class Settings(BaseSettings):
     HELPDESK_CHAT_ID: int
     SUPERVISOR_IDS: Annotated[list[int], NoDecode] = Field(default_factory=list)
     STAFF_IDS: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    TELEGRAM_TOPICS: TopicsMode = TopicsMode.AUTO
     TELEGRAM_WEBHOOK_URL: str | None = None
     TELEGRAM_WEBHOOK_LISTEN: str = "127.0.0.1:8443"
     TELEGRAM_WEBHOOK_SECRET: SecretStr | None = None

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from lpse_helpdesk.domain.model import (
+    SHORT_LABEL_CHARS,
     BusinessDuration,
     CannedAnswer,
     Category,
@@ -189,10 +190,17 @@ def domain_from_mapping(data: object, source: str) -> DomainConfig:
                 f"{key}.default_priority: '{default_priority}' is not one of the priorities "
                 f"({', '.join(sorted(codes))})"
             )
+        short_label = str(item.get("short_label") or "")
+        if len(short_label) > SHORT_LABEL_CHARS:
+            raise DomainConfigError(
+                f"{key}.short_label: at most {SHORT_LABEL_CHARS} characters, "
+                f"'{short_label}' has {len(short_label)}"
+            )
         categories.append(
             Category(
                 code=code,
                 label=str(_require(item, "label", key)),
+                short_label=short_label,
                 default_priority=default_priority,
                 keywords=_keywords(item.get("keywords"), f"{key}.keywords"),
             )

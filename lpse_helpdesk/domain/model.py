@@ -56,12 +56,20 @@ class Priority:
     example: str = ""
 
 
+SHORT_LABEL_CHARS = 16
+
+
 @dataclass(frozen=True)
 class Category:
     code: str
     label: str
     default_priority: str
     keywords: tuple[str, ...] = ()
+    short_label: str = ""  # at most SHORT_LABEL_CHARS, for buttons on a phone
+
+    @property
+    def button_label(self) -> str:
+        return self.short_label or self.label[:SHORT_LABEL_CHARS]
 
 
 @dataclass(frozen=True)

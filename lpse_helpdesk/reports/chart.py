@@ -25,7 +25,7 @@ def render_chart(summary: RecapSummary, lpse_name: str) -> bytes:
     figure = Figure(figsize=(11, 7.5), dpi=110, layout="constrained")
     FigureCanvasAgg(figure)
     days_axis, sla_axis = figure.subplots(2, 1, height_ratios=(3, 2))
-    figure.suptitle(f"Rekap helpdesk {lpse_name} · {summary.period.label}", fontsize=13)
+    figure.suptitle(f"Rekap Helpdesk {lpse_name} · {summary.period.label}", fontsize=13)
 
     days = [day for day, _ in summary.per_day]
     counts = [count for _, count in summary.per_day]
@@ -48,7 +48,7 @@ def render_chart(summary: RecapSummary, lpse_name: str) -> bytes:
     sla_axis.set_yticks(range(len(steps)), labels, fontsize=9)
     sla_axis.set_xlim(0, 110)
     sla_axis.set_xlabel("% tepat waktu")
-    sla_axis.set_title("Kepatuhan SLA per langkah SOP", fontsize=11)
+    sla_axis.set_title("Mutu Baku Waktu per langkah SOP", fontsize=11)
     for index, item in enumerate(steps):
         text = (
             f"{format_percent(item.met, item.judged)} "

@@ -340,14 +340,14 @@ def _step_line(item: StepCompliance) -> str:
     else:
         text = f"{label}: belum ada data"
     if item.overdue:
-        text += f"; {format_count(item.overdue)} masih berjalan lewat batas"
+        text += f"; {format_count(item.overdue)} masih terbuka dan melewati batas"
     return f"• {text}"
 
 
 def _lines(summary: RecapSummary, domain: DomainConfig, lpse_name: str) -> list[str]:
     period = summary.period
     lines = [
-        f"{_HEADING}Rekap helpdesk {lpse_name}",
+        f"{_HEADING}Rekap Helpdesk {lpse_name}",
         f"Periode: {period.label}",
         "",
     ]
@@ -364,7 +364,7 @@ def _lines(summary: RecapSummary, domain: DomainConfig, lpse_name: str) -> list[
     ]
     if summary.closed_unresolved:
         lines.append(f"Ditutup tanpa solusi: {format_count(summary.closed_unresolved)}")
-    lines += ["", f"{_HEADING}Kepatuhan SLA per langkah SOP:"]
+    lines += ["", f"{_HEADING}Mutu Baku Waktu per langkah SOP:"]
     lines += [_step_line(item) for item in summary.steps]
     if before is not None and before.judged:
         lines.append(
@@ -374,10 +374,14 @@ def _lines(summary: RecapSummary, domain: DomainConfig, lpse_name: str) -> list[
     lines.append("")
     if summary.median_priority_minutes is not None:
         median = format_minutes(summary.median_priority_minutes)
-        lines.append(f"Median waktu sampai prioritas: {median} kerja")
+        lines.append(
+            f"Nilai tengah (median) waktu sampai prioritas: {median} (dihitung dalam jam kerja)"
+        )
     if summary.median_resolution_minutes is not None:
         median = format_minutes(summary.median_resolution_minutes)
-        lines.append(f"Median waktu sampai selesai: {median} kerja")
+        lines.append(
+            f"Nilai tengah (median) waktu sampai selesai: {median} (dihitung dalam jam kerja)"
+        )
     if summary.top_categories:
         lines += ["", f"{_HEADING}Kategori terbanyak:"]
         lines += [

@@ -40,6 +40,8 @@ class SlaNotice(enum.StrEnum):
 
 
 SUMMARY_ALERT = "sla_summary"  # payload["alert"] of the morning summary
+SCAN_ALERT = "sla_scan"  # payload["alert"] of one scan's reminders and breaches together
+COMBINED = "sent in the scan's combined message"
 NOTHING_TO_REPORT = "no open tickets: summary not sent"
 
 
@@ -73,6 +75,7 @@ class SlaMonitor:
         self.remind_ratio = remind_ratio
         self.summary_time = summary_time
         self.timezone = timezone
+        self._queued: list[OutboxItem] = []  # this scan's per-clock rows, to combine
 
     async def run_once(self) -> ScanReport:
         """One scan in its own transaction, on a database worker thread."""
@@ -94,6 +97,7 @@ class SlaMonitor:
     def scan(self, session: Session) -> ScanReport:
         """Queue what is due now; pure database work in the caller's transaction."""
         now = self.clock.now()
+        self._queued = []
         breached = tuple(
             clock.id
             for clock in queries.breach_candidates(session, now)
@@ -104,7 +108,34 @@ class SlaMonitor:
             for clock in queries.reminder_candidates(session, now)
             if self._reminder_due(clock, now) and self._remind(session, clock, now)
         )
+        self._combine(session, now)
         return ScanReport(reminded, breached, self._summary(session, now))
+
+    def _combine(self, session: Session, now: dt.datetime) -> None:
+        """One group message for everything this scan found, breaches first.
+
+        Each clock's own row stays (it records, with its unique key, that the clock was
+        reminded or alerted once) but is not sent by itself: at 07:30 after a night of
+        mail the group gets one message with links, not a wall of them.
+        """
+        rows, self._queued = self._queued, []
+        if not rows:
+            return
+        entries: dict[str, list[dict[str, Any]]] = {"breaches": [], "reminders": []}
+        for item in sorted(rows, key=lambda i: str(i.payload.get("deadline"))):
+            key = "breaches" if item.payload["notice"] == SlaNotice.BREACH else "reminders"
+            entries[key].append({**item.payload, "ticket": item.ticket_id})
+            item.status = OutboxStatus.CANCELLED
+            item.last_error = COMBINED
+            item.done_at = now
+        enqueue_telegram(
+            session,
+            TelegramOp.ALERT,
+            ticket_id=None,
+            payload={"alert": SCAN_ALERT, **entries},
+            importance=Importance.SLA_ALERT,
+            now=now,
+        )
 
     # --- Per-clock notices -------------------------------------------------------------------
 
@@ -129,6 +160,9 @@ class SlaMonitor:
             "deadline": clock.deadline_at.isoformat(),
             "last_actor": queries.last_actor(session, clock.ticket_id),
         }
+        handler = queries.handler(session, clock.ticket_id)
+        if handler:
+            payload["handler"] = handler
         item = enqueue_telegram(
             session,
             TelegramOp.NOTICE,
@@ -140,6 +174,7 @@ class SlaMonitor:
         )
         if item is None:
             return False  # queued before (e.g. the column was reset by hand)
+        self._queued.append(item)
         # The card shows the deadline; redraw it now that it is close or past.
         enqueue_telegram(
             session,

@@ -60,6 +60,11 @@ def last_actor(session: Session, ticket_id: int) -> str | None:
     )
 
 
+def handler(session: Session, ticket_id: int) -> str | None:
+    """Who said "Saya tangani" for the ticket."""
+    return session.scalar(select(Ticket.handler_name).where(Ticket.id == ticket_id))
+
+
 def current_clock(session: Session, ticket_id: int) -> SlaClock | None:
     """The ticket's running clock with the nearest deadline (for its card), if any."""
     return session.scalars(

@@ -33,6 +33,7 @@ class SummaryLine:
     subject: str
     step_label: str
     deadline: dt.datetime | None
+    number_html: str | None = None  # the number as a link to the card, when known
 
 
 # --- Small formatting helpers ----------------------------------------------------------------
@@ -99,11 +100,51 @@ def _notice(
     ]
 
 
+@dataclass(frozen=True)
+class ScanTicket:
+    """A ticket named in a scan's message: its number as HTML (a link to its card)."""
+
+    number_html: str
+    subject: str
+
+
+def scan_text(
+    payload: Mapping[str, Any], tickets: Mapping[int, ScanTicket], timezone: ZoneInfo
+) -> str:
+    """One scan's breaches and reminders in one message ("sla_scan" alert), with links."""
+    lines: list[str] = []
+    sections = (
+        ("breaches", "🚨 <b>Batas waktu terlewati</b>"),
+        ("reminders", "🔔 <b>Batas waktu hampir habis</b>"),
+    )
+    for key, title in sections:
+        entries = list(payload.get(key) or [])
+        if not entries:
+            continue
+        if lines:
+            lines.append("")
+        lines.append(f"{title} ({len(entries)})")
+        for entry in entries[:SUMMARY_LINES]:
+            ticket = tickets.get(int(entry.get("ticket") or 0))
+            number = ticket.number_html if ticket else "?"
+            subject = _subject(ticket.subject) if ticket else ""
+            due = when(_deadline(entry), timezone)
+            line = f"• {number} {subject} — {_e(step_label(entry.get('step')))}, batas {due}"
+            who = entry.get("handler") or entry.get("last_actor")
+            if key == "breaches":
+                line += f" · {_e(who)}" if who else " · belum ada petugas"
+            lines.append(line)
+        if len(entries) > SUMMARY_LINES:
+            lines.append(f"… dan {len(entries) - SUMMARY_LINES} tiket lainnya")
+    lines.append("Mohon segera ditindaklanjuti.")
+    return "\n".join(lines)
+
+
 def reminder_text(
     payload: Mapping[str, Any], ticket_number: str, subject: str, timezone: ZoneInfo
 ) -> str:
     """A step's time is nearly used up (payload of a "sla_reminder" notice)."""
-    lines = _notice("⏳ <b>Pengingat batas waktu</b>", payload, ticket_number, subject, timezone)
+    lines = _notice("🔔 <b>Pengingat batas waktu</b>", payload, ticket_number, subject, timezone)
     lines.append("Mohon segera ditindaklanjuti agar tidak melewati batas waktu SOP.")
     return "\n".join(lines)
 
@@ -137,7 +178,8 @@ def _section(
     for line in known[:SUMMARY_LINES]:
         due = f", batas {when(line.deadline, timezone, today=today)}" if line.deadline else ""
         lines.append(
-            f"• <b>{_e(line.number)}</b> {_subject(line.subject)} — {_e(line.step_label)}{due}"
+            f"• {line.number_html or f'<b>{_e(line.number)}</b>'} {_subject(line.subject)} — "
+            f"{_e(line.step_label)}{due}"
         )
     hidden = len(ticket_ids) - min(len(known), SUMMARY_LINES)
     if hidden > 0:
@@ -152,7 +194,7 @@ def summary_text(
     day = dt.date.fromisoformat(str(payload["date"]))
     overdue = [int(i) for i in payload.get("overdue", [])]
     due_today = [int(i) for i in payload.get("due_today", [])]
-    lines = [f"📋 <b>Ringkasan SLA · {DAYS[day.weekday()]}, {long_date(day)}</b>"]
+    lines = [f"📋 <b>Ringkasan Mutu Baku Waktu · {DAYS[day.weekday()]}, {long_date(day)}</b>"]
     if not overdue and not due_today:
         lines.append("✅ Tidak ada tiket yang terlambat atau jatuh tempo hari ini.")
         open_count = payload.get("open")

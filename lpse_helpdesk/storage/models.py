@@ -114,6 +114,9 @@ class Ticket(Base):
     phone_numbers: Mapped[list[str]] = mapped_column(JSON, default=list)
     linked_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
     reopen_count: Mapped[int] = mapped_column(Integer, default=0)
+    # The officer who said "Saya tangani" (Telegram user id and display name).
+    handler_id: Mapped[str | None] = mapped_column(String(64))
+    handler_name: Mapped[str | None] = mapped_column(String(255))
 
     received_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
     priority_set_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
@@ -211,6 +214,30 @@ class TelegramCard(Base):
 
     ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), primary_key=True)
     chat_id: Mapped[int] = mapped_column(BigInteger)
+    message_id: Mapped[int] = mapped_column(BigInteger)
+    rendered_hash: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class TelegramTopic(Base):
+    """The forum topic a ticket lives in (topics mode), so its messages stay together."""
+
+    __tablename__ = "telegram_topics"
+
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), primary_key=True)
+    chat_id: Mapped[int] = mapped_column(BigInteger)
+    thread_id: Mapped[int] = mapped_column(BigInteger)
+    name: Mapped[str] = mapped_column(String(128))  # as last set on Telegram
+    closed: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class TelegramBoard(Base):
+    """The pinned queue board of a group: one message, edited in place."""
+
+    __tablename__ = "telegram_boards"
+
+    chat_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     message_id: Mapped[int] = mapped_column(BigInteger)
     rendered_hash: Mapped[str | None] = mapped_column(String(64))
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

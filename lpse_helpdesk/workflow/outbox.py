@@ -24,6 +24,9 @@ class TelegramOp(enum.StrEnum):
     PROMPT = "prompt"  # a ForceReply question for a staff member's typed text
     MESSAGE = "message"  # a ready-made text (payload: chat_id, text, reply_to)
     DOCUMENT = "document"  # a file (payload: chat_id, filename, content_hex, caption, reply_to)
+    DELETE = "delete"  # remove a bot message that served its purpose (payload: chat_id, message_id)
+    REACTION = "reaction"  # confirm a staff message with an emoji (chat_id, message_id, emoji)
+    BOARD = "board"  # redraw the pinned queue board (payload: {})
 
 
 #: How long a claimed row stays with the instance that claimed it. A sender that dies holds

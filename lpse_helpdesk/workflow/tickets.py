@@ -211,6 +211,71 @@ class Workflow:
             effects=outcome.effects,
         )
 
+    def take(
+        self, session: Session, ticket_id: int, actor: Actor, *, expected_version: int
+    ) -> str | None:
+        """Make `actor` the ticket's handler; returns the previous handler's name, if any.
+
+        Who handles a ticket is not an SOP rule: any officer may take any open ticket.
+        """
+        ticket = self._locked(session, ticket_id, expected_version)
+        if ticket.state not in machine.OPEN_STATES:
+            raise Refused("Tiket ini sudah tidak terbuka.")
+        if actor.id is not None and ticket.handler_id == actor.id:
+            raise Refused("Anda sudah menangani tiket ini.")
+        previous = ticket.handler_name
+        ticket.handler_id = actor.id[:64] if actor.id else None
+        ticket.handler_name = (actor.name or "Petugas")[:255]
+        ticket.updated_at = self.clock.now()
+        detail: dict[str, object] = {"previous": previous} if previous else {}
+        self._audit(session, ticket, actor, "take", ticket.state, ticket.state, detail)
+        self._refresh_card(session, ticket)
+        return previous
+
+    def record_phone_unanswered(
+        self, session: Session, ticket_id: int, actor: Actor, *, expected_version: int
+    ) -> None:
+        """A call to confirm the data request did not connect: recorded, the step goes on.
+
+        Allowed exactly when the SOP allows the phone confirmation it tries to reach.
+        """
+        ticket = self._locked(session, ticket_id, expected_version)
+        facts = machine.TicketFacts(
+            state=ticket.state,
+            priority=ticket.priority,
+            phone_confirmed=ticket.phone_confirmed_at is not None,
+            category=ticket.category,
+        )
+        machine.apply(facts, Action.CONFIRM_PHONE)  # raises ActionNotAllowed when not now
+        ticket.updated_at = self.clock.now()
+        self._audit(session, ticket, actor, "phone_unanswered", ticket.state, ticket.state, {})
+        self._refresh_card(session, ticket)
+
+    def _locked(self, session: Session, ticket_id: int, expected_version: int) -> Ticket:
+        try:
+            ticket = session.get(Ticket, ticket_id, with_for_update=True, populate_existing=True)
+        except StaleDataError:
+            raise StaleTicket from None
+        if ticket is None:
+            raise TicketNotFound
+        if ticket.version != expected_version:
+            raise StaleTicket
+        return ticket
+
+    def _refresh_card(self, session: Session, ticket: Ticket) -> None:
+        try:
+            session.flush()  # bumps the version; a concurrent change fails here
+        except StaleDataError:
+            raise StaleTicket from None
+        enqueue_telegram(
+            session,
+            TelegramOp.CARD,
+            ticket_id=ticket.id,
+            payload={},
+            importance=Importance.CARD_EDIT,
+            now=self.clock.now(),
+        )
+
     def _validate(
         self,
         state: State,

@@ -19,6 +19,12 @@ Everything is guarded by one lock; HTTP requests are served by a ``ThreadingHTTP
 in a background thread. The injection and inspection helpers are plain, quick,
 thread-safe calls that may be used from async tests; only :meth:`BotApiServer.wait_for`
 blocks (use :meth:`BotApiServer.wait_for_async` inside an event loop).
+
+Forum groups (:meth:`BotApiServer.forum`) have topics: createForumTopic and its edit, close,
+reopen and delete; a message sent to a deleted topic fails with "message thread not found",
+as after a person deletes the topic (:meth:`BotApiServer.delete_topic`). The server also
+keeps reactions, pinned messages, ``disable_notification`` (``SentMessage.silent``) and the
+bot's descriptions.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import dataclasses
 import itertools
 import json
 import math
@@ -442,6 +449,10 @@ class SentMessage:
     photo: bytes | None
     sent_at: float  # time.monotonic()
     versions: tuple[str, ...]  # earlier texts or captions, oldest first
+    message_thread_id: int | None = None  # the forum topic it is in
+    silent: bool = False  # sent with disable_notification
+    reactions: tuple[str, ...] = ()  # emoji the bot set on it
+    pinned: bool = False
 
     @property
     def buttons(self) -> list[JSON]:
@@ -501,11 +512,28 @@ class _Message:
     deleted: bool = False
     sent_at: float = 0.0
     versions: list[str] = field(default_factory=list)
+    message_thread_id: int | None = None
+    silent: bool = False
+    reactions: list[str] = field(default_factory=list)
+    new_chat_members: list[JSON] = field(default_factory=list)
 
     @property
     def chat_id(self) -> int:
         chat_id: int = self.chat["id"]
         return chat_id
+
+
+@dataclass
+class ForumTopic:
+    """A forum topic as the server keeps it (see ``BotApiServer.topics``)."""
+
+    chat_id: int
+    message_thread_id: int
+    name: str
+    icon_color: int
+    closed: bool = False
+    deleted: bool = False
+    edits: int = 0
 
 
 class _Stopping(Exception):
@@ -602,6 +630,11 @@ class BotApiServer:
         self._thread: threading.Thread | None = None
         self._connections: set[socket.socket] = set()
         self._field = _FieldConditions()  # migration, membership, outages, 409, slow answers
+        # Forum topics, reactions, pinning, descriptions (see "forum topics" below).
+        self.bot_can_manage_topics = True
+        self._topics: dict[tuple[int, int], ForumTopic] = {}
+        self._pinned: dict[int, list[int]] = {}
+        self._descriptions: dict[str, str] = {}
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -713,6 +746,51 @@ class BotApiServer:
             chat["title"] = title
             return dict(chat)
 
+    def forum(self, chat_id: int, title: str = "Helpdesk LPSE") -> JSON:
+        """Register a supergroup with topics (``is_forum``)."""
+        self.group(chat_id, title)
+        with self._cond:
+            self._chats[chat_id]["is_forum"] = True
+            return dict(self._chats[chat_id])
+
+    def topics(self, chat_id: int) -> list[ForumTopic]:
+        """The topics of a forum group, oldest first (copies)."""
+        with self._cond:
+            found = [t for (cid, _), t in sorted(self._topics.items()) if cid == chat_id]
+            return [dataclasses.replace(t) for t in found]
+
+    def delete_topic(self, chat_id: int, thread_id: int) -> None:
+        """A person deletes a topic: it and every message in it are gone."""
+        with self._cond:
+            topic = self._topics[(chat_id, thread_id)]
+            topic.deleted = True
+            for (cid, _), message in self._messages.items():
+                if cid == chat_id and message.message_thread_id == thread_id:
+                    message.deleted = True
+
+    def pinned(self, chat_id: int) -> list[int]:
+        """Message ids pinned in a chat, oldest pin first."""
+        with self._cond:
+            return list(self._pinned.get(chat_id, []))
+
+    def reactions(self, chat_id: int, message_id: int) -> list[str]:
+        """The bot's reaction on any message (a user's too)."""
+        with self._cond:
+            message = self._messages.get((chat_id, message_id))
+            return list(message.reactions) if message is not None else []
+
+    def descriptions(self) -> dict[str, str]:
+        with self._cond:
+            return dict(self._descriptions)
+
+    def member_joins(self, chat_id: int, user: JSON) -> JSON:
+        """A person joins the group: a service message with ``new_chat_members``."""
+        with self._cond:
+            chat = self._chat_for(chat_id, user)
+            message = self._new_message(chat, user, by_bot=False, method="user")
+            message.new_chat_members = [dict(user)]
+            return self._enqueue({"message": self._message_json(message)})
+
     def set_member_status(self, chat_id: int, user_id: int, status: MemberStatus) -> None:
         """What getChatMember answers for ``user_id`` in ``chat_id``.
 
@@ -741,6 +819,7 @@ class BotApiServer:
         reply_to_message_id: int | None = None,
         *,
         entities: list[JSON] | None = None,
+        message_thread_id: int | None = None,
     ) -> JSON:
         """A user writes ``text`` in ``chat_id``; returns the queued update.
 
@@ -760,6 +839,11 @@ class BotApiServer:
                 if self._live_message(chat_id, reply_to_message_id) is None:
                     raise KeyError(f"no message {reply_to_message_id} in chat {chat_id}")
                 message.reply_to_message_id = reply_to_message_id
+                if message_thread_id is None:
+                    message_thread_id = self._messages[
+                        (chat_id, reply_to_message_id)
+                    ].message_thread_id
+            message.message_thread_id = message_thread_id
             return self._deliver(message)
 
     def send_private(self, from_user: JSON, text: str) -> JSON:
@@ -821,6 +905,9 @@ class BotApiServer:
             if self._live_message(chat_id, reply_to_message_id) is None:
                 raise KeyError(f"no message {reply_to_message_id} in chat {chat_id}")
             message.reply_to_message_id = reply_to_message_id
+            message.message_thread_id = self._messages[
+                (chat_id, reply_to_message_id)
+            ].message_thread_id
 
     def press(
         self,
@@ -879,7 +966,8 @@ class BotApiServer:
                 (m for (cid, _), m in self._messages.items() if cid == chat_id and m.by_bot),
                 key=lambda m: m.message_id,
             )
-            return [_snapshot(m) for m in found if include_deleted or not m.deleted]
+            pinned = frozenset(self._pinned.get(chat_id, []))
+            return [_snapshot(m, pinned) for m in found if include_deleted or not m.deleted]
 
     def message(self, chat_id: int, message_id: int) -> SentMessage:
         """One bot message (KeyError when the bot sent no such message)."""
@@ -887,7 +975,7 @@ class BotApiServer:
             found = self._messages.get((chat_id, message_id))
             if found is None or not found.by_bot:
                 raise KeyError(f"the bot sent no message {message_id} to chat {chat_id}")
-            return _snapshot(found)
+            return _snapshot(found, frozenset(self._pinned.get(chat_id, [])))
 
     @property
     def answered_callbacks(self) -> dict[str, AnsweredCallback]:
@@ -1185,6 +1273,11 @@ class BotApiServer:
         }
         if message.edit_date is not None:
             body["edit_date"] = message.edit_date
+        if message.message_thread_id is not None:
+            body["message_thread_id"] = message.message_thread_id
+            body["is_topic_message"] = True
+        if message.new_chat_members:
+            body["new_chat_members"] = copy.deepcopy(message.new_chat_members)
         if message.plain_text is not None:
             body["text"] = message.plain_text
             if message.entities:
@@ -1431,8 +1524,10 @@ class BotApiServer:
         raw, plain, entities, parse_mode = self._formatted(params, "text", MAX_TEXT, required=True)
         markup = _check_markup(params.get("reply_markup"))
         reply_to = self._reply_to(int(chat["id"]), params)
+        thread = self._thread_for(chat, params, reply_to)
         self._flood_check(int(chat["id"]), edit=False)
         message = self._new_message(chat, self.bot, by_bot=True, method="sendMessage")
+        self._place(message, params, thread)
         message.text, message.plain_text, message.entities = raw, plain, entities
         message.parse_mode, message.reply_markup = parse_mode, markup
         message.reply_to_message_id = reply_to
@@ -1463,9 +1558,11 @@ class BotApiServer:
         )
         markup = _check_markup(params.get("reply_markup"))
         reply_to = self._reply_to(int(chat["id"]), params)
+        thread = self._thread_for(chat, params, reply_to)
         self._flood_check(int(chat["id"]), edit=False)
         method = "sendDocument" if kind == "document" else "sendPhoto"
         message = self._new_message(chat, self.bot, by_bot=True, method=method)
+        self._place(message, params, thread)
         if kind == "document":
             message.document = stored
         else:
@@ -1579,7 +1676,10 @@ class BotApiServer:
         else:
             raise ApiError.bad_request("user not found")
         status = self._members.get((int(chat["id"]), int(user_id)), default)
-        return _member_json(user, status)
+        body = _member_json(user, status)
+        if user_id == self.bot_id and status == "administrator" and chat.get("is_forum"):
+            body["can_manage_topics"] = self.bot_can_manage_topics
+        return body
 
     def _set_my_commands(self, params: JSON, files: dict[str, UploadedFile]) -> bool:
         commands = params.get("commands")
@@ -1615,6 +1715,146 @@ class BotApiServer:
             body["file_path"] = stored.file_path
         return body
 
+    # -- forum topics, reactions, pinning, descriptions -------------------------------------
+
+    def _thread_for(self, chat: JSON, params: JSON, reply_to: int | None) -> int | None:
+        """The topic a new bot message goes to: the one asked for, else the replied one's."""
+        if not chat.get("is_forum"):
+            return None
+        thread = params.get("message_thread_id")
+        if thread is None and reply_to is not None:
+            replied = self._messages.get((int(chat["id"]), reply_to))
+            thread = replied.message_thread_id if replied is not None else None
+        if thread is None:
+            return None  # the General topic
+        topic = self._topics.get((int(chat["id"]), _int(thread, 0)))
+        if topic is None or topic.deleted:
+            raise ApiError.bad_request("message thread not found")
+        return topic.message_thread_id
+
+    def _place(self, message: _Message, params: JSON, thread: int | None) -> None:
+        message.message_thread_id = thread
+        message.silent = bool(params.get("disable_notification"))
+
+    def _forum(self, params: JSON) -> JSON:
+        chat = self._target_chat(params)
+        if not chat.get("is_forum"):
+            raise ApiError.bad_request("the chat is not a forum")
+        status = self._members.get((int(chat["id"]), self.bot_id), self.bot_status)
+        if status != "creator" and (status != "administrator" or not self.bot_can_manage_topics):
+            raise ApiError.bad_request("not enough rights to manage topics")
+        return chat
+
+    def _topic(self, params: JSON) -> ForumTopic:
+        chat = self._forum(params)
+        topic = self._topics.get((int(chat["id"]), _int(params.get("message_thread_id"), 0)))
+        if topic is None or topic.deleted:
+            raise ApiError.bad_request("message thread not found")
+        return topic
+
+    @staticmethod
+    def _topic_name(params: JSON) -> str:
+        name = str(params.get("name") or "")
+        if not 1 <= len(name) <= 128:
+            raise ApiError.bad_request("TOPIC_TITLE_EMPTY" if not name else "topic name too long")
+        return name
+
+    def _create_forum_topic(self, params: JSON, files: dict[str, UploadedFile]) -> JSON:
+        chat = self._forum(params)
+        name = self._topic_name(params)
+        self._flood_check(int(chat["id"]), edit=False)  # it posts a service message
+        self._count_send(int(chat["id"]), edit=False)
+        service = self._new_message(chat, self.bot, by_bot=False, method="forumTopicCreated")
+        topic = ForumTopic(int(chat["id"]), service.message_id, name, 7322096)
+        service.message_thread_id = topic.message_thread_id
+        self._topics[(topic.chat_id, topic.message_thread_id)] = topic
+        return {"message_thread_id": topic.message_thread_id, "name": name, "icon_color": 7322096}
+
+    def _edit_forum_topic(self, params: JSON, files: dict[str, UploadedFile]) -> bool:
+        topic = self._topic(params)
+        name = self._topic_name(params)
+        if name == topic.name:
+            raise ApiError.bad_request("TOPIC_NOT_MODIFIED")
+        topic.name = name
+        topic.edits += 1
+        return True
+
+    def _close_forum_topic(self, params: JSON, files: dict[str, UploadedFile]) -> bool:
+        topic = self._topic(params)
+        if topic.closed:
+            raise ApiError.bad_request("TOPIC_NOT_MODIFIED")
+        topic.closed = True
+        return True
+
+    def _reopen_forum_topic(self, params: JSON, files: dict[str, UploadedFile]) -> bool:
+        topic = self._topic(params)
+        if not topic.closed:
+            raise ApiError.bad_request("TOPIC_NOT_MODIFIED")
+        topic.closed = False
+        return True
+
+    def _delete_forum_topic(self, params: JSON, files: dict[str, UploadedFile]) -> bool:
+        topic = self._topic(params)
+        self.delete_topic(topic.chat_id, topic.message_thread_id)
+        return True
+
+    def _set_message_reaction(self, params: JSON, files: dict[str, UploadedFile]) -> bool:
+        chat = self._target_chat(params)
+        message_id = params.get("message_id")
+        message = (
+            self._live_message(int(chat["id"]), message_id) if isinstance(message_id, int) else None
+        )
+        if message is None:
+            raise ApiError.bad_request("message to react not found")
+        reaction = params.get("reaction") or []
+        if not isinstance(reaction, list):
+            raise ApiError.bad_request("REACTION_INVALID")
+        emoji = [str(r.get("emoji")) for r in reaction if isinstance(r, dict)]
+        if any(r.get("type") != "emoji" for r in reaction if isinstance(r, dict)):
+            raise ApiError.bad_request("REACTION_INVALID")
+        message.reactions = emoji
+        return True
+
+    def _pin_chat_message(self, params: JSON, files: dict[str, UploadedFile]) -> bool:
+        chat = self._target_chat(params)
+        message_id = params.get("message_id")
+        if (
+            not isinstance(message_id, int)
+            or self._live_message(int(chat["id"]), message_id) is None
+        ):
+            raise ApiError.bad_request("message to pin not found")
+        pinned = self._pinned.setdefault(int(chat["id"]), [])
+        if message_id not in pinned:
+            pinned.append(message_id)
+        return True
+
+    def _unpin_chat_message(self, params: JSON, files: dict[str, UploadedFile]) -> bool:
+        chat = self._target_chat(params)
+        pinned = self._pinned.get(int(chat["id"]), [])
+        message_id = params.get("message_id")
+        if message_id is None and pinned:
+            pinned.pop()
+        elif message_id in pinned:
+            pinned.remove(message_id)
+        return True
+
+    def _set_my_description(self, params: JSON, files: dict[str, UploadedFile]) -> bool:
+        text = str(params.get("description") or "")
+        if len(text) > 512:
+            raise ApiError.bad_request("description is too long")
+        self._descriptions["description"] = text
+        return True
+
+    def _set_my_short_description(self, params: JSON, files: dict[str, UploadedFile]) -> bool:
+        text = str(params.get("short_description") or "")
+        if len(text) > 120:
+            raise ApiError.bad_request("short description is too long")
+        self._descriptions["short_description"] = text
+        return True
+
+    def _get_my_description(self, params: JSON, files: dict[str, UploadedFile]) -> JSON:
+        return {"description": self._descriptions.get("description", "")}
+
     def _bot_user(self) -> JSON:
         return {key: self.bot[key] for key in ("id", "is_bot", "first_name", "username")}
 
@@ -1643,6 +1883,17 @@ _METHODS: dict[str, _Method] = {
     "getmycommands": BotApiServer._get_my_commands,
     "deletemycommands": BotApiServer._delete_my_commands,
     "getfile": BotApiServer._get_file,
+    "createforumtopic": BotApiServer._create_forum_topic,
+    "editforumtopic": BotApiServer._edit_forum_topic,
+    "closeforumtopic": BotApiServer._close_forum_topic,
+    "reopenforumtopic": BotApiServer._reopen_forum_topic,
+    "deleteforumtopic": BotApiServer._delete_forum_topic,
+    "setmessagereaction": BotApiServer._set_message_reaction,
+    "pinchatmessage": BotApiServer._pin_chat_message,
+    "unpinchatmessage": BotApiServer._unpin_chat_message,
+    "setmydescription": BotApiServer._set_my_description,
+    "setmyshortdescription": BotApiServer._set_my_short_description,
+    "getmydescription": BotApiServer._get_my_description,
 }
 
 
@@ -1797,7 +2048,7 @@ def _member_json(user: JSON, status: MemberStatus) -> JSON:
     return body
 
 
-def _snapshot(message: _Message) -> SentMessage:
+def _snapshot(message: _Message, pinned: frozenset[int] = frozenset()) -> SentMessage:
     upload = message.document or message.photo
     return SentMessage(
         chat_id=message.chat_id,
@@ -1818,6 +2069,10 @@ def _snapshot(message: _Message) -> SentMessage:
         photo=message.photo.content if message.photo else None,
         sent_at=message.sent_at,
         versions=tuple(message.versions),
+        message_thread_id=message.message_thread_id,
+        silent=message.silent,
+        reactions=tuple(message.reactions),
+        pinned=message.message_id in pinned,
     )
 
 
