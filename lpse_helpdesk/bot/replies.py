@@ -17,7 +17,7 @@ from html import escape
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from lpse_helpdesk.bot import canned
+from lpse_helpdesk.bot import canned, texts
 from lpse_helpdesk.bot.cards import Keyboard
 from lpse_helpdesk.bridge.letters import Letterhead, preview
 from lpse_helpdesk.bridge.templating import Renderer
@@ -211,7 +211,7 @@ class Replies:
     def press(self, session: Session, data: str, actor: Actor, user_id: int) -> Answer:
         match = _PRESS.match(data)
         if match is None:
-            return Answer("Tombol ini tidak dikenal lagi.", alert=True)
+            return Answer(texts.STALE_BUTTON, alert=True)
         op, first, arg, extra = match.groups()
         answer = self._press(session, op, first, arg, extra, actor, user_id)
         if not answer.alert and (op in "twlr" or answer.clear_buttons):
@@ -246,7 +246,7 @@ class Replies:
                 return self.show_preview(session, ticket, Action.RESOLVE, None, actor, user_id)
             action = _CODE_ACTIONS.get(arg or "")
             if action is None:
-                return Answer("Tombol ini tidak dikenal lagi.", alert=True)
+                return Answer(texts.STALE_BUTTON, alert=True)
             self._require(ticket, action)
             if op == "w":
                 return self.ask_text(session, ticket, action, actor, user_id)
