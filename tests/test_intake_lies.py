@@ -3,11 +3,14 @@ flag and its "clear" button, and a dedup the database itself enforces."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from lpse_helpdesk.bot import bounce_flags
+from lpse_helpdesk.bot.cards import load_card, render_text
 from lpse_helpdesk.bridge.intake import Intake, IntakeConfig, Outcome
 from lpse_helpdesk.domain.model import DomainConfig
 from lpse_helpdesk.storage.db import Database
@@ -20,7 +23,7 @@ from lpse_helpdesk.storage.models import (
     OutboxItem,
 )
 from lpse_helpdesk.workflow.tickets import Workflow
-from tests.conftest import HELPDESK, LKPP
+from tests.conftest import HELPDESK, LKPP, WIB
 from tests.mailmaker import make_mail
 from tests.test_intake_rules import ingest, mails
 
@@ -123,3 +126,8 @@ def test_reply_to_at_another_domain_gets_no_acknowledgement(db: Database, intake
     raw = make_mail(sender="asli@vendor.co.id", headers={"Reply-To": "korban@lain.net"})
     ingest(db, intake, raw)
     assert [m.recipient for m in mails(db, "acknowledgement")] == ["asli@vendor.co.id"]
+    # The card shows both addresses, so staff see who else the mail named.
+    card = db.run_sync(lambda s: load_card(s, 1))
+    assert card is not None and card.unused_reply_to == "korban@lain.net"
+    text = render_text(card, intake.domain, WIB, dt.datetime.now(dt.UTC))
+    assert "asli@vendor.co.id" in text and "korban@lain.net (domain berbeda" in text

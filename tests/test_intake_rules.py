@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from lpse_helpdesk.bot.cards import load_card, render_text
 from lpse_helpdesk.bridge.intake import Intake, IntakeConfig, IntakeResult, Outcome
 from lpse_helpdesk.domain.model import DomainConfig
 from lpse_helpdesk.sop.machine import Action, State
@@ -25,7 +26,7 @@ from lpse_helpdesk.storage.models import (
 from lpse_helpdesk.timekeeping.clock import FixedClock
 from lpse_helpdesk.workflow.actors import Actor
 from lpse_helpdesk.workflow.tickets import Workflow
-from tests.conftest import HELPDESK, LKPP
+from tests.conftest import HELPDESK, LKPP, WIB
 from tests.mailmaker import make_mail
 
 STAFF = Actor.telegram(5, "Dewi")
@@ -129,6 +130,10 @@ def test_subject_tag_and_lkpp_from_alone_is_an_unverified_follow_up(
     message = db.run_sync(lambda s: s.get_one(Message, result.message_pk))
     assert message.kind is MessageKind.USER
     assert message.note is not None and "unverified" in message.note
+    card = db.run_sync(lambda s: load_card(s, tid))
+    assert card is not None and card.unverified_lkpp
+    text = render_text(card, intake.domain, WIB, dt.datetime.now(dt.UTC))
+    assert "atas nama LKPP yang belum terverifikasi" in text
 
 
 def test_subject_tag_from_lkpp_with_an_authentication_pass_answers_the_escalation(

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import pytest
 
-from lpse_helpdesk.bridge import facts, hygiene, parsing, quotes, tags
+from lpse_helpdesk.bridge import compose, facts, hygiene, parsing, quotes, tags
 from lpse_helpdesk.bridge.suggest import keyword_pattern
 
 N = 4000
@@ -162,6 +162,13 @@ def _cases() -> list[tuple[str, re.Pattern[str], Use, Callable[[int], str]]]:
     keyword = keyword_pattern("gagal unggah")
     assert keyword is not None
     add("suggest.keyword_pattern", keyword, _search_all, *blanks("gagal"), lambda n: "gagal " * n)
+    add(
+        "compose._MESSAGE_ID",
+        compose._MESSAGE_ID,
+        lambda pattern, text: pattern.fullmatch(text),
+        lambda n: "a@" * n + " ",
+        lambda n: "<" + "@" * n + "<",
+    )
     return cases
 
 

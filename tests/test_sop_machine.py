@@ -299,5 +299,12 @@ def test_the_same_category_again_is_refused() -> None:
     facts = TicketFacts(State.PRIORITIZED, priority="rendah", category="SANGGAH")
     with pytest.raises(ActionNotAllowed) as caught:
         machine.apply(facts, Action.SET_CATEGORY, category="SANGGAH")
-    assert caught.value.message == "Kategori tiket sudah demikian."
+    assert caught.value.message == "Kategori tersebut sudah dipilih."
     assert machine.apply(facts, Action.SET_CATEGORY, category="SIRUP").state is State.PRIORITIZED
+
+
+def test_the_same_priority_again_is_refused_by_name() -> None:
+    facts = TicketFacts(State.PRIORITIZED, priority="tinggi")
+    with pytest.raises(ActionNotAllowed) as caught:
+        machine.apply(facts, Action.SET_PRIORITY, priority="tinggi")
+    assert caught.value.message == "Prioritas sudah Tinggi."

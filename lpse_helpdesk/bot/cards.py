@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from lpse_helpdesk.bot.callback_data import Button, Press
+from lpse_helpdesk.bridge.intake import UNVERIFIED_LKPP, unused_reply_to
 from lpse_helpdesk.domain.model import SOP_STEP_LABELS, DomainConfig, SopStep
 from lpse_helpdesk.sla import queries as sla_queries
 from lpse_helpdesk.sla import texts as sla_texts
@@ -107,6 +108,10 @@ class CardData:
     reopen_count: int
     handler_id: str | None = None
     handler_name: str | None = None
+    #: Reply-To of the first mail when it is at another domain (not answered, issue #10).
+    unused_reply_to: str | None = None
+    #: A mail from LKPP's address that neither threads on our forward nor passes DKIM/DMARC.
+    unverified_lkpp: bool = False
 
 
 def last_action(session: Session, ticket_id: int) -> LastAction | None:
@@ -138,6 +143,16 @@ def load_card(session: Session, ticket_id: int) -> CardData | None:
     deadline = None
     if clock is not None and clock.deadline_at is not None:
         deadline = Deadline(clock.step, clock.deadline_at, clock.started_at, clock.budget_minutes)
+    inbound = select(Message.note).where(
+        Message.ticket_id == ticket_id, Message.direction == Direction.IN
+    )
+    first_note = session.scalar(inbound.order_by(Message.id).limit(1))
+    unverified = (
+        session.scalar(
+            inbound.where(Message.note.contains(UNVERIFIED_LKPP, autoescape=True)).limit(1)
+        )
+        is not None
+    )
     linked = (
         session.scalar(select(Ticket.number).where(Ticket.id == ticket.linked_ticket_id))
         if ticket.linked_ticket_id
@@ -168,6 +183,8 @@ def load_card(session: Session, ticket_id: int) -> CardData | None:
         reopen_count=ticket.reopen_count,
         handler_id=ticket.handler_id,
         handler_name=ticket.handler_name,
+        unused_reply_to=unused_reply_to(first_note),
+        unverified_lkpp=unverified,
     )
 
 
@@ -257,8 +274,13 @@ def render_text(
     if card.requester_name:
         sender = f"{escape(_one_line(card.requester_name, NAME_CHARS))} &lt;{sender}&gt;"
     lines.append(f"👤 {sender}")
+    if card.unused_reply_to:
+        other = escape(_one_line(card.unused_reply_to, NAME_CHARS))
+        lines.append(f"↩️ <i>Alamat balasan lain: {other} (domain berbeda; tidak dibalas)</i>")
     if card.requester_bounced:
         lines.append("⚠️ <i>E-mail ke alamat ini tidak sampai; hubungi lewat telepon.</i>")
+    if card.unverified_lkpp:
+        lines.append("⚠️ <i>Ada e-mail atas nama LKPP yang belum terverifikasi; periksa dahulu.</i>")
     subject = _one_line(card.subject, SUBJECT_CHARS) or "(tanpa perihal)"
     lines.append(f"✉️ {escape(subject)}")
     facts = []

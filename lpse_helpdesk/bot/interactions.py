@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from lpse_helpdesk.bot import cards, texts
 from lpse_helpdesk.bot.callback_data import Button, Press
+from lpse_helpdesk.bot.prompts import PROMPT_MINUTES, open_prompt
 from lpse_helpdesk.bot.replies import MAIL_TEXT_ACTIONS, Answer, Replies
 from lpse_helpdesk.bridge.parsing import parse_mail
 from lpse_helpdesk.domain.model import DomainConfig
@@ -36,7 +37,6 @@ from lpse_helpdesk.workflow.actors import Actor
 from lpse_helpdesk.workflow.outbox import Importance, TelegramOp, enqueue_telegram
 from lpse_helpdesk.workflow.tickets import Refused, StaleTicket, Workflow
 
-PROMPT_MINUTES = 15
 TEXT_BUTTONS: dict[Button, Action] = {
     Button.REQUEST_DATA: Action.REQUEST_DATA,
     Button.RESOLVE: Action.RESOLVE,
@@ -313,34 +313,13 @@ class Interactions:
     def _ask_text(
         self, session: Session, ticket: Ticket, action: Action, actor: Actor, user_id: int
     ) -> PressResult:
-        pending = session.scalars(
-            select(TelegramPrompt).where(
-                TelegramPrompt.user_id == user_id,
-                TelegramPrompt.ticket_id == ticket.id,
-                TelegramPrompt.status == PromptStatus.PENDING,
-                TelegramPrompt.expires_at > self.now,
-            )
-        ).all()
-        for old in pending:
-            old.status = PromptStatus.CANCELLED  # the latest press wins
-        prompt = TelegramPrompt(
+        open_prompt(
+            session,
             chat_id=self.chat_id,
             user_id=user_id,
-            user_name=actor.name or "",
+            actor=actor,
             ticket_id=ticket.id,
-            action=action.value,
-            status=PromptStatus.PENDING,
-            created_at=self.now,
-            expires_at=self.now + dt.timedelta(minutes=PROMPT_MINUTES),
-        )
-        session.add(prompt)
-        session.flush()
-        enqueue_telegram(
-            session,
-            TelegramOp.PROMPT,
-            ticket_id=ticket.id,
-            payload={"prompt": prompt.id},
-            importance=Importance.PROMPT,
+            action=action,
             now=self.now,
         )
         return PressResult(texts.ASK_ANSWER, queued=True)

@@ -17,8 +17,9 @@ from html import escape
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from lpse_helpdesk.bot import canned
+from lpse_helpdesk.bot import canned, texts
 from lpse_helpdesk.bot.cards import Keyboard
+from lpse_helpdesk.bot.prompts import open_prompt
 from lpse_helpdesk.bridge.letters import Letterhead, preview
 from lpse_helpdesk.bridge.templating import Renderer
 from lpse_helpdesk.sop import machine
@@ -42,7 +43,6 @@ __all__ = ["MAIL_TEXT_ACTIONS", "Answer", "Replies", "is_reply_press"]
 
 #: The text buttons whose text becomes a mail: they go through the preview.
 MAIL_TEXT_ACTIONS = frozenset({Action.REQUEST_DATA, Action.RESOLVE, Action.ESCALATE})
-PROMPT_MINUTES = 15
 PREVIEW_MINUTES = 30
 PREVIEW_BODY_CHARS = 2800  # Telegram allows 4096 characters per message
 _ACTION_CODES = {Action.REQUEST_DATA: "d", Action.RESOLVE: "s", Action.ESCALATE: "e"}
@@ -175,43 +175,22 @@ class Replies:
     def _new_prompt(
         self, session: Session, ticket_id: int, action: Action, actor: Actor, user_id: int
     ) -> TelegramPrompt:
-        pending = session.scalars(
-            select(TelegramPrompt).where(
-                TelegramPrompt.user_id == user_id,
-                TelegramPrompt.ticket_id == ticket_id,
-                TelegramPrompt.status == PromptStatus.PENDING,
-            )
-        ).all()
-        for old in pending:
-            old.status = PromptStatus.CANCELLED
-        prompt = TelegramPrompt(
+        return open_prompt(
+            session,
             chat_id=self.chat_id,
             user_id=user_id,
-            user_name=actor.name or "",
+            actor=actor,
             ticket_id=ticket_id,
-            action=action.value,
-            status=PromptStatus.PENDING,
-            created_at=self.now,
-            expires_at=self.now + dt.timedelta(minutes=PROMPT_MINUTES),
-        )
-        session.add(prompt)
-        session.flush()
-        enqueue_telegram(
-            session,
-            TelegramOp.PROMPT,
-            ticket_id=ticket_id,
-            payload={"prompt": prompt.id},
-            importance=Importance.PROMPT,
+            action=action,
             now=self.now,
         )
-        return prompt
 
     # --- presses on our own buttons ------------------------------------------------------
 
     def press(self, session: Session, data: str, actor: Actor, user_id: int) -> Answer:
         match = _PRESS.match(data)
         if match is None:
-            return Answer("Tombol ini tidak dikenal lagi.", alert=True)
+            return Answer(texts.STALE_BUTTON, alert=True)
         op, first, arg, extra = match.groups()
         answer = self._press(session, op, first, arg, extra, actor, user_id)
         if not answer.alert and (op in "twlr" or answer.clear_buttons):
@@ -246,7 +225,7 @@ class Replies:
                 return self.show_preview(session, ticket, Action.RESOLVE, None, actor, user_id)
             action = _CODE_ACTIONS.get(arg or "")
             if action is None:
-                return Answer("Tombol ini tidak dikenal lagi.", alert=True)
+                return Answer(texts.STALE_BUTTON, alert=True)
             self._require(ticket, action)
             if op == "w":
                 return self.ask_text(session, ticket, action, actor, user_id)

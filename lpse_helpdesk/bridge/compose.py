@@ -52,7 +52,9 @@ MAX_REFERENCES = 20
 
 _NEEDS_STAFF_TEXT = frozenset({MailKind.DATA_REQUEST, MailKind.SOLUTION, MailKind.LKPP_FORWARD})
 _NO_SUBJECT = "(tanpa subjek)"
-_MESSAGE_ID = re.compile(r"<?([!-;=?-~]+@[!-;=?-~]+?)>?")  # printable ASCII without < > space
+# Printable ASCII without < > space; possessive, so a long id without its end is read once
+# (the '@' is checked afterwards: inside the pattern it made the match quadratic).
+_MESSAGE_ID = re.compile(r"<?([!-;=?-~]++)>?")
 _TICKET_NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _DOMAIN = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*")
@@ -144,7 +146,9 @@ def _ascii_domain(domain: str) -> str:
 def normalize_message_id(value: str) -> str | None:
     """``value`` as ``<id@host>``, or None when it is not a usable Message-ID."""
     match = _MESSAGE_ID.fullmatch(value.strip())
-    return f"<{match.group(1)}>" if match else None
+    if match is None or "@" not in match.group(1)[1:-1]:
+        return None
+    return f"<{match.group(1)}>"
 
 
 def thread_references(references: Sequence[str], in_reply_to: str | None) -> list[str]:

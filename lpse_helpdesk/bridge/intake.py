@@ -187,6 +187,9 @@ class Intake:
         from_lkpp = lkpp_sender and self._verified_lkpp(session, mail)
         if lkpp_sender and not from_lkpp:
             stored.notes.append(UNVERIFIED_LKPP)
+        requester = (mail.requester_address or mail.from_address).lower()
+        if mail.reply_to_address and mail.reply_to_address.lower() != requester:
+            stored.notes.append(REPLY_TO_NOT_USED + mail.reply_to_address[:320])
         linked: Ticket | None = None
         ticket = thread
         if ticket is None:
@@ -542,6 +545,16 @@ class Intake:
 
 
 UNVERIFIED_LKPP = "unverified: LKPP's From address without our thread or an authentication pass"
+#: Noted when Reply-To is at another domain than From, so the card can show both addresses.
+REPLY_TO_NOT_USED = "reply-to at another domain, not answered: "
+
+
+def unused_reply_to(note: str | None) -> str | None:
+    """The Reply-To address a message's note says was not answered, if any."""
+    for part in (note or "").split("; "):
+        if part.startswith(REPLY_TO_NOT_USED):
+            return part.removeprefix(REPLY_TO_NOT_USED)
+    return None
 
 
 def authenticated_pass(value: str, domain: str) -> bool:

@@ -433,7 +433,7 @@ _REFUSALS: Mapping[Action, Mapping[frozenset[State], str]] = {
     },
     Action.CONFIRM_PHONE: {
         frozenset(set(State) - {State.WAITING_FOR_DATA}): (
-            "Konfirmasi telepon dicatat setelah permintaan data dikirim."
+            "Konfirmasi telepon baru dapat dicatat setelah permintaan data dikirim."
         ),
     },
     Action.START_ANALYSIS: {
@@ -519,9 +519,10 @@ def apply(
         if priority is None:
             raise ValueError("SET_PRIORITY needs a priority")
         if priority == facts.priority:
-            raise ActionNotAllowed(facts.state, action, "Prioritas tiket sudah demikian.")
+            label = priority.replace("_", " ").title()
+            raise ActionNotAllowed(facts.state, action, f"Prioritas sudah {label}.")
     if action is Action.SET_CATEGORY and category is not None and category == facts.category:
-        raise ActionNotAllowed(facts.state, action, "Kategori tiket sudah demikian.")
+        raise ActionNotAllowed(facts.state, action, "Kategori tersebut sudah dipilih.")
     if action is Action.CONFIRM_PHONE and facts.phone_confirmed:
         raise ActionNotAllowed(facts.state, action, "Konfirmasi telepon sudah dicatat.")
     return Outcome(transition.target or facts.state, transition.effects)
