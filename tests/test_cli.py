@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -11,6 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
+
+from lpse_helpdesk.storage.db import Database, make_engine, upgrade
+from lpse_helpdesk.storage.models import FailedMail, Ticket
+from tests.mailmaker import make_mail
 
 GOOD_ENV = {
     "TELEGRAM_BOT_TOKEN": "123456789:AAtest-token-that-is-secret",
@@ -196,3 +202,42 @@ def test_run_works_off_a_backlog_through_the_helper_process(
     assert tickets() == count, log
     assert process.returncode == 0 and "Traceback" not in log, log
     assert log.count("is running") == 1
+
+
+def test_quarantine_list_and_retry_from_the_command_line(tmp_path: Path) -> None:
+    """The operator's way back for a quarantined mail, through the real command (issue #10)."""
+    database = tmp_path / "helpdesk.sqlite3"
+    _env_file(tmp_path, {**GOOD_ENV, "DATABASE_URL": f"sqlite:///{database}"})
+    engine = make_engine(f"sqlite:///{database}")
+    upgrade(engine)
+    db = Database(engine)
+    now = dt.datetime.now(dt.UTC)
+    raw = make_mail(subject="Gagal unggah penawaran", message_id="<karantina-1@vendor.co.id>")
+    db.run_sync(
+        lambda s: s.add(
+            FailedMail(
+                folder="INBOX",
+                uidvalidity=1,
+                uid=7,
+                message_id="<karantina-1@vendor.co.id>",
+                raw=raw,
+                failures=3,
+                last_error="parsing took longer than MAIL_PARSE_SECONDS",
+                quarantined=True,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    )
+
+    listed = _run(tmp_path, "quarantine", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "Gagal unggah penawaran" in listed.stdout and "MAIL_PARSE_SECONDS" in listed.stdout
+
+    retried = _run(tmp_path, "quarantine", "retry", "--all")
+    assert retried.returncode == 0, retried.stdout + retried.stderr
+    assert "OK" in retried.stdout
+    subjects = db.run_sync(lambda s: list(s.scalars(select(Ticket.subject))))
+    assert subjects == ["Gagal unggah penawaran"]
+    assert "Tidak ada e-mail di karantina" in _run(tmp_path, "quarantine", "list").stdout
+    db.close()
