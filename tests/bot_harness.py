@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,25 +15,12 @@ from lpse_helpdesk.bridge.letters import Letterhead
 from lpse_helpdesk.domain.model import DomainConfig
 from lpse_helpdesk.storage.db import Database
 from lpse_helpdesk.workflow.tickets import Workflow
-from tests.conftest import HELPDESK, LKPP
+from tests.conftest import HELPDESK, LKPP, OffsetClock
 from tests.mailmaker import make_mail
 from tests.servers.telegram import BotApiServer, SentMessage
 
 GROUP = -1001234567890
 T = TypeVar("T")
-
-
-class OffsetClock:
-    """Real time plus an offset that tests move forward (services keep running)."""
-
-    def __init__(self, start: dt.datetime) -> None:
-        self._offset = start - dt.datetime.now(dt.UTC)
-
-    def now(self) -> dt.datetime:
-        return dt.datetime.now(dt.UTC) + self._offset
-
-    def advance(self, **delta: float) -> None:
-        self._offset += dt.timedelta(**delta)
 
 
 @dataclass

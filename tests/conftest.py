@@ -24,6 +24,19 @@ HELPDESK = "helpdesk@lpse.test"
 LKPP = "helpdesk@lkpp.test"
 
 
+class OffsetClock:
+    """Real time plus an offset that tests move forward (services keep running)."""
+
+    def __init__(self, start: dt.datetime) -> None:
+        self._offset = start - dt.datetime.now(dt.UTC)
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(dt.UTC) + self._offset
+
+    def advance(self, **delta: float) -> None:
+        self._offset += dt.timedelta(**delta)
+
+
 @pytest.fixture(scope="session")
 def domain() -> DomainConfig:
     return load_domain()
@@ -58,3 +71,24 @@ def db(sqlite_url: str) -> Iterator[Database]:
 def workflow(domain: DomainConfig, calendar: BusinessCalendar, clock: FixedClock) -> Workflow:
     planner = OutboxMailPlanner(domain, Addresses(helpdesk=HELPDESK, lkpp=LKPP))
     return Workflow(domain, calendar, clock, planner, ticket_prefix="LPSE", timezone=WIB)
+
+
+@pytest.fixture
+def ptb_timedelta(monkeypatch: pytest.MonkeyPatch) -> None:
+    """python-telegram-bot 22 returns timedeltas for durations only when asked; the bot tests
+    ask, as the service does."""
+    monkeypatch.setenv("PTB_TIMEDELTA", "true")
+
+
+@pytest.fixture
+def live_clock() -> OffsetClock:
+    """A clock that runs (for tests with real servers), starting on a working Tuesday."""
+    return OffsetClock(dt.datetime(2026, 11, 24, 9, 0, tzinfo=WIB))
+
+
+@pytest.fixture
+def live_workflow(
+    domain: DomainConfig, calendar: BusinessCalendar, live_clock: OffsetClock
+) -> Workflow:
+    planner = OutboxMailPlanner(domain, Addresses(helpdesk=HELPDESK, lkpp=LKPP))
+    return Workflow(domain, calendar, live_clock, planner, timezone=WIB)

@@ -24,7 +24,6 @@ from lpse_helpdesk.storage.models import (
 )
 from lpse_helpdesk.timekeeping.calendar import BusinessCalendar
 from lpse_helpdesk.workflow.actors import Actor
-from lpse_helpdesk.workflow.mail_plan import Addresses, OutboxMailPlanner
 from lpse_helpdesk.workflow.tickets import Workflow
 from tests.bot_harness import (
     GROUP,
@@ -34,28 +33,13 @@ from tests.bot_harness import (
     make_service,
     press_latest,
 )
-from tests.conftest import HELPDESK, LKPP, WIB
+from tests.conftest import WIB
 from tests.servers.telegram import BotApiServer, RateLimits
 
 STAFF_ID, OTHER_ID = 1001, 2002
 
 
-@pytest.fixture(autouse=True)
-def _ptb_timedelta(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PTB_TIMEDELTA", "true")
-
-
-@pytest.fixture
-def live_clock() -> OffsetClock:
-    return OffsetClock(dt.datetime(2026, 11, 24, 9, 0, tzinfo=WIB))
-
-
-@pytest.fixture
-def live_workflow(
-    domain: DomainConfig, calendar: BusinessCalendar, live_clock: OffsetClock
-) -> Workflow:
-    planner = OutboxMailPlanner(domain, Addresses(helpdesk=HELPDESK, lkpp=LKPP))
-    return Workflow(domain, calendar, live_clock, planner, timezone=WIB)
+pytestmark = pytest.mark.usefixtures("ptb_timedelta")
 
 
 async def _harness(
@@ -700,7 +684,6 @@ def test_card_deadline_turns_urgent_with_the_reminder(domain: DomainConfig) -> N
     """The card's level is the SLA reminder's: business time, SLA_REMIND_RATIO."""
     from lpse_helpdesk.bot.cards import Deadline, Urgency, deadline_line
     from lpse_helpdesk.domain.model import SopStep
-    from lpse_helpdesk.timekeeping.calendar import BusinessCalendar
 
     urgency = Urgency(BusinessCalendar(domain.working_hours, WIB), 0.8)
     start = dt.datetime(2026, 11, 24, 9, 0, tzinfo=WIB)

@@ -32,12 +32,10 @@ from lpse_helpdesk.storage.models import (
     TelegramState,
     Ticket,
 )
-from lpse_helpdesk.timekeeping.calendar import BusinessCalendar
 from lpse_helpdesk.workflow.actors import Actor
-from lpse_helpdesk.workflow.mail_plan import Addresses, OutboxMailPlanner
 from lpse_helpdesk.workflow.tickets import Workflow
-from tests.bot_harness import GROUP, Harness, OffsetClock, make_intake, make_service
-from tests.conftest import HELPDESK, LKPP, WIB
+from tests.bot_harness import GROUP, Harness, make_intake, make_service
+from tests.conftest import WIB, OffsetClock
 from tests.servers.telegram import ApiError, BotApiServer, RateLimits, SentMessage, parse_html
 
 STAFF_ID, BOSS_ID, STRANGER_ID = 1001, 777, 4242
@@ -45,22 +43,7 @@ OLD_GROUP = -4001234567  # a basic group, before Telegram makes it a supergroup
 NEW_GROUP = -1009876543210
 
 
-@pytest.fixture(autouse=True)
-def _ptb_timedelta(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PTB_TIMEDELTA", "true")
-
-
-@pytest.fixture
-def live_clock() -> OffsetClock:
-    return OffsetClock(dt.datetime(2026, 11, 24, 9, 0, tzinfo=WIB))
-
-
-@pytest.fixture
-def live_workflow(
-    domain: DomainConfig, calendar: BusinessCalendar, live_clock: OffsetClock
-) -> Workflow:
-    planner = OutboxMailPlanner(domain, Addresses(helpdesk=HELPDESK, lkpp=LKPP))
-    return Workflow(domain, calendar, live_clock, planner, timezone=WIB)
+pytestmark = pytest.mark.usefixtures("ptb_timedelta")
 
 
 class Field(Harness):

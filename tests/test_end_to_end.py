@@ -24,16 +24,11 @@ from tests.servers.dovecot import ImapAccount as DovecotAccount
 from tests.servers.smtp import SmtpServer
 from tests.servers.telegram import BotApiServer
 
-pytestmark = [pytest.mark.dovecot]
+pytestmark = [pytest.mark.dovecot, pytest.mark.usefixtures("ptb_timedelta")]
 GROUP = -1001234567890
 USER = "siti@vendor.co.id"
 LKPP = "helpdesk@lkpp.test"
 T = TypeVar("T")
-
-
-@pytest.fixture(autouse=True)
-def _ptb_timedelta(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PTB_TIMEDELTA", "true")
 
 
 async def until(predicate: Callable[[], T], timeout: float = 20.0) -> T:

@@ -37,9 +37,7 @@ DAY = dt.datetime(2026, 11, 24, 9, 0, tzinfo=WIB)  # a Tuesday, working hours
 NIGHT = dt.datetime(2026, 11, 24, 22, 0, tzinfo=WIB)
 
 
-@pytest.fixture(autouse=True)
-def _ptb_timedelta(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PTB_TIMEDELTA", "true")
+pytestmark = pytest.mark.usefixtures("ptb_timedelta")
 
 
 async def _start(

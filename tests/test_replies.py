@@ -5,7 +5,6 @@ solution, the LKPP relay."""
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import email
 import email.policy
 from collections.abc import AsyncIterator
@@ -33,9 +32,7 @@ from lpse_helpdesk.storage.models import (
     StaffName,
     Ticket,
 )
-from lpse_helpdesk.timekeeping.calendar import BusinessCalendar
 from lpse_helpdesk.workflow.actors import Actor
-from lpse_helpdesk.workflow.mail_plan import Addresses, OutboxMailPlanner
 from lpse_helpdesk.workflow.sla import SlaKeeper
 from lpse_helpdesk.workflow.tickets import Workflow
 from tests.bot_harness import (
@@ -57,22 +54,7 @@ STAFF_ID, SUPERVISOR_ID = 1001, 777
 NO_TENDER = "Selamat siang, kami gagal unggah penawaran sejak pagi."
 
 
-@pytest.fixture(autouse=True)
-def _ptb_timedelta(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PTB_TIMEDELTA", "true")
-
-
-@pytest.fixture
-def live_clock() -> OffsetClock:
-    return OffsetClock(dt.datetime(2026, 11, 24, 9, 0, tzinfo=WIB))
-
-
-@pytest.fixture
-def live_workflow(
-    domain: DomainConfig, calendar: BusinessCalendar, live_clock: OffsetClock
-) -> Workflow:
-    planner = OutboxMailPlanner(domain, Addresses(helpdesk=HELPDESK, lkpp=LKPP))
-    return Workflow(domain, calendar, live_clock, planner, timezone=WIB)
+pytestmark = pytest.mark.usefixtures("ptb_timedelta")
 
 
 LETTERHEAD = Letterhead(
