@@ -7,8 +7,6 @@ attachments, names, e-mail addresses, phone numbers and NIK in every stored text
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
 import io
 import json
@@ -36,6 +34,7 @@ from lpse_helpdesk.storage.models import (
     Ticket,
 )
 from lpse_helpdesk.timekeeping.clock import Clock
+from lpse_helpdesk.workflow.worker import PollingWorker
 
 log = logging.getLogger(__name__)
 
@@ -282,7 +281,7 @@ def erase_person(
     return masked, still_open
 
 
-class RetentionService:
+class RetentionService(PollingWorker):
     """Piece (the retention role): applies RETENTION_DAYS a few times a day."""
 
     name = "retention"
@@ -295,32 +294,15 @@ class RetentionService:
         *,
         check_seconds: float = RETENTION_CHECK_SECONDS,
     ) -> None:
+        super().__init__()
         self.db = db
         self.clock = clock
         self.days = days
-        self.check_seconds = check_seconds
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self.poll_seconds = check_seconds
 
-    async def start(self) -> None:
-        self._stopping.clear()
-        self._task = asyncio.create_task(self._run(), name="retention")
-
-    async def stop(self) -> None:
-        self._stopping.set()
-        if self._task is not None:
-            await self._task
-
-    async def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                while (
-                    count := await self.db.run(
-                        lambda s: apply_retention(s, self.clock.now(), self.days)
-                    )
-                ) and not self._stopping.is_set():
-                    log.info("retention: masked %d tickets older than %d days", count, self.days)
-            except Exception:
-                log.exception("retention failed; trying again later")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.check_seconds)
+    async def work_once(self) -> bool:
+        """Mask one batch of expired tickets; True while there are more."""
+        count = await self.db.run(lambda s: apply_retention(s, self.clock.now(), self.days))
+        if count:
+            log.info("retention: masked %d tickets older than %d days", count, self.days)
+        return bool(count) and not self.stopping

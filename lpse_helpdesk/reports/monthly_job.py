@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from zoneinfo import ZoneInfo
 
@@ -16,12 +14,13 @@ from lpse_helpdesk.reports.period import RekapRequest, ReportFormat
 from lpse_helpdesk.storage.db import Database
 from lpse_helpdesk.storage.models import OutboxItem
 from lpse_helpdesk.timekeeping.clock import Clock
+from lpse_helpdesk.workflow.worker import PollingWorker
 
 log = logging.getLogger(__name__)
 KEY_PREFIX = "rekap-monthly:"
 
 
-class MonthlyRecapService:
+class MonthlyRecapService(PollingWorker):
     name = "monthly recap"
 
     def __init__(
@@ -34,32 +33,18 @@ class MonthlyRecapService:
         *,
         check_seconds: float = 600.0,
     ) -> None:
+        super().__init__()
         self.db = db
         self.clock = clock
         self.delivery = delivery
         self.supervisors = supervisors
         self.timezone = timezone
-        self.check_seconds = check_seconds
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self.poll_seconds = check_seconds
 
-    async def start(self) -> None:
-        self._stopping.clear()
-        self._task = asyncio.create_task(self._run(), name="monthly-recap")
-
-    async def stop(self) -> None:
-        self._stopping.set()
-        if self._task is not None:
-            await self._task
-
-    async def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self.db.run(self.send_if_due)
-            except Exception:
-                log.exception("monthly recap failed; trying again later")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.check_seconds)
+    async def work_once(self) -> bool:
+        """Queue the recap when it is due; missed months follow one per check."""
+        await self.db.run(self.send_if_due)
+        return False
 
     def send_if_due(self, session: Session) -> str | None:
         """Queue the recap when due; the month key is recorded by the outbox rows' keys."""
