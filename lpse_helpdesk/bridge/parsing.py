@@ -26,6 +26,7 @@ import mimetypes
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from lpse_helpdesk.bridge.quotes import strip_quoted
 from lpse_helpdesk.bridge.tags import forward_prefix
@@ -145,6 +146,40 @@ class ParsedMail:
             return None
         match = _ANGLE_ID.search(value)
         return (match.group(1) if match else value).strip().lower()
+
+
+# --------------------------------------------------------------------------- policy
+
+#: Header objects already made, by (name, raw value); see ``_SharedHeaders``.
+_HEADER_OBJECTS: dict[tuple[str, str], object] = {}
+_HEADER_OBJECTS_MAX = 4096  # entries; the dict is emptied when it is full
+_HEADER_OBJECT_CHARS = 2000  # longer values are parsed each time (and not kept)
+
+
+class _SharedHeaders(email.policy.EmailPolicy):
+    """``email.policy.default`` that makes each distinct header object once.
+
+    The standard policy parses a header into an object on every read: the MIME walk reads a
+    part's Content-Type a dozen times (type, main type, charset, boundary, file name...),
+    and that parsing was the largest cost of reading a mail. The objects are immutable, so
+    one object per (name, raw value) is reused, also across mails ("text/plain;
+    charset=utf-8", "base64"). The values read are exactly those of the standard policy.
+    """
+
+    def header_fetch_parse(self, name: str, value: str) -> Any:
+        if not isinstance(value, str) or len(value) > _HEADER_OBJECT_CHARS:
+            return super().header_fetch_parse(name, value)
+        key = (name, value)
+        made = _HEADER_OBJECTS.get(key)
+        if made is None:
+            made = super().header_fetch_parse(name, value)
+            if len(_HEADER_OBJECTS) >= _HEADER_OBJECTS_MAX:
+                _HEADER_OBJECTS.clear()
+            _HEADER_OBJECTS[key] = made
+        return made
+
+
+_POLICY = _SharedHeaders()
 
 
 # --------------------------------------------------------------------------- decoding
@@ -793,7 +828,7 @@ def parse_mail(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ParsedMail:
     """
     raw = _as_bytes(raw)
     try:
-        return _parse(raw, max_bytes, email.policy.default)
+        return _parse(raw, max_bytes, _POLICY)
     except Exception as first_error:
         try:
             mail = _parse(raw, max_bytes, email.policy.compat32)
