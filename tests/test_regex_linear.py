@@ -15,14 +15,17 @@ from collections.abc import Callable
 
 import pytest
 
-from lpse_helpdesk.bridge import compose, facts, hygiene, parsing, quotes, tags
+from lpse_helpdesk.bridge import compose, facts, hygiene, parsing, quotes, suggest, tags
 from lpse_helpdesk.bridge.suggest import keyword_pattern
+from lpse_helpdesk.domain.loader import load_domain
 
 N = 4000
 GROWTH = 8
 ALLOWED = 24.0
 
 Use = Callable[[re.Pattern[str], str], object]
+_NO_PATTERN = re.compile("")  # for the cases that time a function rather than one regex
+_DOMAIN = load_domain()
 
 
 def _search_all(pattern: re.Pattern[str], text: str) -> object:
@@ -111,6 +114,39 @@ def _cases() -> list[tuple[str, re.Pattern[str], Use, Callable[[int], str]]]:
         *blanks("--"),
         *blanks("salam"),
         *blanks("hormat"),
+    )
+    add(
+        "facts._SIGNATURE_NEXT",
+        facts._SIGNATURE_NEXT,
+        _search_all,
+        lambda n: "\n" * n,
+        *blanks("\n"),
+        *blanks("\nsalam"),
+        *blanks("\nhormat"),
+    )
+    # The search functions that try those regexes only at some positions (issue #14).
+    add(
+        "facts.card_facts",
+        _NO_PATTERN,
+        lambda _, text: facts.card_facts(text[:40], text),
+        *blanks("kode tender"),
+        lambda n: "kode tender " + "no " * n,
+        lambda n: "id " * n,
+        lambda n: "no" * n,
+        lambda n: "\n" * n + "salam",
+        lambda n: "hormat" + "\n" * n + "kami",
+        lambda n: "0812 " * n,
+    )
+    add("suggest._WORD", suggest._WORD, _search_all, lambda n: "a" * n, lambda n: "a " * n)
+    add(
+        "suggest.suggest",
+        _NO_PATTERN,
+        lambda _, text: suggest.suggest(text[:40], text, _DOMAIN),
+        *blanks("gagal"),
+        lambda n: "gagal " * n,
+        lambda n: "tidak " * n + "bisa login",
+        lambda n: "lupa" + " " * n + "password",
+        lambda n: "\u0130" + "gagal " * n,
     )
     add(
         "tags._PREFIX",

@@ -33,13 +33,15 @@ def prepare(
 ) -> Prepared:
     mail = parse_mail(raw, max_bytes=max_bytes)
     text = mail.stripped_text or mail.text
+    # tender_codes(f"{subject}\n{text}") and phone_numbers(text) in one pass
+    tender_codes, phone_numbers = facts.card_facts(mail.subject, mail.text)
     return Prepared(
         raw=raw,
         mail=mail,
         kind=classify(mail, own_addresses=own_addresses),
         suggestion=suggest(mail.subject, text, domain),
-        tender_codes=facts.tender_codes(f"{mail.subject}\n{mail.text}"),
-        phone_numbers=facts.phone_numbers(mail.text),
+        tender_codes=tender_codes,
+        phone_numbers=phone_numbers,
     )
 
 
