@@ -249,7 +249,7 @@ def decode_header_value(raw: str, defects: list[str] | None = None, where: str =
     """Unfold a raw header value and decode RFC 2047 words and 8-bit bytes. Never raises."""
     sink: list[str] = defects if defects is not None else []
     value = _FOLD.sub("", raw).replace("\r", "").replace("\n", " ")
-    if any("\udc80" <= ch <= "\udcff" for ch in value) or not value.isascii():
+    if not value.isascii():  # also true for the surrogates that stand for 8-bit bytes
         data = _raw_bytes(value)
         try:
             value = data.decode("utf-8")

@@ -49,7 +49,8 @@ def prepare_many(
     raws: list[bytes], max_bytes: int, own_addresses: frozenset[str], domain: DomainConfig
 ) -> list[Prepared]:
     """For the helper process: what goes back to the parent leaves out the bytes it has
-    already (the raw mail) or does not need (attachment contents stay in the raw mail)."""
+    already (the raw mail) or does not need (attachment contents stay in the raw mail; the
+    HTML was read into the text, which is kept)."""
     return [_light(prepare(raw, max_bytes, own_addresses, domain)) for raw in raws]
 
 
@@ -62,7 +63,8 @@ def prepare_light(
 
 def _light(prepared: Prepared) -> Prepared:
     attachments = tuple(replace(a, payload=None) for a in prepared.mail.attachments)
-    return replace(prepared, raw=b"", mail=replace(prepared.mail, attachments=attachments))
+    mail = replace(prepared.mail, attachments=attachments, html=None)
+    return replace(prepared, raw=b"", mail=mail)
 
 
 def with_raw(prepared: Prepared, raw: bytes) -> Prepared:
