@@ -325,24 +325,50 @@ def is_machine_address(address: str) -> bool:
     return bool(_MACHINE_LOCAL.match(local.strip()))
 
 
+#: _address_header results by (raw value, header name): a backlog has the same To and the
+#: same few senders over and over, and the address parser is slow.
+_ADDRESS_HEADERS: dict[tuple[str, str], tuple[tuple[tuple[str, str], ...], tuple[str, ...]]] = {}
+_ADDRESS_HEADERS_MAX = 4096
+_ADDRESS_HEADER_CHARS = 2000  # longer values are parsed each time (and not kept)
+
+
 def _addresses(values: Iterable[str], defects: list[str], where: str) -> list[tuple[str, str]]:
     """(display name, lower-case address) pairs of raw address headers."""
     result: list[tuple[str, str]] = []
     for raw in values:
-        unfolded = _FOLD.sub("", raw)
-        try:
-            pairs = email.utils.getaddresses([unfolded])
-        except Exception:
-            defects.append(f"unparseable {where} header")
-            continue
-        for name, address in pairs:
-            address = decode_header_value(address, defects, where).strip().strip("<>").lower()
-            if "@" not in address:
-                if address or name:
-                    defects.append(f"invalid address in {where} header")
-                continue
-            result.append((_collapse(decode_header_value(name, defects, where)), address))
+        if len(raw) > _ADDRESS_HEADER_CHARS:
+            pairs, found = _address_header(raw, where)
+        else:
+            key = (raw, where)
+            known = _ADDRESS_HEADERS.get(key)
+            if known is None:
+                known = _address_header(raw, where)
+                if len(_ADDRESS_HEADERS) >= _ADDRESS_HEADERS_MAX:
+                    _ADDRESS_HEADERS.clear()
+                _ADDRESS_HEADERS[key] = known
+            pairs, found = known
+        result.extend(pairs)
+        defects.extend(found)
     return result
+
+
+def _address_header(raw: str, where: str) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+    """The pairs of one raw address header and the defects found in it."""
+    defects: list[str] = []
+    result: list[tuple[str, str]] = []
+    unfolded = _FOLD.sub("", raw)
+    try:
+        pairs = email.utils.getaddresses([unfolded])
+    except Exception:
+        return (), (f"unparseable {where} header",)
+    for name, address in pairs:
+        address = decode_header_value(address, defects, where).strip().strip("<>").lower()
+        if "@" not in address:
+            if address or name:
+                defects.append(f"invalid address in {where} header")
+            continue
+        result.append((_collapse(decode_header_value(name, defects, where)), address))
+    return tuple(result), tuple(defects)
 
 
 def _date(value: str | None, defects: list[str]) -> dt.datetime | None:

@@ -78,6 +78,10 @@ _FOOTER = re.compile(
     _FLAGS,
 )
 _QUOTED = re.compile(r"^\s*+>")
+#: The first characters (of the stripped line) that one of the rules above can begin with:
+#: the first letters of their words in both cases, the long s that IGNORECASE takes for an
+#: "s", and "-", ">", "*". Any other line is kept as it is, without trying the rules.
+_LINE_STARTS = frozenset("sdtgubmpolaefSDTGUBMPOLAEF\u017f->*")
 _HEADER_LOOKAHEAD = 6
 
 
@@ -148,6 +152,10 @@ def strip_quoted(text: str, *, forwarded: bool = False) -> str:
     while index < len(lines):
         line = lines[index]
         stripped = line.strip()
+        if not stripped or stripped[0] not in _LINE_STARTS:  # none of the rules applies
+            out.append(line)
+            index += 1
+            continue
         if _FOOTER.match(stripped):
             index += 1
             continue

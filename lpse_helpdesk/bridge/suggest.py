@@ -127,7 +127,15 @@ class _Text:
 
     def found(self, keywords: tuple[_Keyword, ...]) -> set[str]:
         """The keywords whose regex matches this text."""
-        return {keyword.keyword for keyword in keywords if self._has(keyword)}
+        runs = self.runs
+        if runs is None:
+            return {keyword.keyword for keyword in keywords if self._has(keyword)}
+        # The set lookup inline first: most keywords stop there (the same as _has).
+        return {
+            keyword.keyword
+            for keyword in keywords
+            if (keyword.runs is None or keyword.runs <= runs) and self._has(keyword)
+        }
 
     def _has(self, keyword: _Keyword) -> bool:
         """The regex decides; a prefilter first skips the keywords that cannot match.
