@@ -68,6 +68,25 @@ def _cases() -> list[tuple[str, re.Pattern[str], Use, Callable[[int], str]]]:
         lambda n: "=?a?b?" * n,
     )
     add("parsing._CID_REF", parsing._CID_REF, _search_all, lambda n: "cid:" * n)
+    for name in ("_SIMPLE_CONTENT_TYPE", "_SIMPLE_DISPOSITION"):
+        add(
+            f"parsing.{name}",
+            getattr(parsing, name),
+            _match,
+            lambda n: "text/plain" + "; a=b" * n + "!",
+            lambda n: "text/plain" + '; a="' + "b" * n,
+            lambda n: "a" * n + "/",
+            lambda n: "a/" + "a" * n + ";",
+            *blanks("text/plain;"),
+        )
+    add(
+        "parsing._SIMPLE_PARAM",
+        parsing._SIMPLE_PARAM,
+        _search_all,
+        lambda n: "; a=b" * n,
+        lambda n: ';a="' * n,
+        lambda n: "; " + "a" * n,
+    )
     add("parsing._SPACES", parsing._SPACES, _search_all, *blanks("a"))
     add("parsing._FOLD", parsing._FOLD, _search_all, *blanks("a"))
     add("parsing._MACHINE_LOCAL", parsing._MACHINE_LOCAL, _match, lambda n: "noreply" + "-" * n)

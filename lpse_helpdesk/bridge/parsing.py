@@ -172,7 +172,7 @@ class _SharedHeaders(email.policy.EmailPolicy):
         key = (name, value)
         made = _HEADER_OBJECTS.get(key)
         if made is None:
-            made = super().header_fetch_parse(name, value)
+            made = _simple_mime_header(name, value) or super().header_fetch_parse(name, value)
             if len(_HEADER_OBJECTS) >= _HEADER_OBJECTS_MAX:
                 _HEADER_OBJECTS.clear()
             _HEADER_OBJECTS[key] = made
@@ -180,6 +180,38 @@ class _SharedHeaders(email.policy.EmailPolicy):
 
 
 _POLICY = _SharedHeaders()
+
+# A Content-Type or Content-Disposition as mail programs write it: "type/subtype" or
+# "attachment", then parameters "; name=value" or '; name="value"' with plain characters
+# only. The standard policy's header object of such a value reads (str) as the value with
+# each parameter written '; name="value"', and the MIME walk reads nothing else of it
+# (the Message methods take str() of what they get). Values of any other form go to the
+# standard parser.
+_MIME_WORD = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*+"
+_SIMPLE_PARAMS = r"((?:; ?[a-z][a-z0-9-]*+=(?:[A-Za-z0-9._+-]++|\"[A-Za-z0-9._=+-]++\"))*+)"
+_SIMPLE_CONTENT_TYPE = re.compile(rf"{_MIME_WORD}/{_MIME_WORD}(?={_SIMPLE_PARAMS}$)")
+_SIMPLE_DISPOSITION = re.compile(rf"{_MIME_WORD}(?={_SIMPLE_PARAMS}$)")
+_SIMPLE_PARAM = re.compile(r'; ?([a-z][a-z0-9-]*+)="?+([^";]++)')
+
+
+def _simple_mime_header(name: str, value: str) -> str | None:
+    """str() of the standard policy's header object for a simple MIME header, else None."""
+    lowered = name.lower()
+    if lowered == "content-type":
+        match = _SIMPLE_CONTENT_TYPE.match(value)
+    elif lowered == "content-disposition":
+        match = _SIMPLE_DISPOSITION.match(value)
+    else:
+        return None
+    if match is None:
+        return None
+    params = _SIMPLE_PARAM.findall(value, match.end())
+    if not params:
+        return value[: match.end()]
+    if len({param for param, _ in params}) != len(params):
+        return None  # a repeated parameter: the standard parser keeps the first one
+    rendered = "; ".join(f'{param}="{text}"' for param, text in params)
+    return f"{value[: match.end()]}; {rendered}"
 
 
 # --------------------------------------------------------------------------- decoding
