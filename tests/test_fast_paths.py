@@ -7,6 +7,7 @@ for: the standard header parser, the keyword regexes run over the whole text, an
 
 from __future__ import annotations
 
+import email.message
 import email.policy
 
 from hypothesis import HealthCheck, given, settings
@@ -137,3 +138,34 @@ def test_quote_rules_skip_only_lines_they_cannot_apply_to(
                     quotes._HEADER_FROM.match(line),
                 )
             )
+
+
+_HEAD_LINES = st.sampled_from(
+    [
+        "From: a@b.c", "Subject: x", "From a@b Mon", "X-A:b", " cont", "\tcont", "not a header",
+        "", "Content-Type: text/plain", "Content-Type: multipart/mixed; boundary=x",
+        "Content-Type: message/rfc822", ":x", "A B: c", "\x00: y", "\xe9: z", "--x", "body",
+        "Content-Transfer-Encoding: base64", "aGVsbG8=",
+    ]
+)  # fmt: skip
+
+
+def _message_state(message: email.message.Message) -> object:
+    payload = message.get_payload()
+    return (
+        message.get_unixfrom(),
+        list(message.raw_items()),
+        [type(d).__name__ for d in message.defects],
+        [_message_state(p) for p in payload] if isinstance(payload, list) else payload,
+    )
+
+
+@SETTINGS
+@given(st.lists(st.tuples(_HEAD_LINES, st.sampled_from(["\r\n", "\n", "\r"])), max_size=12))
+def test_single_part_mail_is_read_as_the_standard_parser_reads_it(
+    lines: list[tuple[str, str]],
+) -> None:
+    raw = "".join(line + end for line, end in lines).encode("utf-8", "surrogateescape")
+    for policy in (parsing._POLICY, email.policy.compat32):
+        expected = _message_state(email.message_from_bytes(raw, policy=policy))
+        assert _message_state(parsing._message_from_bytes(raw, policy)) == expected
