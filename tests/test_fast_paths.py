@@ -25,13 +25,16 @@ _HEADER_PIECES = st.sampled_from(
         "/", ";", "; ", " ", "=", '"', "charset", "utf-8", "boundary", "name", "filename",
         "===", "_", ".", "-", "+", "a", "Z", "0", "x-y", "*", "*0*", "'", "(", ")", "\\", "?",
         "=?utf-8?q?a?=", "\t", "\r\n ", ",", "é", "Charset", "flowed", "bukti_123.pdf",
+        "base64", "7bit", "quoted-printable", "BASE64",
     ]
 )  # fmt: skip
 
 
 @SETTINGS
 @given(
-    st.sampled_from(["Content-Type", "content-disposition", "CONTENT-TYPE"]),
+    st.sampled_from(
+        ["Content-Type", "content-disposition", "CONTENT-TYPE", "Content-Transfer-Encoding"]
+    ),
     st.lists(_HEADER_PIECES, max_size=12).map("".join),
 )
 def test_simple_mime_headers_read_as_the_standard_parser_reads_them(name: str, value: str) -> None:

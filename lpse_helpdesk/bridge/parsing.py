@@ -152,30 +152,46 @@ class ParsedMail:
 # --------------------------------------------------------------------------- policy
 
 #: Header objects already made, by (name, raw value); see ``_SharedHeaders``.
+#: Header values read by ``_simple_mime_header`` (small strings), kept across mails: a
+#: backlog repeats "text/plain; charset=utf-8" and "base64" in every mail.
+_SIMPLE_HEADERS: dict[tuple[str, str], str] = {}
+_SIMPLE_HEADERS_MAX = 4096  # entries; the dict is emptied when it is full
+#: Header objects of the standard policy, kept for one mail only (see _parse): one of a
+#: 60-character value holds some 17 KB of parse tree.
 _HEADER_OBJECTS: dict[tuple[str, str], object] = {}
-_HEADER_OBJECTS_MAX = 4096  # entries; the dict is emptied when it is full
-_HEADER_OBJECT_CHARS = 2000  # longer values are parsed each time (and not kept)
+_HEADER_OBJECTS_MAX = 64
+_HEADER_CHARS = 300  # longer values are parsed on every read, as the standard policy does
 
 
 class _SharedHeaders(email.policy.EmailPolicy):
-    """``email.policy.default`` that makes each distinct header object once.
+    """``email.policy.default`` that reads each distinct header once.
 
     The standard policy parses a header into an object on every read: the MIME walk reads a
     part's Content-Type a dozen times (type, main type, charset, boundary, file name...),
-    and that parsing was the largest cost of reading a mail. The objects are immutable, so
-    one object per (name, raw value) is reused, also across mails ("text/plain;
-    charset=utf-8", "base64"). The values read are exactly those of the standard policy.
+    and that parsing was the largest cost of reading a mail. Plain MIME headers are read
+    without the parser (``_simple_mime_header``, kept across mails); the objects of the
+    others are immutable and reused within the mail. The values read are exactly those of
+    the standard policy.
     """
 
     def header_fetch_parse(self, name: str, value: str) -> Any:
-        if not isinstance(value, str) or len(value) > _HEADER_OBJECT_CHARS:
+        if not isinstance(value, str) or len(value) > _HEADER_CHARS:
             return super().header_fetch_parse(name, value)
         key = (name, value)
+        simple = _SIMPLE_HEADERS.get(key)
+        if simple is not None:
+            return simple
         made = _HEADER_OBJECTS.get(key)
-        if made is None:
-            made = _simple_mime_header(name, value) or super().header_fetch_parse(name, value)
-            if len(_HEADER_OBJECTS) >= _HEADER_OBJECTS_MAX:
-                _HEADER_OBJECTS.clear()
+        if made is not None:
+            return made
+        simple = _simple_mime_header(name, value)
+        if simple is not None:
+            if len(_SIMPLE_HEADERS) >= _SIMPLE_HEADERS_MAX:
+                _SIMPLE_HEADERS.clear()
+            _SIMPLE_HEADERS[key] = simple
+            return simple
+        made = super().header_fetch_parse(name, value)
+        if len(_HEADER_OBJECTS) < _HEADER_OBJECTS_MAX:
             _HEADER_OBJECTS[key] = made
         return made
 
@@ -192,12 +208,15 @@ _MIME_WORD = r"[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*+"
 _SIMPLE_PARAMS = r"((?:; ?[a-z][a-z0-9-]*+=(?:[A-Za-z0-9._+-]++|\"[A-Za-z0-9._=+-]++\"))*+)"
 _SIMPLE_CONTENT_TYPE = re.compile(rf"{_MIME_WORD}/{_MIME_WORD}(?={_SIMPLE_PARAMS}$)")
 _SIMPLE_DISPOSITION = re.compile(rf"{_MIME_WORD}(?={_SIMPLE_PARAMS}$)")
+_SIMPLE_ENCODING = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*+")  # "base64", "7bit", ...
 _SIMPLE_PARAM = re.compile(r'; ?([a-z][a-z0-9-]*+)="?+([^";]++)')
 
 
 def _simple_mime_header(name: str, value: str) -> str | None:
     """str() of the standard policy's header object for a simple MIME header, else None."""
     lowered = name.lower()
+    if lowered == "content-transfer-encoding":
+        return value if _SIMPLE_ENCODING.fullmatch(value) else None
     if lowered == "content-type":
         match = _SIMPLE_CONTENT_TYPE.match(value)
     elif lowered == "content-disposition":
@@ -361,8 +380,8 @@ def is_machine_address(address: str) -> bool:
 #: _address_header results by (raw value, header name): a backlog has the same To and the
 #: same few senders over and over, and the address parser is slow.
 _ADDRESS_HEADERS: dict[tuple[str, str], tuple[tuple[tuple[str, str], ...], tuple[str, ...]]] = {}
-_ADDRESS_HEADERS_MAX = 4096
-_ADDRESS_HEADER_CHARS = 2000  # longer values are parsed each time (and not kept)
+_ADDRESS_HEADERS_MAX = 2048
+_ADDRESS_HEADER_CHARS = 500  # longer values are parsed each time (and not kept)
 
 
 def _addresses(values: Iterable[str], defects: list[str], where: str) -> list[tuple[str, str]]:
@@ -787,6 +806,7 @@ def _message_from_bytes(raw: bytes, policy: email.policy.Policy) -> email.messag
 
 
 def _parse(raw: bytes, max_bytes: int, policy: email.policy.Policy) -> ParsedMail:
+    _HEADER_OBJECTS.clear()  # the previous mail's (another thread's parse only misses)
     defects: list[str] = []
     message = _message_from_bytes(raw, policy)
     raw_headers = [(str(k), str(v)) for k, v in message.raw_items()]
