@@ -80,6 +80,17 @@ def _cases() -> list[tuple[str, re.Pattern[str], Use, Callable[[int], str]]]:
             *blanks("text/plain;"),
         )
     add(
+        "parsing._HEAD",
+        parsing._HEAD,
+        _match,
+        lambda n: "a:\n" * n + "x",
+        lambda n: "From " * n,
+        lambda n: "a" * n + ":",
+        lambda n: "\t" * n,
+        lambda n: "X: " + " " * n + "\r",
+        lambda n: "a:" + "\r" * n,
+    )
+    add(
         "parsing._SIMPLE_PARAM",
         parsing._SIMPLE_PARAM,
         _search_all,
