@@ -24,7 +24,8 @@ def next_number(session: Session, prefix: str, year: int) -> str:
     upsert = stmt.on_conflict_do_update(
         index_elements=[table.c.year], set_={"last": table.c.last + 1}
     ).returning(table.c.last)
-    sequence = session.execute(upsert).scalar_one()
+    # On the session's connection: the counter needs nothing pending flushed first.
+    sequence = session.connection().execute(upsert).scalar_one()
     return format_number(prefix, year, sequence)
 
 
