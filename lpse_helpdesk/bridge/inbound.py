@@ -45,9 +45,18 @@ from lpse_helpdesk.bridge.oauth2 import OAuth2Error
 from lpse_helpdesk.bridge.parse_worker import OverBudget, ParseWorker, WorkerOutcome
 from lpse_helpdesk.bridge.prepare import Prepared, with_raw
 from lpse_helpdesk.ops import metrics
+from lpse_helpdesk.storage.bulk import write_in_bulk
 from lpse_helpdesk.storage.db import Database
 from lpse_helpdesk.storage.ids import take_ids_ahead
-from lpse_helpdesk.storage.models import FailedMail, MailboxState, Message, OutboxItem
+from lpse_helpdesk.storage.models import (
+    Attachment,
+    AuditEvent,
+    FailedMail,
+    MailboxState,
+    Message,
+    OutboxItem,
+    SlaClock,
+)
 from lpse_helpdesk.timekeeping.clock import Clock
 from lpse_helpdesk.workflow.batch import detach
 from lpse_helpdesk.workflow.outbox import Importance, TelegramOp, enqueue_telegram
@@ -545,6 +554,7 @@ class MailIntakeService:
         try:
             with self.db.batch_transaction() as session:
                 take_ids_ahead(session)
+                write_in_bulk(session, (AuditEvent, Attachment, OutboxItem, SlaClock))
                 prepared = [o for o in outcomes if isinstance(o, Prepared)]
                 self.intake.expect_batch(
                     session,
