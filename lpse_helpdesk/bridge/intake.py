@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 #: Session.info key: during a batch (`Intake.expect_batch`), the dedup keys and Message-IDs
 #: that may be stored already; a mail matching neither is new without a query.
 _MAYBE_STORED = "intake_maybe_stored"
+#: Session.info key: during a batch, each mail's dedup key by id() of its ParsedMail.
+_KEYS = "intake_dedup_keys"
 
 
 def _chunks(values: list[str], size: int) -> Iterator[list[str]]:
@@ -157,7 +159,8 @@ class Intake:
         """`internaldate`: the server's arrival time; `imported`: history brought in by
         ``lpse-helpdesk import`` (no acknowledgement, no SLA clocks, no card of its own)."""
         mail, kind = prepared.mail, prepared.kind
-        key = dedup_key(mail)
+        keys: dict[int, str] = session.info.get(_KEYS, {})
+        key = keys.get(id(mail)) or dedup_key(mail)
         message_id = mail.message_id[:998]
         maybe = session.info.get(_MAYBE_STORED)
         if maybe is None or key in maybe or message_id in maybe:
@@ -207,7 +210,9 @@ class Intake:
         finds which of its mails may be stored already, so that the others skip the
         per-mail duplicate lookup; three more answer, for all its addresses, the questions
         each new ticket asks (flagged? automatic mails and tickets in the last hour?)."""
-        keys = {dedup_key(p.mail) for p, _ in batch}
+        computed = {id(p.mail): dedup_key(p.mail) for p, _ in batch}
+        session.info[_KEYS] = computed  # each mail's key, computed once
+        keys = set(computed.values())
         ids = {p.mail.message_id[:998] for p, _ in batch}
         found: set[str] = set()
         connection = session.connection()

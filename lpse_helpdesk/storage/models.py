@@ -190,8 +190,6 @@ class Attachment(Base):
     # The bytes stay inside the raw mail (messages.raw); `part_index` finds them again.
     part_index: Mapped[int | None] = mapped_column(Integer)
     omitted_reason: Mapped[str | None] = mapped_column(Text)
-    #: Never loaded (raises); declared so that a flush writes the message before this row.
-    message: Mapped[Message] = relationship(lazy="raise")
 
 
 class AuditEvent(Base):
@@ -207,9 +205,6 @@ class AuditEvent(Base):
     from_state: Mapped[str | None] = mapped_column(String(32))
     to_state: Mapped[str | None] = mapped_column(String(32))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    #: Never loaded (raises); declared so that a flush writes the ticket before this row,
-    #: also when the batch took its ids ahead instead of flushing each row (storage/ids.py).
-    ticket: Mapped[Ticket | None] = relationship(lazy="raise")
 
 
 class TelegramCard(Base):
@@ -279,9 +274,6 @@ class OutboxItem(Base):
     #: The instance sending it, until `lease_until` (then another may take it over).
     claimed_by: Mapped[str | None] = mapped_column(String(128))
     lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    #: Never loaded (raises); declared so that a flush writes the ticket before this row,
-    #: also when the batch took its ids ahead instead of flushing each row (storage/ids.py).
-    ticket: Mapped[Ticket | None] = relationship(lazy="raise")
 
 
 class SlaClock(Base):
@@ -304,9 +296,6 @@ class SlaClock(Base):
     met: Mapped[bool | None] = mapped_column(Boolean)
     reminded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     breach_alerted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    #: Never loaded (raises); declared so that a flush writes the ticket before this row,
-    #: also when the batch took its ids ahead instead of flushing each row (storage/ids.py).
-    ticket: Mapped[Ticket] = relationship(lazy="raise")
 
 
 class MailboxState(Base):
