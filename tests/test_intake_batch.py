@@ -3,6 +3,7 @@ savepoint per mail, so that a bad mail rolls back alone."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -325,3 +326,28 @@ async def test_a_row_changed_after_the_bulk_write_is_kept(
     )
     assert errors.count("changed after the flush") == 1
     assert _count(database, Ticket) == 3
+
+
+async def test_tickets_stored_together_wake_the_sla_clocks_and_the_senders(
+    imap_account: DovecotAccount, intake: Intake, database: Database, clock: FixedClock
+) -> None:
+    """The clocks and outbox rows a batch writes in bulk wake their workers like rows the
+    ORM flushes: the SLA scheduler replans at once, the senders send at once."""
+    from lpse_helpdesk.workflow.waker import SLA_TOPIC, waker_for
+
+    woken = {topic: asyncio.Event() for topic in (SLA_TOPIC, "mail", "telegram")}
+    stops = [waker_for(database).subscribe(t, e.set) for t, e in woken.items()]
+    try:
+        for i in range(3):
+            imap_account.append(
+                make_mail(
+                    sender=f"Penyedia {i} <p{i}@vendor{i}.co.id>",
+                    message_id=f"<wake-{i}@vendor{i}.co.id>",
+                )
+            )
+        report = await _sync(_service(imap_account, intake, database, clock))
+        assert report.outcomes == {"opened": 3}
+        await asyncio.wait_for(asyncio.gather(*(e.wait() for e in woken.values())), 5)
+    finally:
+        for stop in stops:
+            stop()

@@ -34,6 +34,8 @@ class _Bulk:
         self.classes = frozenset(classes)
         self.pending: list[tuple[Any, Table, dict[str, Any], dict[str, Any]]] = []
         self.written: list[tuple[Any, dict[str, Any]]] = []
+        #: The classes of the rows the current flush takes out (see `taken_out`).
+        self.flushing: set[type[Any]] = set()
 
 
 def write_in_bulk(session: Session, classes: Collection[type[Any]]) -> None:
@@ -52,9 +54,11 @@ def _take_out(session: Session, _context: object, _instances: object) -> None:
     bulk: _Bulk | None = session.info.get(_KEY)
     if bulk is None:
         return
+    bulk.flushing = set()
     for row in list(session.new):
         if type(row) not in bulk.classes:
             continue
+        bulk.flushing.add(type(row))
         mapper: Mapper[Any] = inspect(type(row))
         table = mapper.local_table
         assert isinstance(table, Table)
@@ -74,6 +78,13 @@ def _take_out(session: Session, _context: object, _instances: object) -> None:
             attributes[prop.key] = value
         session.expunge(row)
         bulk.pending.append((row, table, values, attributes))
+
+
+def taken_out(session: Session) -> set[type[Any]]:
+    """During a flush (e.g. in an ``after_flush`` listener): the classes of the new rows
+    this flush writes in bulk; they are no longer in ``session.new``."""
+    bulk: _Bulk | None = session.info.get(_KEY)
+    return set(bulk.flushing) if bulk is not None else set()
 
 
 def _write(session: Session, _context: object) -> None:
