@@ -1,4 +1,4 @@
-"""Rows a batch only inserts (audit events, clocks, outbox items...), written in bulk.
+"""Rows a batch only inserts (tickets, messages, audit events, outbox items...), in bulk.
 
 The ORM's flush spends far more per row than the database does: change tracking, cascades,
 dependency sorting, one parameter set built at a time. A batch of mails adds hundreds of
@@ -8,20 +8,22 @@ given classes out of each flush and writes them just before it, one executemany 
 in the order of the foreign keys (their ids were taken ahead, storage/ids.py, so nothing
 needs RETURNING). Rows of other classes are flushed as usual, after them.
 
-Should the batch change such a row after it was written (the ORM would have written that
-change, here it would be lost), the commit refuses (`ChangedAfterBulkWrite`) and the caller
-stores the batch again the ordinary way: nothing is lost, only time.
+A written row stays with its owner, detached as if just loaded. Should the batch change it
+after it was written (the ORM would have written that change, here it would be lost), the
+commit refuses (`ChangedAfterBulkWrite`) and the caller stores the batch again the ordinary
+way: nothing is lost, only time.
 """
 
 from __future__ import annotations
 
 import functools
+import weakref
 from collections import defaultdict
 from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import MetaData, Table, event, insert, inspect
-from sqlalchemy.orm import Mapper, Session
+from sqlalchemy.orm import Mapper, Session, make_transient_to_detached
 
 _KEY = "storage_bulk"
 
@@ -33,7 +35,8 @@ class ChangedAfterBulkWrite(RuntimeError):
 class _Bulk:
     def __init__(self, classes: Collection[type[Any]]) -> None:
         self.classes = frozenset(classes)
-        self.written: list[tuple[Any, dict[str, Any]]] = []
+        #: The rows written, weakly (a row gone cannot change any more).
+        self.written: list[weakref.ref[Any]] = []
         #: The classes of the rows written so far in this transaction (see `written_classes`).
         self.written_classes: set[type[Any]] = set()
 
@@ -68,7 +71,6 @@ def _write(session: Session, _context: object, _instances: object) -> None:
         table = mapper.local_table
         assert isinstance(table, Table)
         values: dict[str, Any] = {}
-        attributes: dict[str, Any] = {}
         for prop in mapper.column_attrs:
             column = prop.columns[0]
             if prop.key in row.__dict__:
@@ -82,10 +84,13 @@ def _write(session: Session, _context: object, _instances: object) -> None:
             else:
                 value = None
             values[column.key] = value
-            attributes[prop.key] = value
+            if prop.key not in row.__dict__:
+                setattr(row, prop.key, value)  # as a flush leaves it: every column loaded
         session.expunge(row)
+        # Detached as if just loaded: a later change to it shows as modified at commit.
+        make_transient_to_detached(row)
         by_table[table].append(values)
-        bulk.written.append((row, attributes))
+        bulk.written.append(weakref.ref(row))
         bulk.written_classes.add(type(row))
     if not by_table:
         return
@@ -110,8 +115,7 @@ def _check(session: Session) -> None:
     bulk: _Bulk | None = session.info.get(_KEY)
     if bulk is None:
         return
-    for row, attributes in bulk.written:
-        for key, value in attributes.items():
-            if row.__dict__.get(key, value) is not value and row.__dict__.get(key) != value:
-                name = f"{type(row).__name__}.{key}"
-                raise ChangedAfterBulkWrite(f"{name} changed after it was written")
+    for ref in bulk.written:
+        row = ref()
+        if row is not None and inspect(row).modified:
+            raise ChangedAfterBulkWrite(f"a {type(row).__name__} changed after it was written")
