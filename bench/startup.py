@@ -75,7 +75,7 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.isupper() or k in ("PATH", "HOME")}
 
 
-def time_run(env_file: Path, timeout: float) -> float:
+def time_run(env_file: Path, timeout: float, *, trace: bool = False) -> float:
     started = time.perf_counter()
     proc = subprocess.Popen(
         [*COMMAND, "--env-file", str(env_file), "run"],
@@ -91,6 +91,8 @@ def time_run(env_file: Path, timeout: float) -> float:
         deadline = started + timeout
         for line in proc.stderr:
             lines.append(line)
+            if trace:
+                print(f"    {time.perf_counter() - started:6.3f} s  {line.rstrip()[:150]}")
             if "IMAP sync: 1 fetched, 1 committed" in line:
                 seen = time.perf_counter() - started
                 break
@@ -176,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-r", "--repeat", type=int, default=5, help="runs of each command")
     parser.add_argument("--timeout", type=float, default=60.0)
     parser.add_argument("--importtime", action="store_true", help="list the slowest imports")
+    parser.add_argument(
+        "--trace", action="store_true", help="print the first run's log lines with their times"
+    )
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench-startup-"))
     run_times: list[float] = []
@@ -205,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
                         message_id=f"<startup.{tag}.{i}@vendor.co.id>",
                     )
                     appender.append("INBOX", None, None, raw)
-                    run_times.append(time_run(env_file, args.timeout))
+                    run_times.append(time_run(env_file, args.timeout, trace=args.trace and i == 0))
                     print(f"  run {i + 1}: first IMAP sync after {run_times[-1]:.3f} s", flush=True)
             finally:
                 appender.logout()
