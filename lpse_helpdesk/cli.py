@@ -20,7 +20,10 @@ from lpse_helpdesk.ops.commands import add_ops_commands
 from lpse_helpdesk.reports.cli import add_rekap_command
 
 if TYPE_CHECKING:
+    from lpse_helpdesk.bridge.parse_worker import ParseWorker
     from lpse_helpdesk.config.check import ConfigReport
+    from lpse_helpdesk.config.settings import Settings
+    from lpse_helpdesk.domain.model import DomainConfig
 
 EXIT_CONFIG = 2
 
@@ -75,21 +78,44 @@ def cmd_run(args: argparse.Namespace) -> int:
     assert report.settings is not None and report.domain is not None
     _setup_logging(report.settings.LOG_LEVEL)
 
-    import asyncio
-
-    from lpse_helpdesk.app import build_services, serve
+    # Its start-up (a new interpreter importing the parser) runs beside our imports.
+    worker = _early_parse_worker(report.settings, report.domain)
     from lpse_helpdesk.ops.single import AnotherInstance
 
-    services = build_services(report.settings, report.domain)
-    startup.started()
     try:
-        asyncio.run(serve(services))
+        import asyncio
+
+        from lpse_helpdesk.app import build_services, serve
+
+        services = build_services(report.settings, report.domain, parse_worker=worker)
+        asyncio.run(serve(services, running=startup.started))
     except AnotherInstance as refused:
         print(refused, file=sys.stderr)
         return EXIT_CONFIG
     except KeyboardInterrupt:  # a second Ctrl+C while stopping
         return 130
+    finally:
+        if worker is not None:
+            worker.close()  # nothing left to do when the mail intake took it over and stopped
     return 0
+
+
+def _early_parse_worker(settings: Settings, domain: DomainConfig) -> ParseWorker | None:
+    """The mail intake's parsing process, started now; on SQLite only, where this instance
+    holds the IMAP role (on PostgreSQL another instance may hold it)."""
+    if not settings.DATABASE_URL.startswith("sqlite"):  # (not importing SQLAlchemy yet)
+        return None
+    from lpse_helpdesk.bridge.parse_worker import ParseWorker
+
+    # As MailIntakeService makes it (app._mail_intake takes it over only if they agree).
+    worker = ParseWorker(
+        settings.MAIL_MAX_BYTES,
+        frozenset({settings.HELPDESK_EMAIL.lower()}),
+        domain,
+        budget=settings.MAIL_PARSE_SECONDS,
+    )
+    worker.start()
+    return worker
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
