@@ -1,9 +1,11 @@
 """`lpse-helpdesk run`: every piece of the service in one asyncio process.
 
 Start-up, spawn to the first IMAP sync: `run` spawns the mail parsing process before it
-imports this module (the child's start-up runs beside ours), the mail intake is started
-before the other pieces, and the Telegram stack (a fifth of the imports) is imported in a
-thread meanwhile, so the first sync waits neither for it nor for the parsing process.
+imports this module (the child's start-up runs beside ours); this module imports at its top
+only what the mail intake needs, the intake is started before the other pieces, and the
+other pieces' modules (the Telegram stack, SMTP, the scheduler, the recap: a third of the
+imports) are imported in a thread meanwhile (PRELOADS), while the intake waits on the
+network. So the first sync waits neither for them nor for the parsing process.
 """
 
 from __future__ import annotations
@@ -21,12 +23,9 @@ from lpse_helpdesk.bridge.imap_client import ImapAccount
 from lpse_helpdesk.bridge.inbound import IntakeOptions, MailIntakeService
 from lpse_helpdesk.bridge.intake import Intake, IntakeConfig
 from lpse_helpdesk.bridge.oauth2 import OAuth2Config, TokenSource
-from lpse_helpdesk.bridge.outbound import MailSenderService, SenderOptions, SmtpAccount
 from lpse_helpdesk.config.check import redact_url
 from lpse_helpdesk.config.settings import MailAuth, Settings
 from lpse_helpdesk.domain.model import DomainConfig
-from lpse_helpdesk.ops.health import HealthServer
-from lpse_helpdesk.ops.privacy import RetentionService
 from lpse_helpdesk.ops.roles import (
     MONTHLY_RECAP,
     RETENTION,
@@ -38,11 +37,6 @@ from lpse_helpdesk.ops.roles import (
 )
 from lpse_helpdesk.ops.runtime import Heartbeat, Runtime
 from lpse_helpdesk.ops.single import SqliteInstanceLock, sqlite_file
-from lpse_helpdesk.reports.delivery import RecapDelivery, RecapOptions
-from lpse_helpdesk.reports.lines import Signers
-from lpse_helpdesk.reports.monthly_job import MonthlyRecapService
-from lpse_helpdesk.sla.monitor import SlaMonitor
-from lpse_helpdesk.sla.scheduler import SlaScheduler
 from lpse_helpdesk.storage.db import Database, upgrade
 from lpse_helpdesk.timekeeping.calendar import BusinessCalendar
 from lpse_helpdesk.timekeeping.clock import Clock, SystemClock
@@ -52,7 +46,9 @@ from lpse_helpdesk.workflow.tickets import Workflow
 
 if TYPE_CHECKING:
     from lpse_helpdesk.bot.service import TelegramService
+    from lpse_helpdesk.bridge.outbound import SenderOptions
     from lpse_helpdesk.bridge.parse_worker import ParseWorker
+    from lpse_helpdesk.reports.delivery import RecapDelivery
 
 log = logging.getLogger("lpse_helpdesk")
 
@@ -222,6 +218,8 @@ def intake_config(settings: Settings) -> IntakeConfig:
 
 
 def mail_sender(services: Services) -> Piece:
+    from lpse_helpdesk.bridge.outbound import MailSenderService, SmtpAccount
+
     settings = services.settings
     account = SmtpAccount(
         host=settings.SMTP_HOST,
@@ -237,6 +235,8 @@ def mail_sender(services: Services) -> Piece:
 
 
 def sender_options(settings: Settings) -> SenderOptions:
+    from lpse_helpdesk.bridge.outbound import SenderOptions
+
     return SenderOptions(
         helpdesk_address=settings.HELPDESK_EMAIL,
         helpdesk_name=settings.HELPDESK_NAME,
@@ -252,6 +252,9 @@ def sender_options(settings: Settings) -> SenderOptions:
 
 
 def recap_delivery(services: Services) -> RecapDelivery:
+    from lpse_helpdesk.reports.delivery import RecapDelivery, RecapOptions
+    from lpse_helpdesk.reports.lines import Signers
+
     settings = services.settings
     options = RecapOptions(
         lpse_name=settings.LPSE_NAME,
@@ -263,6 +266,8 @@ def recap_delivery(services: Services) -> RecapDelivery:
 
 
 def monthly_recap(services: Services) -> Piece:
+    from lpse_helpdesk.reports.monthly_job import MonthlyRecapService
+
     settings = services.settings
     return services.instance().roles.gate(
         MONTHLY_RECAP,
@@ -373,6 +378,9 @@ class _BotProbe:
 
 
 def sla_scheduler(services: Services) -> Piece:
+    from lpse_helpdesk.sla.monitor import SlaMonitor
+    from lpse_helpdesk.sla.scheduler import SlaScheduler
+
     settings = services.settings
     monitor = SlaMonitor(
         services.db,
@@ -390,6 +398,8 @@ def sla_scheduler(services: Services) -> Piece:
 
 def retention(services: Services) -> Piece:
     """RETENTION_DAYS: raw mails dropped and personal data masked on old closed tickets."""
+    from lpse_helpdesk.ops.privacy import RetentionService
+
     days = services.settings.RETENTION_DAYS
     return services.instance().roles.gate(
         RETENTION, lambda: RetentionService(services.db, services.clock, days)
@@ -401,6 +411,8 @@ def heartbeat(services: Services) -> Piece:
 
 
 def health_server(services: Services) -> Piece:
+    from lpse_helpdesk.ops.health import HealthServer
+
     address = services.settings.METRICS_ADDRESS
     assert address is not None
     return HealthServer(address, services.instance(), services.db, services.clock)
@@ -435,15 +447,32 @@ def piece_factories(settings: Settings | None = None) -> list[PieceFactory]:
 #: Started before the other pieces (in this order): the first IMAP sync needs neither
 #: Telegram nor SMTP. Stopping still goes by `piece_factories`, in reverse: intake first.
 STARTS_FIRST: tuple[PieceFactory, ...] = (wake_listener, mail_intake)
-#: Modules a factory needs that take long to import; `serve` imports them in a thread from
-#: its first moment, while the database check and the pieces started before run.
+_RECAP = ("lpse_helpdesk.reports.delivery", "lpse_helpdesk.reports.monthly_job")
+#: The modules of each factory beyond those of the mail intake; `serve` imports them in
+#: one thread, in start order, from its first moment (each factory waits for its own).
 PRELOADS: dict[PieceFactory, tuple[str, ...]] = {
     telegram_bot: (
         "telegram.ext",
         "lpse_helpdesk.bot.service",
         "lpse_helpdesk.ops.telegram_status",
+        "lpse_helpdesk.bridge.outbound",
+        *_RECAP,
     ),
+    mail_sender: ("lpse_helpdesk.bridge.outbound",),
+    sla_scheduler: ("lpse_helpdesk.sla.monitor", "lpse_helpdesk.sla.scheduler"),
+    monthly_recap: _RECAP,
+    retention: ("lpse_helpdesk.ops.privacy",),
+    health_server: ("lpse_helpdesk.ops.health",),
 }
+
+
+async def _preload(after: asyncio.Task[None] | None, modules: tuple[str, ...]) -> None:
+    """Import `modules` in a thread once the preload before has ended (one at a time: the
+    imports hold the interpreter lock, a second thread would only slow the first)."""
+    if after is not None:
+        with contextlib.suppress(Exception):  # its own factory reports it
+            await after
+    await asyncio.to_thread(_import_all, modules)
 
 
 def _import_all(modules: tuple[str, ...]) -> None:
@@ -478,11 +507,12 @@ async def serve(
     guard = SqliteInstanceLock(database_file) if database_file is not None else None
     if guard is not None:
         guard.acquire()  # AnotherInstance: a second instance on one SQLite file
-    preloads = {
-        factory: asyncio.create_task(asyncio.to_thread(_import_all, PRELOADS[factory]))
-        for factory in chosen
-        if factory in PRELOADS
-    }
+    preloads: dict[PieceFactory, asyncio.Task[None]] = {}
+    last: asyncio.Task[None] | None = None
+    for index in start_order(chosen):
+        factory = chosen[index]
+        if (modules := PRELOADS.get(factory)) is not None and factory not in preloads:
+            last = preloads[factory] = asyncio.create_task(_preload(last, modules))
     started: dict[int, Piece] = {}
     try:
         await asyncio.to_thread(upgrade, services.db.engine)
