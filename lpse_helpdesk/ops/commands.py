@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lpse_helpdesk.ops import startup
+
 if TYPE_CHECKING:
     from lpse_helpdesk.config.settings import Settings
 
@@ -37,6 +39,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from lpse_helpdesk.timekeeping.clock import SystemClock
 
     db = Database.from_url(settings.DATABASE_URL)
+    startup.started()  # (monitoring runs `status` every minute: its start-up counts)
     try:
         status = collect(
             db,
@@ -130,7 +133,7 @@ def add_ops_commands(commands: Any) -> None:
         help="the service's state: exit 0 healthy, 1 degraded, 2 down",
     )
     status.add_argument("--json", action="store_true", help="print JSON instead of text")
-    status.set_defaults(handler=cmd_status)
+    status.set_defaults(handler=cmd_status, quick_start=True)
     backup = commands.add_parser(
         "backup", help="back up the database to FILE (safe while the service runs)"
     )
