@@ -10,6 +10,7 @@ import datetime as dt
 import importlib
 import importlib.util
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
 _MAX_SCAN_DAYS = 3660  # ten years without a working day means a broken calendar
 _COUNTRIES = "holidays.countries"
+_LOADING = threading.Lock()  # threads (database, event loop) must not both load a module
 
 
 class UnknownHolidayCountry(ValueError):
@@ -45,6 +47,11 @@ def holiday_entity(country: str) -> type[HolidayBase]:
 
 
 def _country_module(module: str) -> Any:
+    with _LOADING:
+        return _load_country_module(module)
+
+
+def _load_country_module(module: str) -> Any:
     name = f"{_COUNTRIES}.{module}"
     loaded = sys.modules.get(name)
     if loaded is not None:
