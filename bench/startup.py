@@ -9,10 +9,13 @@ finds its schema up to date). Then R times (default 5):
   to the log line of the sync that committed that mail ("IMAP sync: 1 fetched") is taken;
   then SIGTERM, and the process must exit 0;
 * rekap: `lpse-helpdesk rekap --output -` (this month, CSV to stdout) on that small database
-  (the R tickets the runs made), spawn to exit.
+  (the R tickets the runs made), spawn to exit; beside each, the floor: a fresh interpreter
+  that only imports the libraries rekap cannot do without (pydantic-settings, the SQLAlchemy
+  ORM and our models, the way rekap does: collector paused), so that what rekap adds shows.
 
 ``--importtime`` also prints the ten slowest imports of each command (``python -X
-importtime``, cumulative), the first place to look when a figure grows.
+importtime``, cumulative), the first place to look when a figure grows; ``--trace`` prints
+the first run's log lines with their times (where the start-up of `run` goes).
 
     .venv/bin/python -m bench.startup
     .venv/bin/python -m bench.startup -r 9 --importtime
@@ -131,6 +134,18 @@ def time_rekap(env_file: Path) -> float:
     return seconds
 
 
+_FLOOR = (
+    "import gc; gc.disable(); import pydantic_settings, sqlalchemy.orm, yaml; "
+    "import lpse_helpdesk.storage.models; gc.freeze()"
+)
+
+
+def time_floor() -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", _FLOOR], check=True, env=_clean_env())
+    return time.perf_counter() - started
+
+
 def importtime(env_file: Path, args: list[str], top: int = 10) -> None:
     """The slowest imports (cumulative) of one command, from `python -X importtime`."""
     if args[0] == "run":
@@ -186,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     run_times: list[float] = []
     rekap_times: list[float] = []
     rekap_cpu: list[float] = []
+    floor_times: list[float] = []
     try:
         with DovecotServer() as dovecot, BotApiServer() as telegram:
             telegram.group(GROUP)
@@ -218,8 +234,10 @@ def main(argv: list[str] | None = None) -> int:
                 cpu = _children_cpu()
                 rekap_times.append(time_rekap(env_file))
                 rekap_cpu.append(_children_cpu() - cpu)
+                floor_times.append(time_floor())
                 print(
-                    f"  rekap {i + 1}: {rekap_times[-1]:.3f} s (CPU {rekap_cpu[-1]:.3f} s)",
+                    f"  rekap {i + 1}: {rekap_times[-1]:.3f} s (CPU {rekap_cpu[-1]:.3f} s;"
+                    f" floor {floor_times[-1]:.3f} s)",
                     flush=True,
                 )
             if args.importtime:
@@ -231,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     ok = _stats("run spawn -> first IMAP sync", run_times, RUN_TARGET)
     ok = _stats("rekap --output -", rekap_times, REKAP_TARGET) and ok
     print(
-        f"  (rekap CPU time: median {statistics.median(rekap_cpu):.3f} s; the wall time above"
+        f"  (rekap CPU time: median {statistics.median(rekap_cpu):.3f} s; floor, the libraries"
+        f" alone: median {statistics.median(floor_times):.3f} s; the wall time above"
         f" also holds the waits for a shared, loaded machine; load average "
         f"{os.getloadavg()[0]:.1f})"
     )
