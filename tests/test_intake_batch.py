@@ -1,7 +1,9 @@
-"""A batch of mails is one transaction with a savepoint per mail: a bad mail rolls back alone."""
+"""A batch of mails is one transaction: stored together, or (when a mail fails) with a
+savepoint per mail, so that a bad mail rolls back alone."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -209,3 +211,143 @@ async def test_a_batch_finds_copies_and_unflags_senders_like_single_mails(
     assert _count(database, Ticket) == 2
     flagged = database.run_sync(lambda s: sorted(s.scalars(select(FlaggedAddress.address))))
     assert flagged == ["stays@vendor9.co.id"]
+
+
+class StoredApart(MailIntakeService):
+    """The same service, but every batch takes the savepoint-per-mail way."""
+
+    def _ingest_together(self, *args: Any) -> None:
+        return None
+
+
+async def _sync(service: MailIntakeService) -> Any:
+    await service._imap(service.session.connect)
+    try:
+        return await service.sync_once()
+    finally:
+        await service._imap(service.session.close)
+
+
+@pytest.mark.parametrize("together", [True, False], ids=["together", "apart"])
+async def test_the_caps_inside_one_batch_decide_as_mail_by_mail(
+    imap_account: DovecotAccount,
+    intake: Intake,
+    database: Database,
+    clock: FixedClock,
+    together: bool,
+) -> None:
+    """Twelve new mails of one sender in one batch: the batch's answers, counted on as the
+    batch adds its own tickets and acknowledgements, give what the per-mail queries give:
+    ten tickets (the hourly flood cap), acknowledgements up to the hourly cap of automatic
+    mails (five) and the rest kept but not sent."""
+    for i in range(12):
+        imap_account.append(
+            make_mail(
+                sender="Penyedia Rajin <rajin@vendor.co.id>",
+                subject=f"Kendala nomor {i}",
+                message_id=f"<cap-{i}@vendor.co.id>",
+            )
+        )
+    imap = ImapAccount(
+        host=imap_account.host,
+        port=imap_account.port,
+        user=imap_account.user,
+        password=imap_account.password,
+        security=Security.PLAIN,
+        timeout=10,
+    )
+    kind = MailIntakeService if together else StoredApart
+    service = kind(imap, intake, database, clock, IntakeOptions(poll_seconds=5))
+    report = await _sync(service)
+
+    assert report.outcomes == {"opened": 10, "flood": 2} and report.failed == 0
+    mails = database.run_sync(
+        lambda s: [
+            (i.status.value, i.last_error or "")
+            for i in s.scalars(
+                select(OutboxItem)
+                .where(OutboxItem.kind == "acknowledgement")
+                .order_by(OutboxItem.id)
+            )
+        ]
+    )
+    assert [status for status, _ in mails] == ["pending"] * 5 + ["cancelled"] * 5
+    assert all("automatic mails" in error for _, error in mails[5:])
+    numbers = database.run_sync(
+        lambda s: list(s.scalars(select(Ticket.number).order_by(Ticket.id)))
+    )
+    assert numbers == [f"LPSE-2026-{n:05d}" for n in range(1, 11)]  # gap-free, in order
+
+
+class ChangesItsAcknowledgement(Intake):
+    """Changes the acknowledgement of the mail marked "UBAH" after it was flushed: a row the
+    batch writes in bulk must not lose a change made after it was written."""
+
+    def _mail(self, session: Session, ticket: Ticket, kind: Any, answering: Message) -> None:
+        from lpse_helpdesk.sop.machine import Recipient, SendMail
+        from lpse_helpdesk.workflow.actors import Actor
+
+        item = self.workflow.mail.plan(
+            session,
+            ticket,
+            SendMail(kind, Recipient.USER),
+            text=None,
+            actor=Actor.system(),
+            now=self.workflow.clock.now(),
+            reply_to=answering,
+        )
+        if "UBAH" in ticket.subject:
+            session.flush()
+            item.last_error = "changed after the flush"
+
+
+async def test_a_row_changed_after_the_bulk_write_is_kept(
+    imap_account: DovecotAccount,
+    workflow: Workflow,
+    domain: DomainConfig,
+    database: Database,
+    clock: FixedClock,
+) -> None:
+    config = IntakeConfig(helpdesk_addresses=frozenset({HELPDESK}), lkpp_address=LKPP)
+    intake = ChangesItsAcknowledgement(workflow, domain, config)
+    service = _service(imap_account, intake, database, clock)
+    for i in range(3):
+        imap_account.append(
+            make_mail(
+                sender=f"Penyedia {i} <p{i}@vendor{i}.co.id>",
+                subject="UBAH" if i == 1 else f"Kendala {i}",
+                message_id=f"<change-{i}@vendor{i}.co.id>",
+            )
+        )
+    report = await _sync(service)
+    assert report.outcomes == {"opened": 3} and report.failed == 0
+    errors = database.run_sync(
+        lambda s: [i.last_error for i in s.scalars(select(OutboxItem).order_by(OutboxItem.id))]
+    )
+    assert errors.count("changed after the flush") == 1
+    assert _count(database, Ticket) == 3
+
+
+async def test_tickets_stored_together_wake_the_sla_clocks_and_the_senders(
+    imap_account: DovecotAccount, intake: Intake, database: Database, clock: FixedClock
+) -> None:
+    """The clocks and outbox rows a batch writes in bulk wake their workers like rows the
+    ORM flushes: the SLA scheduler replans at once, the senders send at once."""
+    from lpse_helpdesk.workflow.waker import SLA_TOPIC, waker_for
+
+    woken = {topic: asyncio.Event() for topic in (SLA_TOPIC, "mail", "telegram")}
+    stops = [waker_for(database).subscribe(t, e.set) for t, e in woken.items()]
+    try:
+        for i in range(3):
+            imap_account.append(
+                make_mail(
+                    sender=f"Penyedia {i} <p{i}@vendor{i}.co.id>",
+                    message_id=f"<wake-{i}@vendor{i}.co.id>",
+                )
+            )
+        report = await _sync(_service(imap_account, intake, database, clock))
+        assert report.outcomes == {"opened": 3}
+        await asyncio.wait_for(asyncio.gather(*(e.wait() for e in woken.values())), 5)
+    finally:
+        for stop in stops:
+            stop()

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import Engine, event, text
 from sqlalchemy.orm import Session
 
+from lpse_helpdesk.storage.bulk import taken_out
 from lpse_helpdesk.storage.db import Database, normalise_url
 from lpse_helpdesk.storage.models import SlaClock
 
@@ -117,7 +118,9 @@ def _engine(session: Session) -> Engine | None:
 def _after_flush(session: Session, _context: Any) -> None:
     if not _wakers:
         return  # nobody in this process waits for SLA changes
-    if any(isinstance(obj, SlaClock) for obj in (*session.new, *session.dirty)):
+    if SlaClock in taken_out(session) or any(
+        isinstance(obj, SlaClock) for obj in (*session.new, *session.dirty)
+    ):
         session.info.setdefault(_PENDING, set()).add(SLA_TOPIC)
 
 
