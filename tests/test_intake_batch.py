@@ -20,11 +20,14 @@ from lpse_helpdesk.config.settings import Security
 from lpse_helpdesk.domain.model import DomainConfig
 from lpse_helpdesk.storage.db import Database, upgrade
 from lpse_helpdesk.storage.models import (
+    Attachment,
+    AuditEvent,
     FailedMail,
     FlaggedAddress,
     MailboxState,
     Message,
     OutboxItem,
+    SlaClock,
     Ticket,
 )
 from lpse_helpdesk.timekeeping.clock import FixedClock
@@ -351,3 +354,137 @@ async def test_tickets_stored_together_wake_the_sla_clocks_and_the_senders(
     finally:
         for stop in stops:
             stop()
+
+
+def _bounce_of(address: str, original_id: str) -> bytes:
+    return (
+        "From: Mail Delivery System <MAILER-DAEMON@mx.example.net>\r\n"
+        f"To: {HELPDESK}\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+        f"Message-ID: <bounce.{original_id}@mx.example.net>\r\nReturn-Path: <>\r\n"
+        f"X-Failed-Recipients: {address}\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+        "--B\r\nContent-Type: text/plain\r\n\r\nThe mail could not be delivered.\r\n"
+        "--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx\r\n\r\n"
+        f"Final-Recipient: rfc822; {address}\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
+        f"--B\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <{original_id}>\r\n\r\n"
+        "--B--\r\n"
+    ).encode()
+
+
+def _contents(db: Database) -> dict[str, list[tuple[Any, ...]]]:
+    """What a sync stored, without the ids and Message-IDs that differ between two runs."""
+
+    def read(session: Session) -> dict[str, list[tuple[Any, ...]]]:
+        tickets = {t.id: t.number for t in session.scalars(select(Ticket))}
+        # A bounce's own Message-ID names our (random) acknowledgement's.
+        messages = {
+            m.id: "bounce" if m.message_id.startswith("bounce.") else m.message_id
+            for m in session.scalars(select(Message))
+        }
+        return {
+            "tickets": sorted(
+                (t.number, t.state.value, t.requester_email, t.subject, t.version)
+                for t in session.scalars(select(Ticket))
+            ),
+            "messages": sorted(
+                (messages[m.id], tickets.get(m.ticket_id or 0), m.kind.value, m.note or "")
+                for m in session.scalars(select(Message))
+            ),
+            "attachments": sorted(
+                (messages[a.message_id], a.filename, a.size)
+                for a in session.scalars(select(Attachment))
+            ),
+            "outbox": sorted(
+                (tickets.get(o.ticket_id or 0), o.channel.value, o.kind, o.status.value)
+                for o in session.scalars(select(OutboxItem))
+            ),
+            "audit": sorted(
+                (tickets.get(a.ticket_id or 0), a.action, a.to_state or "")
+                for a in session.scalars(select(AuditEvent))
+            ),
+            "clocks": sorted(
+                (tickets[c.ticket_id], c.step.value, c.stopped_at is None)
+                for c in session.scalars(select(SlaClock))
+            ),
+            "flagged": sorted((f.address,) for f in session.scalars(select(FlaggedAddress))),
+        }
+
+    return db.run_sync(read)
+
+
+async def test_a_batch_stored_together_stores_what_mail_by_mail_stores(
+    dovecot_server: Any,
+    intake: Intake,
+    database: Database,
+    clock: FixedClock,
+    tmp_path: Any,
+) -> None:
+    """The same mailbox, stored together and stored a mail at a time (savepoints), gives the
+    same tickets, messages, attachments, outbox rows, audit events, clocks and flags: new
+    mails, a copy, a reply to a mail of the same batch, an auto-reply, a bounce of our
+    acknowledgement, and last a reply to an older ticket (whose rows are the last flushed)."""
+    results = []
+    for name, kind in (("together", MailIntakeService), ("apart", StoredApart)):
+        account = dovecot_server.add_user()
+        if name == "together":
+            db = database
+        else:
+            db = Database.from_url(f"sqlite:///{tmp_path / 'apart.sqlite3'}")
+            upgrade(db.engine)
+        imap = ImapAccount(
+            host=account.host,
+            port=account.port,
+            user=account.user,
+            password=account.password,
+            security=Security.PLAIN,
+            timeout=10,
+        )
+        service = kind(imap, intake, db, clock, IntakeOptions(poll_seconds=5))
+        account.append(make_mail(sender="Lama <lama@vendor.co.id>", message_id="<old@v.co.id>"))
+        await _sync(service)
+        ack = db.run_sync(
+            lambda s: s.scalars(
+                select(OutboxItem.message_id).where(OutboxItem.kind == "acknowledgement")
+            ).one()
+        )
+        first = make_mail(sender="A <a@vendor.co.id>", message_id="<a1@v.co.id>")
+        for raw in (
+            first,
+            make_mail(
+                sender="B <b@vendor.co.id>",
+                message_id="<b1@v.co.id>",
+                attachment=("bukti.pdf", b"%PDF-1.4 bukti"),
+            ),
+            first,  # a copy
+            make_mail(
+                sender="A <a@vendor.co.id>",
+                subject="Re: Gagal upload penawaran",
+                message_id="<a2@v.co.id>",
+                in_reply_to="<a1@v.co.id>",
+                references="<a1@v.co.id>",
+            ),
+            make_mail(
+                sender="C <c@vendor.co.id>",
+                subject="Auto: Sedang cuti",
+                message_id="<c1@v.co.id>",
+                headers={"Auto-Submitted": "auto-replied"},
+            ),
+            _bounce_of("lama@vendor.co.id", ack or ""),
+            make_mail(
+                sender="Lama <lama@vendor.co.id>",
+                subject="Re: Gagal upload penawaran",
+                message_id="<old2@v.co.id>",
+                in_reply_to="<old@v.co.id>",
+            ),
+        ):
+            account.append(raw)
+        report = await _sync(service)
+        assert report.failed == 0
+        results.append((report.outcomes, _contents(db)))
+        if db is not database:
+            db.close()
+    (together, stored_together), (apart, stored_apart) = results
+    assert together == apart
+    assert together == {"opened": 2, "duplicate": 1, "joined": 2, "auto_reply": 1, "bounce": 1}
+    for table in stored_apart:
+        assert stored_together[table] == stored_apart[table], table

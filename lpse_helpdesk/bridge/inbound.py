@@ -56,6 +56,7 @@ from lpse_helpdesk.storage.models import (
     Message,
     OutboxItem,
     SlaClock,
+    Ticket,
 )
 from lpse_helpdesk.timekeeping.clock import Clock
 from lpse_helpdesk.workflow.batch import detach
@@ -63,6 +64,10 @@ from lpse_helpdesk.workflow.outbox import Importance, TelegramOp, enqueue_telegr
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+#: What a batch stored together only ever inserts (storage/bulk.py): a later mail of the
+#: batch that changes a ticket loads it again.
+_WRITTEN_IN_BULK = (Ticket, Message, Attachment, AuditEvent, SlaClock, OutboxItem)
 
 MAX_FAILURES = 3
 PIPELINE_BATCH = 50  # mails per FETCH and per database round while working off a backlog
@@ -554,7 +559,9 @@ class MailIntakeService:
         try:
             with self.db.batch_transaction() as session:
                 take_ids_ahead(session)
-                write_in_bulk(session, (AuditEvent, Attachment, OutboxItem, SlaClock))
+                write_in_bulk(
+                    session, (Ticket, Message, AuditEvent, Attachment, OutboxItem, SlaClock)
+                )
                 prepared = [o for o in outcomes if isinstance(o, Prepared)]
                 self.intake.expect_batch(
                     session,

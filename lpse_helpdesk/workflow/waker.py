@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import Engine, event, text
 from sqlalchemy.orm import Session
 
-from lpse_helpdesk.storage.bulk import taken_out
+from lpse_helpdesk.storage.bulk import written_classes
 from lpse_helpdesk.storage.db import Database, normalise_url
 from lpse_helpdesk.storage.models import SlaClock
 
@@ -118,9 +118,7 @@ def _engine(session: Session) -> Engine | None:
 def _after_flush(session: Session, _context: Any) -> None:
     if not _wakers:
         return  # nobody in this process waits for SLA changes
-    if SlaClock in taken_out(session) or any(
-        isinstance(obj, SlaClock) for obj in (*session.new, *session.dirty)
-    ):
+    if any(isinstance(obj, SlaClock) for obj in (*session.new, *session.dirty)):
         session.info.setdefault(_PENDING, set()).add(SLA_TOPIC)
 
 
@@ -129,8 +127,13 @@ def _after_flush(session: Session, _context: Any) -> None:
 
 
 def _before_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return
+    if _wakers and SlaClock in written_classes(session):
+        # Clocks written in bulk (storage/bulk.py) never show in a flush.
+        session.info.setdefault(_PENDING, set()).add(SLA_TOPIC)
     engine = _engine(session)
-    if engine is None or engine.dialect.name != "postgresql" or session.in_nested_transaction():
+    if engine is None or engine.dialect.name != "postgresql":
         return
     if session.new or session.dirty:
         session.flush()  # rows still to be flushed may add topics
