@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import weakref
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 from sqlalchemy import MetaData, Table, event, insert, inspect
@@ -67,25 +67,15 @@ def _write(session: Session, _context: object, _instances: object) -> None:
     for row in list(session.new):
         if type(row) not in bulk.classes:
             continue
-        mapper: Mapper[Any] = inspect(type(row))
-        table = mapper.local_table
-        assert isinstance(table, Table)
+        table, columns = _plan(type(row))
+        state = row.__dict__
         values: dict[str, Any] = {}
-        for prop in mapper.column_attrs:
-            column = prop.columns[0]
-            if prop.key in row.__dict__:
-                value = row.__dict__[prop.key]
-            elif column is mapper.version_id_col and callable(mapper.version_id_generator):
-                value = mapper.version_id_generator(None)  # the first version, as a flush
-            elif column.default is not None and column.default.is_scalar:
-                value = column.default.arg
-            elif column.default is not None and column.default.is_callable:
-                value = column.default.arg(None)
+        for key, column_key, default in columns:
+            if key in state:
+                values[column_key] = state[key]
             else:
-                value = None
-            values[column.key] = value
-            if prop.key not in row.__dict__:
-                setattr(row, prop.key, value)  # as a flush leaves it: every column loaded
+                # As a flush leaves the row: every column loaded, defaults applied.
+                values[column_key] = state[key] = default() if default is not None else None
         session.expunge(row)
         # Detached as if just loaded: a later change to it shows as modified at commit.
         make_transient_to_detached(row)
@@ -100,6 +90,37 @@ def _write(session: Session, _context: object, _instances: object) -> None:
         if "id" in table.c:
             rows.sort(key=lambda values: values["id"] or 0)  # e.g. a ticket linked to an older
         connection.execute(insert(table), rows)
+
+
+_Plan = tuple[Table, tuple[tuple[str, str, Callable[[], Any] | None], ...]]
+_PLANS: dict[type[Any], _Plan] = {}
+
+
+def _plan(cls: type[Any]) -> _Plan:
+    """A class's table and, per column: attribute key, column key, the default (or None)."""
+    if cls in _PLANS:
+        return _PLANS[cls]
+    mapper: Mapper[Any] = inspect(cls)
+    table = mapper.local_table
+    assert isinstance(table, Table)
+    columns = []
+    for prop in mapper.column_attrs:
+        column = prop.columns[0]
+        default: Callable[[], Any] | None = None
+        if column is mapper.version_id_col and callable(mapper.version_id_generator):
+            generate = mapper.version_id_generator
+            default = functools.partial(generate, None)  # the first version, as a flush
+        elif column.default is not None and column.default.is_scalar:
+            default = functools.partial(_same, column.default.arg)
+        elif column.default is not None and column.default.is_callable:
+            default = functools.partial(column.default.arg, None)
+        columns.append((prop.key, column.key, default))
+    _PLANS[cls] = (table, tuple(columns))
+    return _PLANS[cls]
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def _dependency_order(table: Table) -> int:
