@@ -9,10 +9,13 @@ finds its schema up to date). Then R times (default 5):
   to the log line of the sync that committed that mail ("IMAP sync: 1 fetched") is taken;
   then SIGTERM, and the process must exit 0;
 * rekap: `lpse-helpdesk rekap --output -` (this month, CSV to stdout) on that small database
-  (the R tickets the runs made), spawn to exit.
+  (the R tickets the runs made), spawn to exit; beside each, the floor: a fresh interpreter
+  that only imports the libraries rekap cannot do without (pydantic-settings, the SQLAlchemy
+  ORM and our models, the way rekap does: collector paused), so that what rekap adds shows.
 
 ``--importtime`` also prints the ten slowest imports of each command (``python -X
-importtime``, cumulative), the first place to look when a figure grows.
+importtime``, cumulative), the first place to look when a figure grows; ``--trace`` prints
+the first run's log lines with their times (where the start-up of `run` goes).
 
     .venv/bin/python -m bench.startup
     .venv/bin/python -m bench.startup -r 9 --importtime
@@ -75,7 +78,7 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.isupper() or k in ("PATH", "HOME")}
 
 
-def time_run(env_file: Path, timeout: float) -> float:
+def time_run(env_file: Path, timeout: float, *, trace: bool = False) -> float:
     started = time.perf_counter()
     proc = subprocess.Popen(
         [*COMMAND, "--env-file", str(env_file), "run"],
@@ -91,6 +94,8 @@ def time_run(env_file: Path, timeout: float) -> float:
         deadline = started + timeout
         for line in proc.stderr:
             lines.append(line)
+            if trace:
+                print(f"    {time.perf_counter() - started:6.3f} s  {line.rstrip()[:150]}")
             if "IMAP sync: 1 fetched, 1 committed" in line:
                 seen = time.perf_counter() - started
                 break
@@ -127,6 +132,18 @@ def time_rekap(env_file: Path) -> float:
     if done.returncode != 0 or "LPSE-" not in done.stdout:
         raise RuntimeError(f"rekap failed ({done.returncode}): {done.stderr[-2000:]}")
     return seconds
+
+
+_FLOOR = (
+    "import gc; gc.disable(); import pydantic_settings, sqlalchemy.orm, yaml; "
+    "import lpse_helpdesk.storage.models; gc.freeze()"
+)
+
+
+def time_floor() -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", _FLOOR], check=True, env=_clean_env())
+    return time.perf_counter() - started
 
 
 def importtime(env_file: Path, args: list[str], top: int = 10) -> None:
@@ -176,11 +193,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-r", "--repeat", type=int, default=5, help="runs of each command")
     parser.add_argument("--timeout", type=float, default=60.0)
     parser.add_argument("--importtime", action="store_true", help="list the slowest imports")
+    parser.add_argument(
+        "--trace", action="store_true", help="print the first run's log lines with their times"
+    )
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench-startup-"))
     run_times: list[float] = []
     rekap_times: list[float] = []
     rekap_cpu: list[float] = []
+    floor_times: list[float] = []
     try:
         with DovecotServer() as dovecot, BotApiServer() as telegram:
             telegram.group(GROUP)
@@ -205,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
                         message_id=f"<startup.{tag}.{i}@vendor.co.id>",
                     )
                     appender.append("INBOX", None, None, raw)
-                    run_times.append(time_run(env_file, args.timeout))
+                    run_times.append(time_run(env_file, args.timeout, trace=args.trace and i == 0))
                     print(f"  run {i + 1}: first IMAP sync after {run_times[-1]:.3f} s", flush=True)
             finally:
                 appender.logout()
@@ -213,8 +234,10 @@ def main(argv: list[str] | None = None) -> int:
                 cpu = _children_cpu()
                 rekap_times.append(time_rekap(env_file))
                 rekap_cpu.append(_children_cpu() - cpu)
+                floor_times.append(time_floor())
                 print(
-                    f"  rekap {i + 1}: {rekap_times[-1]:.3f} s (CPU {rekap_cpu[-1]:.3f} s)",
+                    f"  rekap {i + 1}: {rekap_times[-1]:.3f} s (CPU {rekap_cpu[-1]:.3f} s;"
+                    f" floor {floor_times[-1]:.3f} s)",
                     flush=True,
                 )
             if args.importtime:
@@ -226,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     ok = _stats("run spawn -> first IMAP sync", run_times, RUN_TARGET)
     ok = _stats("rekap --output -", rekap_times, REKAP_TARGET) and ok
     print(
-        f"  (rekap CPU time: median {statistics.median(rekap_cpu):.3f} s; the wall time above"
+        f"  (rekap CPU time: median {statistics.median(rekap_cpu):.3f} s; floor, the libraries"
+        f" alone: median {statistics.median(floor_times):.3f} s; the wall time above"
         f" also holds the waits for a shared, loaded machine; load average "
         f"{os.getloadavg()[0]:.1f})"
     )

@@ -1,30 +1,31 @@
-"""`lpse-helpdesk run`: every piece of the service in one asyncio process."""
+"""`lpse-helpdesk run`: every piece of the service in one asyncio process.
+
+Start-up, spawn to the first IMAP sync: `run` spawns the mail parsing process before it
+imports this module (the child's start-up runs beside ours); this module imports at its top
+only what the mail intake needs, the intake is started before the other pieces, and the
+other pieces' modules (the Telegram stack, SMTP, the scheduler, the recap: a third of the
+imports) are imported in a thread meanwhile (PRELOADS), while the intake waits on the
+network. So the first sync waits neither for them nor for the parsing process.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from telegram.ext import CommandHandler
-
-from lpse_helpdesk.bot.access import Access
-from lpse_helpdesk.bot.dispatcher import RESERVE
-from lpse_helpdesk.bot.service import BotSettings, TelegramService
 from lpse_helpdesk.bridge.imap_client import ImapAccount
 from lpse_helpdesk.bridge.inbound import IntakeOptions, MailIntakeService
 from lpse_helpdesk.bridge.intake import Intake, IntakeConfig
 from lpse_helpdesk.bridge.oauth2 import OAuth2Config, TokenSource
-from lpse_helpdesk.bridge.outbound import MailSenderService, SenderOptions, SmtpAccount
 from lpse_helpdesk.config.check import redact_url
 from lpse_helpdesk.config.settings import MailAuth, Settings
 from lpse_helpdesk.domain.model import DomainConfig
-from lpse_helpdesk.ops.health import HealthServer
-from lpse_helpdesk.ops.privacy import RetentionService
 from lpse_helpdesk.ops.roles import (
     MONTHLY_RECAP,
     RETENTION,
@@ -36,18 +37,18 @@ from lpse_helpdesk.ops.roles import (
 )
 from lpse_helpdesk.ops.runtime import Heartbeat, Runtime
 from lpse_helpdesk.ops.single import SqliteInstanceLock, sqlite_file
-from lpse_helpdesk.ops.telegram_status import status_command
-from lpse_helpdesk.reports.delivery import RecapDelivery, RecapOptions
-from lpse_helpdesk.reports.lines import Signers
-from lpse_helpdesk.reports.monthly_job import MonthlyRecapService
-from lpse_helpdesk.sla.monitor import SlaMonitor
-from lpse_helpdesk.sla.scheduler import SlaScheduler
 from lpse_helpdesk.storage.db import Database, upgrade
 from lpse_helpdesk.timekeeping.calendar import BusinessCalendar
 from lpse_helpdesk.timekeeping.clock import Clock, SystemClock
 from lpse_helpdesk.workflow.mail_plan import Addresses, OutboxMailPlanner
 from lpse_helpdesk.workflow.outbox import this_instance
 from lpse_helpdesk.workflow.tickets import Workflow
+
+if TYPE_CHECKING:
+    from lpse_helpdesk.bot.service import TelegramService
+    from lpse_helpdesk.bridge.outbound import SenderOptions
+    from lpse_helpdesk.bridge.parse_worker import ParseWorker
+    from lpse_helpdesk.reports.delivery import RecapDelivery
 
 log = logging.getLogger("lpse_helpdesk")
 
@@ -76,6 +77,9 @@ class Services:
     oauth2: TokenSource | None = None
     #: This instance: its roles and what it reports to `status` (made on first use).
     runtime: Runtime | None = None
+    #: A mail parsing process `run` started early (see `early_parse_worker`): the first
+    #: mail intake takes it over; `serve` closes it if none did.
+    parse_worker: ParseWorker | None = None
 
     def instance(self) -> Runtime:
         if self.runtime is None:
@@ -85,7 +89,11 @@ class Services:
 
 
 def build_services(
-    settings: Settings, domain: DomainConfig, clock: Clock | None = None
+    settings: Settings,
+    domain: DomainConfig,
+    clock: Clock | None = None,
+    *,
+    parse_worker: ParseWorker | None = None,
 ) -> Services:
     clock = clock or SystemClock()
     db = Database.from_url(settings.DATABASE_URL)
@@ -104,7 +112,9 @@ def build_services(
         ticket_prefix=settings.TICKET_PREFIX,
         timezone=settings.timezone,
     )
-    return Services(settings, domain, clock, db, calendar, workflow, oauth2_source(settings))
+    services = Services(settings, domain, clock, db, calendar, workflow, oauth2_source(settings))
+    services.parse_worker = parse_worker
+    return services
 
 
 def oauth2_source(settings: Settings) -> TokenSource | None:
@@ -176,7 +186,23 @@ def _mail_intake(services: Services) -> MailIntakeService:
         parse_seconds=settings.MAIL_PARSE_SECONDS,
         max_bytes=settings.MAIL_MAX_BYTES,
     )
-    return MailIntakeService(account, intake, services.db, services.clock, options)
+    service = MailIntakeService(account, intake, services.db, services.clock, options)
+    early, services.parse_worker = services.parse_worker, None
+    if early is not None:
+        if _same_job(early, service.worker):
+            service.worker = early  # not started yet, the service's own one is dropped unused
+        else:  # pragma: no cover (early_parse_worker follows MailIntakeService)
+            early.close()
+    return service
+
+
+def _same_job(early: ParseWorker, own: ParseWorker) -> bool:
+    return (early.max_bytes, early.own_addresses, early.domain, early.budget) == (
+        own.max_bytes,
+        own.own_addresses,
+        own.domain,
+        own.budget,
+    )
 
 
 def intake_config(settings: Settings) -> IntakeConfig:
@@ -192,6 +218,8 @@ def intake_config(settings: Settings) -> IntakeConfig:
 
 
 def mail_sender(services: Services) -> Piece:
+    from lpse_helpdesk.bridge.outbound import MailSenderService, SmtpAccount
+
     settings = services.settings
     account = SmtpAccount(
         host=settings.SMTP_HOST,
@@ -207,6 +235,8 @@ def mail_sender(services: Services) -> Piece:
 
 
 def sender_options(settings: Settings) -> SenderOptions:
+    from lpse_helpdesk.bridge.outbound import SenderOptions
+
     return SenderOptions(
         helpdesk_address=settings.HELPDESK_EMAIL,
         helpdesk_name=settings.HELPDESK_NAME,
@@ -222,6 +252,9 @@ def sender_options(settings: Settings) -> SenderOptions:
 
 
 def recap_delivery(services: Services) -> RecapDelivery:
+    from lpse_helpdesk.reports.delivery import RecapDelivery, RecapOptions
+    from lpse_helpdesk.reports.lines import Signers
+
     settings = services.settings
     options = RecapOptions(
         lpse_name=settings.LPSE_NAME,
@@ -233,6 +266,8 @@ def recap_delivery(services: Services) -> RecapDelivery:
 
 
 def monthly_recap(services: Services) -> Piece:
+    from lpse_helpdesk.reports.monthly_job import MonthlyRecapService
+
     settings = services.settings
     return services.instance().roles.gate(
         MONTHLY_RECAP,
@@ -247,6 +282,12 @@ def monthly_recap(services: Services) -> Piece:
 
 
 def telegram_bot(services: Services) -> Piece:
+    from telegram.ext import CommandHandler
+
+    from lpse_helpdesk.bot.access import Access
+    from lpse_helpdesk.bot.service import BotSettings, TelegramService
+    from lpse_helpdesk.ops.telegram_status import status_command
+
     settings = services.settings
     webhook = settings.TELEGRAM_WEBHOOK_URL is not None
     supervisors = frozenset(settings.SUPERVISOR_IDS)
@@ -304,6 +345,8 @@ def telegram_bot(services: Services) -> Piece:
 
 
 def _share_group_budget(service: TelegramService, limit: int, instances: int) -> None:
+    from lpse_helpdesk.bot.dispatcher import RESERVE
+
     # Never below what lets new cards through beside the dispatcher's reserve.
     service.dispatcher.budget.set_group_limit(max(RESERVE + 2, limit // max(instances, 1)))
 
@@ -335,6 +378,9 @@ class _BotProbe:
 
 
 def sla_scheduler(services: Services) -> Piece:
+    from lpse_helpdesk.sla.monitor import SlaMonitor
+    from lpse_helpdesk.sla.scheduler import SlaScheduler
+
     settings = services.settings
     monitor = SlaMonitor(
         services.db,
@@ -352,6 +398,8 @@ def sla_scheduler(services: Services) -> Piece:
 
 def retention(services: Services) -> Piece:
     """RETENTION_DAYS: raw mails dropped and personal data masked on old closed tickets."""
+    from lpse_helpdesk.ops.privacy import RetentionService
+
     days = services.settings.RETENTION_DAYS
     return services.instance().roles.gate(
         RETENTION, lambda: RetentionService(services.db, services.clock, days)
@@ -363,6 +411,8 @@ def heartbeat(services: Services) -> Piece:
 
 
 def health_server(services: Services) -> Piece:
+    from lpse_helpdesk.ops.health import HealthServer
+
     address = services.settings.METRICS_ADDRESS
     assert address is not None
     return HealthServer(address, services.instance(), services.db, services.clock)
@@ -380,7 +430,8 @@ def _postgresql(settings: Settings) -> bool:
 
 
 def piece_factories(settings: Settings | None = None) -> list[PieceFactory]:
-    """The pieces `run` starts, in order; they are stopped in reverse order."""
+    """The pieces `run` runs; they are stopped in reverse order (started in this order too,
+    but for those in STARTS_FIRST)."""
     pieces: list[PieceFactory] = []
     if settings is not None and _postgresql(settings):
         pieces.append(wake_listener)
@@ -393,43 +444,106 @@ def piece_factories(settings: Settings | None = None) -> list[PieceFactory]:
     return pieces
 
 
+#: Started before the other pieces (in this order): the first IMAP sync needs neither
+#: Telegram nor SMTP. Stopping still goes by `piece_factories`, in reverse: intake first.
+STARTS_FIRST: tuple[PieceFactory, ...] = (wake_listener, mail_intake)
+_RECAP = ("lpse_helpdesk.reports.delivery", "lpse_helpdesk.reports.monthly_job")
+#: The modules of each factory beyond those of the mail intake; `serve` imports them in
+#: one thread, in start order, from its first moment (each factory waits for its own).
+PRELOADS: dict[PieceFactory, tuple[str, ...]] = {
+    telegram_bot: (
+        "telegram.ext",
+        "lpse_helpdesk.bot.service",
+        "lpse_helpdesk.ops.telegram_status",
+        "lpse_helpdesk.bridge.outbound",
+        *_RECAP,
+    ),
+    mail_sender: ("lpse_helpdesk.bridge.outbound",),
+    sla_scheduler: ("lpse_helpdesk.sla.monitor", "lpse_helpdesk.sla.scheduler"),
+    monthly_recap: _RECAP,
+    retention: ("lpse_helpdesk.ops.privacy",),
+    health_server: ("lpse_helpdesk.ops.health",),
+}
+
+
+async def _preload(after: asyncio.Task[None] | None, modules: tuple[str, ...]) -> None:
+    """Import `modules` in a thread once the preload before has ended (one at a time: the
+    imports hold the interpreter lock, a second thread would only slow the first)."""
+    if after is not None:
+        with contextlib.suppress(Exception):  # its own factory reports it
+            await after
+    await asyncio.to_thread(_import_all, modules)
+
+
+def _import_all(modules: tuple[str, ...]) -> None:
+    for module in modules:
+        importlib.import_module(module)
+
+
+def start_order(factories: list[PieceFactory]) -> list[int]:
+    """The indexes of `factories` in the order `serve` starts them."""
+    first = [i for early in STARTS_FIRST for i, f in enumerate(factories) if f is early]
+    return first + [i for i in range(len(factories)) if i not in first]
+
+
 async def serve(
     services: Services,
     factories: list[PieceFactory] | None = None,
     *,
     stop: asyncio.Event | None = None,
+    running: Callable[[], None] | None = None,
 ) -> None:
-    """Run until SIGTERM/SIGINT (or `stop` is set), then stop every piece cleanly."""
+    """Run until SIGTERM/SIGINT (or `stop` is set), then stop every piece cleanly.
+
+    `running` is called once every piece has started (`run` ends its start-up there)."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
 
+    chosen = piece_factories(services.settings) if factories is None else factories
     database_file = sqlite_file(services.settings.DATABASE_URL)
     guard = SqliteInstanceLock(database_file) if database_file is not None else None
     if guard is not None:
         guard.acquire()  # AnotherInstance: a second instance on one SQLite file
-    started: list[Piece] = []
+    preloads: dict[PieceFactory, asyncio.Task[None]] = {}
+    last: asyncio.Task[None] | None = None
+    for index in start_order(chosen):
+        factory = chosen[index]
+        if (modules := PRELOADS.get(factory)) is not None and factory not in preloads:
+            last = preloads[factory] = asyncio.create_task(_preload(last, modules))
+    started: dict[int, Piece] = {}
     try:
         await asyncio.to_thread(upgrade, services.db.engine)
         log.info("started database (%s)", services.db.engine.dialect.name)
-        chosen = piece_factories(services.settings) if factories is None else factories
-        for factory in chosen:
-            piece = factory(services)
+        for index in start_order(chosen):
+            preload = preloads.pop(chosen[index], None)
+            if preload is not None:
+                await preload
+            piece = chosen[index](services)
             await piece.start()
-            started.append(piece)
+            started[index] = piece
             log.info("started %s", piece.name)
         log.info("lpse-helpdesk is running; stop with Ctrl+C or SIGTERM")
+        if running is not None:
+            running()
         await stop.wait()
         log.info("stopping")
     finally:
-        for piece in reversed(started):
+        for preload in preloads.values():  # a start that failed: let the imports end first
+            with contextlib.suppress(Exception):
+                await preload
+        for index in sorted(started, reverse=True):
+            piece = started[index]
             try:
                 await piece.stop()
                 log.info("stopped %s", piece.name)
             except Exception:
                 log.exception("error while stopping %s", piece.name)
+        if services.parse_worker is not None:  # no mail intake took it over
+            await asyncio.to_thread(services.parse_worker.close)
+            services.parse_worker = None
         await asyncio.to_thread(services.db.close)
         if guard is not None:
             guard.release()

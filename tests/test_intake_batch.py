@@ -1,7 +1,9 @@
-"""A batch of mails is one transaction with a savepoint per mail: a bad mail rolls back alone."""
+"""A batch of mails is one transaction: stored together, or (when a mail fails) with a
+savepoint per mail, so that a bad mail rolls back alone."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,11 +20,14 @@ from lpse_helpdesk.config.settings import Security
 from lpse_helpdesk.domain.model import DomainConfig
 from lpse_helpdesk.storage.db import Database, upgrade
 from lpse_helpdesk.storage.models import (
+    Attachment,
+    AuditEvent,
     FailedMail,
     FlaggedAddress,
     MailboxState,
     Message,
     OutboxItem,
+    SlaClock,
     Ticket,
 )
 from lpse_helpdesk.timekeeping.clock import FixedClock
@@ -209,3 +214,277 @@ async def test_a_batch_finds_copies_and_unflags_senders_like_single_mails(
     assert _count(database, Ticket) == 2
     flagged = database.run_sync(lambda s: sorted(s.scalars(select(FlaggedAddress.address))))
     assert flagged == ["stays@vendor9.co.id"]
+
+
+class StoredApart(MailIntakeService):
+    """The same service, but every batch takes the savepoint-per-mail way."""
+
+    def _ingest_together(self, *args: Any) -> None:
+        return None
+
+
+async def _sync(service: MailIntakeService) -> Any:
+    await service._imap(service.session.connect)
+    try:
+        return await service.sync_once()
+    finally:
+        await service._imap(service.session.close)
+
+
+@pytest.mark.parametrize("together", [True, False], ids=["together", "apart"])
+async def test_the_caps_inside_one_batch_decide_as_mail_by_mail(
+    imap_account: DovecotAccount,
+    intake: Intake,
+    database: Database,
+    clock: FixedClock,
+    together: bool,
+) -> None:
+    """Twelve new mails of one sender in one batch: the batch's answers, counted on as the
+    batch adds its own tickets and acknowledgements, give what the per-mail queries give:
+    ten tickets (the hourly flood cap), acknowledgements up to the hourly cap of automatic
+    mails (five) and the rest kept but not sent."""
+    for i in range(12):
+        imap_account.append(
+            make_mail(
+                sender="Penyedia Rajin <rajin@vendor.co.id>",
+                subject=f"Kendala nomor {i}",
+                message_id=f"<cap-{i}@vendor.co.id>",
+            )
+        )
+    imap = ImapAccount(
+        host=imap_account.host,
+        port=imap_account.port,
+        user=imap_account.user,
+        password=imap_account.password,
+        security=Security.PLAIN,
+        timeout=10,
+    )
+    kind = MailIntakeService if together else StoredApart
+    service = kind(imap, intake, database, clock, IntakeOptions(poll_seconds=5))
+    report = await _sync(service)
+
+    assert report.outcomes == {"opened": 10, "flood": 2} and report.failed == 0
+    mails = database.run_sync(
+        lambda s: [
+            (i.status.value, i.last_error or "")
+            for i in s.scalars(
+                select(OutboxItem)
+                .where(OutboxItem.kind == "acknowledgement")
+                .order_by(OutboxItem.id)
+            )
+        ]
+    )
+    assert [status for status, _ in mails] == ["pending"] * 5 + ["cancelled"] * 5
+    assert all("automatic mails" in error for _, error in mails[5:])
+    numbers = database.run_sync(
+        lambda s: list(s.scalars(select(Ticket.number).order_by(Ticket.id)))
+    )
+    assert numbers == [f"LPSE-2026-{n:05d}" for n in range(1, 11)]  # gap-free, in order
+
+
+class ChangesItsAcknowledgement(Intake):
+    """Changes the acknowledgement of the mail marked "UBAH" after it was flushed: a row the
+    batch writes in bulk must not lose a change made after it was written."""
+
+    def _mail(self, session: Session, ticket: Ticket, kind: Any, answering: Message) -> None:
+        from lpse_helpdesk.sop.machine import Recipient, SendMail
+        from lpse_helpdesk.workflow.actors import Actor
+
+        item = self.workflow.mail.plan(
+            session,
+            ticket,
+            SendMail(kind, Recipient.USER),
+            text=None,
+            actor=Actor.system(),
+            now=self.workflow.clock.now(),
+            reply_to=answering,
+        )
+        if "UBAH" in ticket.subject:
+            session.flush()
+            item.last_error = "changed after the flush"
+
+
+async def test_a_row_changed_after_the_bulk_write_is_kept(
+    imap_account: DovecotAccount,
+    workflow: Workflow,
+    domain: DomainConfig,
+    database: Database,
+    clock: FixedClock,
+) -> None:
+    config = IntakeConfig(helpdesk_addresses=frozenset({HELPDESK}), lkpp_address=LKPP)
+    intake = ChangesItsAcknowledgement(workflow, domain, config)
+    service = _service(imap_account, intake, database, clock)
+    for i in range(3):
+        imap_account.append(
+            make_mail(
+                sender=f"Penyedia {i} <p{i}@vendor{i}.co.id>",
+                subject="UBAH" if i == 1 else f"Kendala {i}",
+                message_id=f"<change-{i}@vendor{i}.co.id>",
+            )
+        )
+    report = await _sync(service)
+    assert report.outcomes == {"opened": 3} and report.failed == 0
+    errors = database.run_sync(
+        lambda s: [i.last_error for i in s.scalars(select(OutboxItem).order_by(OutboxItem.id))]
+    )
+    assert errors.count("changed after the flush") == 1
+    assert _count(database, Ticket) == 3
+
+
+async def test_tickets_stored_together_wake_the_sla_clocks_and_the_senders(
+    imap_account: DovecotAccount, intake: Intake, database: Database, clock: FixedClock
+) -> None:
+    """The clocks and outbox rows a batch writes in bulk wake their workers like rows the
+    ORM flushes: the SLA scheduler replans at once, the senders send at once."""
+    from lpse_helpdesk.workflow.waker import SLA_TOPIC, waker_for
+
+    woken = {topic: asyncio.Event() for topic in (SLA_TOPIC, "mail", "telegram")}
+    stops = [waker_for(database).subscribe(t, e.set) for t, e in woken.items()]
+    try:
+        for i in range(3):
+            imap_account.append(
+                make_mail(
+                    sender=f"Penyedia {i} <p{i}@vendor{i}.co.id>",
+                    message_id=f"<wake-{i}@vendor{i}.co.id>",
+                )
+            )
+        report = await _sync(_service(imap_account, intake, database, clock))
+        assert report.outcomes == {"opened": 3}
+        await asyncio.wait_for(asyncio.gather(*(e.wait() for e in woken.values())), 5)
+    finally:
+        for stop in stops:
+            stop()
+
+
+def _bounce_of(address: str, original_id: str) -> bytes:
+    return (
+        "From: Mail Delivery System <MAILER-DAEMON@mx.example.net>\r\n"
+        f"To: {HELPDESK}\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+        f"Message-ID: <bounce.{original_id}@mx.example.net>\r\nReturn-Path: <>\r\n"
+        f"X-Failed-Recipients: {address}\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+        "--B\r\nContent-Type: text/plain\r\n\r\nThe mail could not be delivered.\r\n"
+        "--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx\r\n\r\n"
+        f"Final-Recipient: rfc822; {address}\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
+        f"--B\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <{original_id}>\r\n\r\n"
+        "--B--\r\n"
+    ).encode()
+
+
+def _contents(db: Database) -> dict[str, list[tuple[Any, ...]]]:
+    """What a sync stored, without the ids and Message-IDs that differ between two runs."""
+
+    def read(session: Session) -> dict[str, list[tuple[Any, ...]]]:
+        tickets = {t.id: t.number for t in session.scalars(select(Ticket))}
+        # A bounce's own Message-ID names our (random) acknowledgement's.
+        messages = {
+            m.id: "bounce" if m.message_id.startswith("bounce.") else m.message_id
+            for m in session.scalars(select(Message))
+        }
+        return {
+            "tickets": sorted(
+                (t.number, t.state.value, t.requester_email, t.subject, t.version)
+                for t in session.scalars(select(Ticket))
+            ),
+            "messages": sorted(
+                (messages[m.id], tickets.get(m.ticket_id or 0), m.kind.value, m.note or "")
+                for m in session.scalars(select(Message))
+            ),
+            "attachments": sorted(
+                (messages[a.message_id], a.filename, a.size)
+                for a in session.scalars(select(Attachment))
+            ),
+            "outbox": sorted(
+                (tickets.get(o.ticket_id or 0), o.channel.value, o.kind, o.status.value)
+                for o in session.scalars(select(OutboxItem))
+            ),
+            "audit": sorted(
+                (tickets.get(a.ticket_id or 0), a.action, a.to_state or "")
+                for a in session.scalars(select(AuditEvent))
+            ),
+            "clocks": sorted(
+                (tickets[c.ticket_id], c.step.value, c.stopped_at is None)
+                for c in session.scalars(select(SlaClock))
+            ),
+            "flagged": sorted((f.address,) for f in session.scalars(select(FlaggedAddress))),
+        }
+
+    return db.run_sync(read)
+
+
+async def test_a_batch_stored_together_stores_what_mail_by_mail_stores(
+    dovecot_server: Any,
+    intake: Intake,
+    database: Database,
+    clock: FixedClock,
+    tmp_path: Any,
+) -> None:
+    """The same mailbox, stored together and stored a mail at a time (savepoints), gives the
+    same tickets, messages, attachments, outbox rows, audit events, clocks and flags: new
+    mails, a copy, a reply to a mail of the same batch, an auto-reply, a bounce of our
+    acknowledgement, and last a reply to an older ticket (whose rows are the last flushed)."""
+    results = []
+    for name, kind in (("together", MailIntakeService), ("apart", StoredApart)):
+        account = dovecot_server.add_user()
+        if name == "together":
+            db = database
+        else:
+            db = Database.from_url(f"sqlite:///{tmp_path / 'apart.sqlite3'}")
+            upgrade(db.engine)
+        imap = ImapAccount(
+            host=account.host,
+            port=account.port,
+            user=account.user,
+            password=account.password,
+            security=Security.PLAIN,
+            timeout=10,
+        )
+        service = kind(imap, intake, db, clock, IntakeOptions(poll_seconds=5))
+        account.append(make_mail(sender="Lama <lama@vendor.co.id>", message_id="<old@v.co.id>"))
+        await _sync(service)
+        ack = db.run_sync(
+            lambda s: s.scalars(
+                select(OutboxItem.message_id).where(OutboxItem.kind == "acknowledgement")
+            ).one()
+        )
+        first = make_mail(sender="A <a@vendor.co.id>", message_id="<a1@v.co.id>")
+        for raw in (
+            first,
+            make_mail(
+                sender="B <b@vendor.co.id>",
+                message_id="<b1@v.co.id>",
+                attachment=("bukti.pdf", b"%PDF-1.4 bukti"),
+            ),
+            first,  # a copy
+            make_mail(
+                sender="A <a@vendor.co.id>",
+                subject="Re: Gagal upload penawaran",
+                message_id="<a2@v.co.id>",
+                in_reply_to="<a1@v.co.id>",
+                references="<a1@v.co.id>",
+            ),
+            make_mail(
+                sender="C <c@vendor.co.id>",
+                subject="Auto: Sedang cuti",
+                message_id="<c1@v.co.id>",
+                headers={"Auto-Submitted": "auto-replied"},
+            ),
+            _bounce_of("lama@vendor.co.id", ack or ""),
+            make_mail(
+                sender="Lama <lama@vendor.co.id>",
+                subject="Re: Gagal upload penawaran",
+                message_id="<old2@v.co.id>",
+                in_reply_to="<old@v.co.id>",
+            ),
+        ):
+            account.append(raw)
+        report = await _sync(service)
+        assert report.failed == 0
+        results.append((report.outcomes, _contents(db)))
+        if db is not database:
+            db.close()
+    (together, stored_together), (apart, stored_apart) = results
+    assert together == apart
+    assert together == {"opened": 2, "duplicate": 1, "joined": 2, "auto_reply": 1, "bounce": 1}
+    for table in stored_apart:
+        assert stored_together[table] == stored_apart[table], table

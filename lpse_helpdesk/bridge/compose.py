@@ -132,6 +132,7 @@ def make_message_id(domain: str) -> str:
     return f"<lpse.{secrets.token_hex(16)}@{ascii_domain}>"
 
 
+@cache
 def _ascii_domain(domain: str) -> str:
     cleaned = domain.strip().rstrip(".").lower()
     try:

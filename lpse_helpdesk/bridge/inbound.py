@@ -45,13 +45,29 @@ from lpse_helpdesk.bridge.oauth2 import OAuth2Error
 from lpse_helpdesk.bridge.parse_worker import OverBudget, ParseWorker, WorkerOutcome
 from lpse_helpdesk.bridge.prepare import Prepared, with_raw
 from lpse_helpdesk.ops import metrics
+from lpse_helpdesk.storage.bulk import write_in_bulk
 from lpse_helpdesk.storage.db import Database
-from lpse_helpdesk.storage.models import FailedMail, MailboxState, Message, OutboxItem
+from lpse_helpdesk.storage.ids import take_ids_ahead
+from lpse_helpdesk.storage.models import (
+    Attachment,
+    AuditEvent,
+    FailedMail,
+    MailboxState,
+    Message,
+    OutboxItem,
+    SlaClock,
+    Ticket,
+)
 from lpse_helpdesk.timekeeping.clock import Clock
+from lpse_helpdesk.workflow.batch import detach
 from lpse_helpdesk.workflow.outbox import Importance, TelegramOp, enqueue_telegram
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+#: What a batch stored together only ever inserts (storage/bulk.py): a later mail of the
+#: batch that changes a ticket loads it again.
+_WRITTEN_IN_BULK = (Ticket, Message, Attachment, AuditEvent, SlaClock, OutboxItem)
 
 MAX_FAILURES = 3
 PIPELINE_BATCH = 50  # mails per FETCH and per database round while working off a backlog
@@ -515,17 +531,93 @@ class MailIntakeService:
     ) -> tuple[list[int], list[int], BaseException | None]:
         """(handled UIDs, UIDs quarantined now, the database error that stopped the batch).
 
-        One transaction for the whole batch, a savepoint per mail: a mail that fails rolls
+        One transaction for the whole batch. First all its mails together: ids taken ahead,
+        the per-mail questions answered once (workflow/batch.py), and every row written in
+        one flush at the end. Should anything fail (a mail the intake cannot process, a
+        duplicate stored by another instance a moment ago), that transaction is rolled back
+        and the batch is stored again with a savepoint per mail: the mail that fails rolls
         back alone (and is recorded as failed), the others commit together. When the
         database itself fails, nothing of the batch is committed and nothing is marked: the
         mails are fetched again on the next sync.
         """
+        if batch and all(isinstance(o, Prepared) for o in outcomes):
+            together = self._ingest_together(batch, outcomes, folder, uidvalidity, report)
+            if together is not None:
+                return together
+        return self._ingest_apart(batch, outcomes, folder, uidvalidity, report)
+
+    def _ingest_together(
+        self,
+        batch: list[FetchedMail],
+        outcomes: list[WorkerOutcome],
+        folder: str,
+        uidvalidity: int,
+        report: SyncReport,
+    ) -> tuple[list[int], list[int], BaseException | None] | None:
+        """The whole batch without savepoints; None when a mail failed (nothing is kept)."""
+        done = SyncReport()  # counted into `report` once committed
+        try:
+            with self.db.batch_transaction() as session:
+                take_ids_ahead(session)
+                write_in_bulk(
+                    session, (Ticket, Message, AuditEvent, Attachment, OutboxItem, SlaClock)
+                )
+                prepared = [o for o in outcomes if isinstance(o, Prepared)]
+                self.intake.expect_batch(
+                    session,
+                    [(p, mail.internaldate) for mail, p in zip(batch, prepared, strict=True)],
+                )
+                for mail, one in zip(batch, prepared, strict=True):
+                    result = self.intake.ingest_prepared(
+                        session,
+                        with_raw(one, mail.raw),
+                        mailbox=folder,
+                        uid=mail.uid,
+                        uidvalidity=uidvalidity,
+                        internaldate=mail.internaldate,
+                    )
+                    done.committed += 1
+                    outcome = result.outcome.value
+                    done.outcomes[outcome] = done.outcomes.get(outcome, 0) + 1
+                self._advance(session, folder, max(mail.uid for mail in batch))
+        except Exception as error:
+            if is_transient(error):
+                log.warning("database unavailable while storing a batch: %s", error)
+                return [], [], error
+            log.info(
+                "a batch of %d mails is stored again one mail at a time (%s)",
+                len(batch),
+                type(error).__name__,
+            )
+            return None
+        report.add(done)
+        return [mail.uid for mail in batch], [], None
+
+    def _ingest_apart(
+        self,
+        batch: list[FetchedMail],
+        outcomes: list[WorkerOutcome],
+        folder: str,
+        uidvalidity: int,
+        report: SyncReport,
+    ) -> tuple[list[int], list[int], BaseException | None]:
+        """The batch with a savepoint per mail (see `_ingest_batch`)."""
         handled: list[int] = []
         quarantined: list[int] = []
         done = SyncReport()  # counted into `report` once committed
         try:
             with self.db.batch_transaction() as session:
-                self.intake.expect_batch(session, [o for o in outcomes if isinstance(o, Prepared)])
+                self.intake.expect_batch(
+                    session,
+                    [
+                        (o, mail.internaldate)
+                        for mail, o in zip(batch, outcomes, strict=True)
+                        if isinstance(o, Prepared)
+                    ],
+                )
+                # A savepoint rolled back would leave its rows counted in the batch's
+                # answers: here every mail asks the database itself.
+                detach(session)
                 for mail, outcome in zip(batch, outcomes, strict=True):
                     ok: bool | None
                     if isinstance(outcome, Prepared):

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
+from lpse_helpdesk.bridge.compose import AUTOMATIC_KINDS
 from lpse_helpdesk.bridge.dedup import dedup_key
 from lpse_helpdesk.bridge.hygiene import MailClass, MailClassKind
 from lpse_helpdesk.bridge.parsing import ParsedMail
@@ -26,6 +27,7 @@ from lpse_helpdesk.bridge.thanks import is_thanks_only
 from lpse_helpdesk.domain.model import DomainConfig
 from lpse_helpdesk.sop import machine
 from lpse_helpdesk.sop.machine import MailKind, Recipient, SendMail, State
+from lpse_helpdesk.storage.ids import assign_id
 from lpse_helpdesk.storage.models import (
     Attachment,
     Direction,
@@ -38,6 +40,7 @@ from lpse_helpdesk.storage.models import (
     Ticket,
 )
 from lpse_helpdesk.workflow.actors import Actor
+from lpse_helpdesk.workflow.batch import HOUR, BatchLookups, attach, lookups
 from lpse_helpdesk.workflow.outbox import Importance, TelegramOp, enqueue_telegram
 from lpse_helpdesk.workflow.tickets import NewTicket, Workflow
 
@@ -46,9 +49,8 @@ log = logging.getLogger(__name__)
 #: Session.info key: during a batch (`Intake.expect_batch`), the dedup keys and Message-IDs
 #: that may be stored already; a mail matching neither is new without a query.
 _MAYBE_STORED = "intake_maybe_stored"
-#: Session.info key: during a batch, the senders that may be flagged (bounced): the others
-#: need no DELETE to unflag them.
-_MAYBE_FLAGGED = "intake_maybe_flagged"
+#: Session.info key: during a batch, each mail's dedup key by id() of its ParsedMail.
+_KEYS = "intake_dedup_keys"
 
 
 def _chunks(values: list[str], size: int) -> Iterator[list[str]]:
@@ -157,7 +159,8 @@ class Intake:
         """`internaldate`: the server's arrival time; `imported`: history brought in by
         ``lpse-helpdesk import`` (no acknowledgement, no SLA clocks, no card of its own)."""
         mail, kind = prepared.mail, prepared.kind
-        key = dedup_key(mail)
+        keys: dict[int, str] = session.info.get(_KEYS, {})
+        key = keys.get(id(mail)) or dedup_key(mail)
         message_id = mail.message_id[:998]
         maybe = session.info.get(_MAYBE_STORED)
         if maybe is None or key in maybe or message_id in maybe:
@@ -200,36 +203,50 @@ class Intake:
             return self._join(session, stored, ticket, from_lkpp)
         return self._open(session, stored, linked)
 
-    def expect_batch(self, session: Session, batch: Sequence[Prepared]) -> None:
-        """Before a batch in one transaction: one query finds which of its mails may be
-        stored already, so that the others skip the per-mail duplicate lookup."""
-        keys = {dedup_key(p.mail) for p in batch}
-        ids = {p.mail.message_id[:998] for p in batch}
+    def expect_batch(
+        self, session: Session, batch: Sequence[tuple[Prepared, dt.datetime | None]]
+    ) -> None:
+        """Before a batch in one transaction (each mail with its INTERNALDATE): one query
+        finds which of its mails may be stored already, so that the others skip the
+        per-mail duplicate lookup; three more answer, for all its addresses, the questions
+        each new ticket asks (flagged? automatic mails and tickets in the last hour?)."""
+        computed = {id(p.mail): dedup_key(p.mail) for p, _ in batch}
+        session.info[_KEYS] = computed  # each mail's key, computed once
+        keys = set(computed.values())
+        ids = {p.mail.message_id[:998] for p, _ in batch}
         found: set[str] = set()
+        connection = session.connection()
         for chunk in _chunks(sorted(keys), 400):
             found.update(
                 str(k)
-                for k in session.scalars(
+                for k in connection.scalars(
                     select(Message.dedup_key).where(Message.dedup_key.in_(chunk))
                 )
             )
         for chunk in _chunks(sorted(ids), 400):
             found.update(
                 str(m)
-                for m in session.scalars(
+                for m in connection.scalars(
                     select(Message.message_id).where(Message.message_id.in_(chunk))
                 )
             )
         session.info[_MAYBE_STORED] = found
-        senders = sorted({p.mail.from_address.lower() for p in batch if p.mail.from_address})
-        flagged: set[str] = set()
-        for chunk in _chunks(senders, 400):
-            flagged.update(
-                session.scalars(
-                    select(FlaggedAddress.address).where(FlaggedAddress.address.in_(chunk))
-                )
-            )
-        session.info[_MAYBE_FLAGGED] = flagged
+        now = self.workflow.clock.now()
+        addresses = {a for p, _ in batch for a in (p.mail.from_address, p.mail.requester_address)}
+        earliest = min(
+            (arrival_time(internaldate, p.mail.date, now) for p, internaldate in batch),
+            default=now,
+        )
+        attach(
+            session,
+            BatchLookups.load(
+                session,
+                addresses,
+                automatic_kinds=[k.value for k in AUTOMATIC_KINDS],
+                mails_since=now - HOUR,
+                tickets_since=earliest - HOUR,
+            ),
+        )
 
     # --- decisions -------------------------------------------------------------------------
 
@@ -277,8 +294,8 @@ class Intake:
         if not address:
             return
         address = address.lower()
-        maybe: set[str] | None = session.info.get(_MAYBE_FLAGGED)
-        if maybe is not None and address not in maybe:
+        batch = lookups(session)
+        if batch is not None and batch.is_flagged(address) is False:
             return  # not flagged when the batch began, nor since
         # Not synchronised with the session: nothing loaded a flag in this transaction,
         # and evaluating the criteria against every loaded object costs each mail.
@@ -286,6 +303,8 @@ class Intake:
             delete(FlaggedAddress).where(FlaggedAddress.address == address),
             execution_options={"synchronize_session": False},
         )
+        if batch is not None:
+            batch.unflag(address)
 
     @staticmethod
     def _thread_ticket(session: Session, mail: ParsedMail) -> Ticket | None:
@@ -403,6 +422,9 @@ class Intake:
             ),
             Actor.email(requester, mail.requester_name or None),
         )
+        batch = lookups(session)
+        if batch is not None:
+            batch.opened(ticket.requester_email, ticket.received_at)
         message = stored.save(ticket, MessageKind.USER)
         if stored.imported:
             # History: the sender was answered back then (or not); no clock runs on it and
@@ -449,9 +471,9 @@ class Intake:
                 if not (ours or self._mailed_recently(session, address, stored.now)):
                     continue  # a bounce of mail we never sent (spoofed or backscatter)
                 flagged.append(address)
-                maybe_flagged: set[str] | None = session.info.get(_MAYBE_FLAGGED)
-                if maybe_flagged is not None:
-                    maybe_flagged.add(address)  # a later mail of the batch unflags it
+                batch = lookups(session)
+                if batch is not None:
+                    batch.flag(address)  # a later mail of the batch unflags it
                 if session.get(FlaggedAddress, address) is None:
                     session.add(
                         FlaggedAddress(
@@ -508,16 +530,19 @@ class Intake:
 
     def _flooding(self, session: Session, requester: str, arrived: dt.datetime) -> bool:
         """Over the cap of new tickets in the hour before this mail arrived."""
-        since = arrived - dt.timedelta(hours=1)
-        recent = session.scalar(
-            select(func.count())
-            .select_from(Ticket)
-            .where(
-                Ticket.requester_email == requester.lower(),
-                Ticket.received_at > since,
-                Ticket.received_at <= arrived,
+        since = arrived - HOUR
+        batch = lookups(session)
+        recent = batch.tickets_between(requester, since, arrived) if batch is not None else None
+        if recent is None:
+            recent = session.scalar(
+                select(func.count())
+                .select_from(Ticket)
+                .where(
+                    Ticket.requester_email == requester.lower(),
+                    Ticket.received_at > since,
+                    Ticket.received_at <= arrived,
+                )
             )
-        )
         return (recent or 0) >= self.config.new_tickets_per_sender_per_hour
 
     def _mail(self, session: Session, ticket: Ticket, kind: MailKind, answering: Message) -> None:
@@ -638,7 +663,7 @@ class _Stored:
             dedup_key=self.dedup_key,
         )
         self.session.add(message)
-        self.session.flush()
+        assign_id(self.session, message)
         for index, attachment in enumerate(mail.attachments):
             self.session.add(
                 Attachment(

@@ -7,8 +7,6 @@ import datetime as dt
 import sys
 from typing import Any
 
-from lpse_helpdesk.config.check import check_config
-
 __all__ = ["add_intake_commands"]
 
 EXIT_FAILED = 1
@@ -59,6 +57,8 @@ def _day(value: str | None, name: str) -> dt.date | None:
 
 
 def _services(args: argparse.Namespace) -> Any:
+    from lpse_helpdesk.config.check import check_config
+
     report = check_config(args.env_file if args.env_file.exists() else None)
     if not report.ok or report.settings is None or report.domain is None:
         print("Konfigurasi belum benar / configuration problems:", file=sys.stderr)

@@ -6,17 +6,21 @@ import argparse
 import getpass
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lpse_helpdesk.config.check import ConfigReport, check_config, redact_url
-from lpse_helpdesk.config.settings import Settings
+from lpse_helpdesk.ops import startup
+
+if TYPE_CHECKING:
+    from lpse_helpdesk.config.settings import Settings
 
 EXIT_CONFIG = 2
 
 
 def _settings(args: argparse.Namespace) -> Settings | None:
+    from lpse_helpdesk.config.check import check_config
+
     env_file: Path = args.env_file
-    report: ConfigReport = check_config(env_file if env_file.exists() else None)
+    report = check_config(env_file if env_file.exists() else None)
     if report.settings is None:
         print("Konfigurasi belum benar / configuration problems:", file=sys.stderr)
         for line in report.problems:
@@ -29,11 +33,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if settings is None:
         return EXIT_CONFIG
+    from lpse_helpdesk.config.check import redact_url
     from lpse_helpdesk.ops.status import collect, render
     from lpse_helpdesk.storage.db import Database
     from lpse_helpdesk.timekeeping.clock import SystemClock
 
     db = Database.from_url(settings.DATABASE_URL)
+    startup.started()  # (monitoring runs `status` every minute: its start-up counts)
     try:
         status = collect(
             db,
@@ -127,7 +133,7 @@ def add_ops_commands(commands: Any) -> None:
         help="the service's state: exit 0 healthy, 1 degraded, 2 down",
     )
     status.add_argument("--json", action="store_true", help="print JSON instead of text")
-    status.set_defaults(handler=cmd_status)
+    status.set_defaults(handler=cmd_status, quick_start=True)
     backup = commands.add_parser(
         "backup", help="back up the database to FILE (safe while the service runs)"
     )

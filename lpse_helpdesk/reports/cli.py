@@ -18,8 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from lpse_helpdesk.config.check import check_config
-from lpse_helpdesk.timekeeping.clock import SystemClock
+from lpse_helpdesk.ops import startup
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -54,7 +53,7 @@ def add_rekap_command(
         default=None,
         help="mask e-mail addresses (default: the REKAP_MASK_EMAIL setting)",
     )
-    parser.set_defaults(handler=cmd_rekap)
+    parser.set_defaults(handler=cmd_rekap, quick_start=True)
     return parser
 
 
@@ -79,8 +78,10 @@ def _atomic_file(path: Path) -> Iterator[IO[bytes]]:
 
 def _context(args: argparse.Namespace) -> tuple[RecapContext, str] | int:
     """The recap asked for and its database URL, or the exit status after saying why not."""
+    from lpse_helpdesk.config.check import check_config
     from lpse_helpdesk.reports.lines import RecapContext, Signers
     from lpse_helpdesk.reports.period import PeriodError, parse_cli_period
+    from lpse_helpdesk.timekeeping.clock import SystemClock
 
     env_file: Path = getattr(args, "env_file", Path(".env"))
     report = check_config(env_file if env_file.exists() else None)
@@ -123,10 +124,10 @@ def _write(session: Session, fmt: ReportFormat, context: RecapContext, output: s
 
 def cmd_rekap(args: argparse.Namespace) -> int:
     """Write the recap; the file is readable by its owner only, as it holds personal data."""
+    # What every format needs; each format's own module (and library) comes with it.
     from sqlalchemy.orm import Session
 
-    from lpse_helpdesk.reports.export import UnknownFormat, format_for_path
-    from lpse_helpdesk.reports.pdf import TooManyTickets
+    from lpse_helpdesk.reports.export import RecapRefused, UnknownFormat, format_for_path
     from lpse_helpdesk.reports.period import ReportFormat
     from lpse_helpdesk.storage.db import make_engine, upgrade
 
@@ -139,11 +140,12 @@ def cmd_rekap(args: argparse.Namespace) -> int:
         return loaded
     context, database_url = loaded
     engine = make_engine(database_url)
+    startup.started()
     try:
         upgrade(engine)
         with Session(engine) as session:
             count = _write(session, fmt, context, args.output)
-    except TooManyTickets as error:
+    except RecapRefused as error:
         return _fail(error.message, EXIT_FAILED)
     except OSError as error:
         return _fail(f"Gagal menulis / cannot write {args.output}: {error.strerror}", EXIT_FAILED)

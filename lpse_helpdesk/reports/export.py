@@ -25,6 +25,12 @@ MEDIA_TYPES = {
 }
 
 
+class RecapRefused(Exception):
+    """A recap that is not written (e.g. pdf.TooManyTickets); `message` is Indonesian."""
+
+    message: str
+
+
 class UnknownFormat(ValueError):
     def __init__(self, name: str) -> None:
         self.message = f"Format berkas '{name}' tidak dikenal; gunakan .xlsx, .csv, .pdf atau .png."

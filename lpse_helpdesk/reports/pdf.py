@@ -13,6 +13,7 @@ from typing import IO, TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
 
 from lpse_helpdesk.reports.data import TicketRow
+from lpse_helpdesk.reports.export import RecapRefused
 from lpse_helpdesk.reports.formatting import long_date
 from lpse_helpdesk.reports.lines import (
     RECAP_COLUMNS,
@@ -35,7 +36,7 @@ _WIDTHS = (24, 80, 100, 185, 150, 60, 60, 114)
 _MARGIN = 34.0  # 12 mm
 
 
-class TooManyTickets(Exception):
+class TooManyTickets(RecapRefused):
     """The period holds more tickets than a printable PDF should; `message` is Indonesian."""
 
     def __init__(self, count: int, *, at_least: bool = False) -> None:

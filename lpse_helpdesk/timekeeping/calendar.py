@@ -7,16 +7,79 @@ time zone (WIB/WITA/WIT have no daylight saving time).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+import importlib
+import importlib.util
+import sys
+import threading
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
-
-import holidays
 
 from lpse_helpdesk.domain.model import BusinessDuration, WorkingHours
 from lpse_helpdesk.timekeeping.clock import as_utc
 
+if TYPE_CHECKING:
+    from holidays import HolidayBase
+
 _MAX_SCAN_DAYS = 3660  # ten years without a working day means a broken calendar
+_COUNTRIES = "holidays.countries"
+_LOADING = threading.Lock()  # threads (database, event loop) must not both load a module
+
+
+class UnknownHolidayCountry(ValueError):
+    """The `holidays` package has no calendar for this country code."""
+
+
+def holiday_entity(country: str) -> type[HolidayBase]:
+    """The `holidays` class of `country` (e.g. "ID", "IDN" or "Indonesia").
+
+    `holidays.countries` imports all of its ~250 country modules when first touched (a
+    tenth of a second or more, at every start-up); this imports only the one asked for.
+    """
+    from holidays.registry import COUNTRIES
+
+    for module, names in COUNTRIES.items():
+        if country in names:
+            return getattr(_country_module(module), names[0])  # type: ignore[no-any-return]
+    raise UnknownHolidayCountry(country)
+
+
+def _country_module(module: str) -> Any:
+    with _LOADING:
+        return _load_country_module(module)
+
+
+def _load_country_module(module: str) -> Any:
+    name = f"{_COUNTRIES}.{module}"
+    loaded = sys.modules.get(name)
+    if loaded is not None:
+        return loaded
+    if _COUNTRIES in sys.modules:
+        return importlib.import_module(name)
+    import holidays
+
+    # The module's own imports are absolute (holidays.groups, holidays.calendars...); a later
+    # `import holidays.countries` finds it in sys.modules and reuses it: one class per country.
+    spec = importlib.util.spec_from_file_location(
+        name, Path(holidays.__file__).parent / "countries" / f"{module}.py"
+    )
+    if spec is None or spec.loader is None:  # pragma: no cover (a package laid out otherwise)
+        return importlib.import_module(name)
+    loaded = importlib.util.module_from_spec(spec)
+    sys.modules[name] = loaded
+    try:
+        spec.loader.exec_module(loaded)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return loaded
+
+
+def check_holiday_calendar(country: str, categories: Sequence[str]) -> None:
+    """UnknownHolidayCountry, or ValueError for a category the country does not have."""
+    holiday_entity(country)(categories=tuple(categories))  # no year computed: cheap
 
 
 class BusinessCalendar:
@@ -28,11 +91,8 @@ class BusinessCalendar:
     def _load_holidays(self, year: int) -> dict[dt.date, str]:
         if self.hours.holiday_country is None:
             return {}
-        table = holidays.country_holidays(
-            self.hours.holiday_country,
-            years=year,
-            categories=self.hours.holiday_categories,
-        )
+        entity = holiday_entity(self.hours.holiday_country)
+        table = entity(years=year, categories=self.hours.holiday_categories)
         return dict(table.items())
 
     def holiday_name(self, day: dt.date) -> str | None:

@@ -31,6 +31,7 @@ from lpse_helpdesk.storage.models import (
     Ticket,
 )
 from lpse_helpdesk.workflow.actors import Actor
+from lpse_helpdesk.workflow.batch import lookups
 from lpse_helpdesk.workflow.outbox import enqueue_mail
 from lpse_helpdesk.workflow.signatures import OfficialName, official_name
 
@@ -141,6 +142,9 @@ class OutboxMailPlanner:
             item.status = OutboxStatus.CANCELLED
             item.last_error = refusal
             item.done_at = now
+        batch = lookups(session)
+        if batch is not None and effect.kind in AUTOMATIC_KINDS:
+            batch.queued_mail(item)
         return item
 
     def recipient(self, ticket: Ticket, effect: SendMail) -> str:
@@ -191,18 +195,26 @@ class OutboxMailPlanner:
             return reason
         if kind not in AUTOMATIC_KINDS:
             return None  # a person wrote it: staff decide, even after a bounce
-        if session.get(FlaggedAddress, to.lower()) is not None:
+        batch = lookups(session)
+        flagged = batch.is_flagged(to) if batch is not None else None
+        if flagged is None:
+            flagged = session.get(FlaggedAddress, to.lower()) is not None
+        if flagged:
             return "address flagged after a bounce"
-        sent = session.scalars(
-            select(OutboxItem.created_at).where(
-                OutboxItem.channel == OutboxChannel.MAIL,
-                OutboxItem.recipient == to,
-                OutboxItem.kind.in_([k.value for k in AUTOMATIC_KINDS]),
-                OutboxItem.status != OutboxStatus.CANCELLED,
-                OutboxItem.created_at > now - dt.timedelta(hours=1),
+        sent = batch.automatic_mail_times(to, now) if batch is not None else None
+        if sent is None:
+            sent = list(
+                session.scalars(
+                    select(OutboxItem.created_at).where(
+                        OutboxItem.channel == OutboxChannel.MAIL,
+                        OutboxItem.recipient == to,
+                        OutboxItem.kind.in_([k.value for k in AUTOMATIC_KINDS]),
+                        OutboxItem.status != OutboxStatus.CANCELLED,
+                        OutboxItem.created_at > now - dt.timedelta(hours=1),
+                    )
+                )
             )
-        ).all()
-        if over_hourly_cap(list(sent), now, self.auto_mail_per_hour):
+        if over_hourly_cap(sent, now, self.auto_mail_per_hour):
             return f"more than {self.auto_mail_per_hour} automatic mails to this address per hour"
         return None
 

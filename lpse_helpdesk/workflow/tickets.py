@@ -13,6 +13,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from lpse_helpdesk.domain.model import DomainConfig, SopStep
 from lpse_helpdesk.sop import machine
 from lpse_helpdesk.sop.machine import Action, Effect, State
+from lpse_helpdesk.storage.ids import assign_id
 from lpse_helpdesk.storage.models import AuditEvent, OutboxStatus, Ticket
 from lpse_helpdesk.timekeeping.calendar import BusinessCalendar
 from lpse_helpdesk.timekeeping.clock import Clock
@@ -110,7 +111,7 @@ class Workflow:
             updated_at=now,
         )
         session.add(ticket)
-        session.flush()
+        assign_id(session, ticket)
         self.sla.start(session, ticket, SopStep.SET_PRIORITY, new.received_at, new_ticket=True)
         self._audit(session, ticket, actor, "open", None, State.NEW, {})
         enqueue_telegram(

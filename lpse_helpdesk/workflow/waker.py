@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import Engine, event, text
 from sqlalchemy.orm import Session
 
+from lpse_helpdesk.storage.bulk import written_classes
 from lpse_helpdesk.storage.db import Database, normalise_url
 from lpse_helpdesk.storage.models import SlaClock
 
@@ -126,8 +127,13 @@ def _after_flush(session: Session, _context: Any) -> None:
 
 
 def _before_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return
+    if _wakers and SlaClock in written_classes(session):
+        # Clocks written in bulk (storage/bulk.py) never show in a flush.
+        session.info.setdefault(_PENDING, set()).add(SLA_TOPIC)
     engine = _engine(session)
-    if engine is None or engine.dialect.name != "postgresql" or session.in_nested_transaction():
+    if engine is None or engine.dialect.name != "postgresql":
         return
     if session.new or session.dirty:
         session.flush()  # rows still to be flushed may add topics
