@@ -104,7 +104,9 @@ async def run(k: int, pause: float, timeout: float) -> int:
             # Commit times of inbound mails, by Message-ID, recorded on the database thread.
             committed: dict[str, float] = {}
 
-            def _flushed(session: Session, _context: Any) -> None:
+            # Before the flush: a batch writes its rows in bulk (storage/bulk.py), and they
+            # leave session.new in its own before_flush listener, which runs after this one.
+            def _flushed(session: Session, _context: Any, _instances: Any) -> None:
                 from lpse_helpdesk.storage.models import Message
 
                 for obj in session.new:
@@ -120,7 +122,7 @@ async def run(k: int, pause: float, timeout: float) -> int:
 
             # The intake commits its batches through `batch_sessions` (savepoints per mail).
             for sessions in {db.sessions, getattr(db, "batch_sessions", db.sessions)}:
-                event.listen(sessions, "after_flush", _flushed)
+                event.listen(sessions, "before_flush", _flushed)
                 event.listen(sessions, "after_commit", _committed)
 
             # When IDLE returned with a response from the server (on the IMAP thread).
