@@ -4,7 +4,8 @@ Each pattern is fed the adversarial inputs that made its earlier form backtrack 
 blanks, of blank lines, of brackets without their partner...) at a size n and at 8n. Linear
 time grows about 8-fold; the earlier forms grew 64-fold or more. The assertion allows 24-fold,
 so a loaded machine does not make it flake, while a quadratic pattern cannot pass. Timings are
-the best of several runs.
+the best of several runs, and a pattern fails only when three attempts in a row grow too fast
+(a stall of the machine spoils one attempt; a super-linear pattern spoils all).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from lpse_helpdesk.domain.loader import load_domain
 
 N = 4000
 GROWTH = 8
+ATTEMPTS = 3
 ALLOWED = 24.0
 
 Use = Callable[[re.Pattern[str], str], object]
@@ -267,11 +269,18 @@ def _best(use: Use, pattern: re.Pattern[str], text: str) -> float:
 def test_regex_time_grows_linearly(
     name: str, pattern: re.Pattern[str], use: Use, maker: Callable[[int], str]
 ) -> None:
-    small = _best(use, pattern, maker(N))
-    assert small < 1.0, f"{name}: {small:.2f} s on {N} characters"
-    large = _best(use, pattern, maker(N * GROWTH))
-    # Below 2 ms even the large input is too fast to tell anything from noise.
-    if large < 0.002:
-        return
-    ratio = large / max(small, 1e-5)
-    assert ratio < ALLOWED, f"{name}: {GROWTH}x the input took {ratio:.0f}x the time"
+    ratios = []
+    # A busy machine can stall one measurement; a super-linear form fails every attempt
+    # (the earlier forms grew 64-fold or more), a stall only one.
+    for _ in range(ATTEMPTS):
+        small = _best(use, pattern, maker(N))
+        assert small < 1.0, f"{name}: {small:.2f} s on {N} characters"
+        large = _best(use, pattern, maker(N * GROWTH))
+        # Below 2 ms even the large input is too fast to tell anything from noise.
+        if large < 0.002:
+            return
+        ratios.append(large / max(small, 1e-5))
+        if ratios[-1] < ALLOWED:
+            return
+    shown = ", ".join(f"{r:.0f}x" for r in ratios)
+    raise AssertionError(f"{name}: {GROWTH}x the input took {shown} the time")
