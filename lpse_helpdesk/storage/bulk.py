@@ -17,7 +17,6 @@ way: nothing is lost, only time.
 from __future__ import annotations
 
 import functools
-import weakref
 from collections import defaultdict
 from collections.abc import Callable, Collection
 from typing import Any
@@ -35,8 +34,9 @@ class ChangedAfterBulkWrite(RuntimeError):
 class _Bulk:
     def __init__(self, classes: Collection[type[Any]]) -> None:
         self.classes = frozenset(classes)
-        #: The rows written, weakly (a row gone cannot change any more).
-        self.written: list[weakref.ref[Any]] = []
+        #: The rows written. Held until the commit: a row changed and then dropped by its
+        #: owner must still be seen as changed.
+        self.written: list[Any] = []
         #: The classes of the rows written so far in this transaction (see `written_classes`).
         self.written_classes: set[type[Any]] = set()
 
@@ -47,6 +47,11 @@ def write_in_bulk(session: Session, classes: Collection[type[Any]]) -> None:
     for name, listener in (("before_flush", _write), ("before_commit", _check)):
         if not event.contains(session, name, listener):
             event.listen(session, name, listener)
+
+
+def in_bulk(session: Session) -> bool:
+    """Whether this session's new rows of some classes are written in bulk."""
+    return _KEY in session.info
 
 
 def written_classes(session: Session) -> set[type[Any]]:
@@ -69,6 +74,8 @@ def _write(session: Session, _context: object, _instances: object) -> None:
             continue
         table, columns = _plan(type(row))
         state = row.__dict__
+        if state.get("id", 0) is None:  # storage/ids.py gives ids in an earlier listener
+            raise RuntimeError(f"a {type(row).__name__} without an id taken ahead")
         values: dict[str, Any] = {}
         for key, column_key, default in columns:
             if key in state:
@@ -80,7 +87,7 @@ def _write(session: Session, _context: object, _instances: object) -> None:
         # Detached as if just loaded: a later change to it shows as modified at commit.
         make_transient_to_detached(row)
         by_table[table].append(values)
-        bulk.written.append(weakref.ref(row))
+        bulk.written.append(row)
         bulk.written_classes.add(type(row))
     if not by_table:
         return
@@ -136,7 +143,6 @@ def _check(session: Session) -> None:
     bulk: _Bulk | None = session.info.get(_KEY)
     if bulk is None:
         return
-    for ref in bulk.written:
-        row = ref()
-        if row is not None and inspect(row).modified:
+    for row in bulk.written:
+        if inspect(row).modified:
             raise ChangedAfterBulkWrite(f"a {type(row).__name__} changed after it was written")

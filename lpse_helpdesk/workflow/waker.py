@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import Engine, event, text
 from sqlalchemy.orm import Session
 
-from lpse_helpdesk.storage.bulk import written_classes
+from lpse_helpdesk.storage.bulk import in_bulk, written_classes
 from lpse_helpdesk.storage.db import Database, normalise_url
 from lpse_helpdesk.storage.models import SlaClock
 
@@ -129,6 +129,8 @@ def _after_flush(session: Session, _context: Any) -> None:
 def _before_commit(session: Session) -> None:
     if session.in_nested_transaction():
         return
+    if in_bulk(session) and (session.new or session.dirty):
+        session.flush()  # the commit's own flush comes after this listener: write them now
     if _wakers and SlaClock in written_classes(session):
         # Clocks written in bulk (storage/bulk.py) never show in a flush.
         session.info.setdefault(_PENDING, set()).add(SLA_TOPIC)
