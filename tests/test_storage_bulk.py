@@ -87,3 +87,23 @@ async def test_clocks_written_only_by_the_commit_wake_the_sla_scheduler(
     )
     assert stored == [("Dua", 1)]
     assert database.run_sync(lambda s: len(list(s.scalars(select(SlaClock))))) == 1
+
+
+def test_the_transaction_lets_go_of_its_rows_when_it_ends(
+    database: Database, workflow: Workflow, clock: FixedClock
+) -> None:
+    """A closed session may wait for the cyclic collector; the rows of a batch must not."""
+    from lpse_helpdesk.storage.bulk import in_bulk
+
+    committed = _in_bulk(database)
+    _open(committed, workflow, clock, "Tiga")
+    committed.commit()
+    assert not in_bulk(committed)
+    committed.close()
+    rolled_back = _in_bulk(database)
+    _open(rolled_back, workflow, clock, "Empat")
+    rolled_back.flush()
+    rolled_back.rollback()
+    assert not in_bulk(rolled_back)
+    rolled_back.close()
+    assert database.run_sync(lambda s: list(s.scalars(select(Ticket.subject)))) == ["Tiga"]

@@ -44,7 +44,12 @@ class _Bulk:
 def write_in_bulk(session: Session, classes: Collection[type[Any]]) -> None:
     """For the rest of this transaction, new rows of `classes` are written in bulk."""
     session.info[_KEY] = _Bulk(classes)
-    for name, listener in (("before_flush", _write), ("before_commit", _check)):
+    for name, listener in (
+        ("before_flush", _write),
+        ("before_commit", _check),
+        ("after_commit", _done),
+        ("after_rollback", _done),
+    ):
         if not event.contains(session, name, listener):
             event.listen(session, name, listener)
 
@@ -146,3 +151,9 @@ def _check(session: Session) -> None:
     for row in bulk.written:
         if inspect(row).modified:
             raise ChangedAfterBulkWrite(f"a {type(row).__name__} changed after it was written")
+
+
+def _done(session: Session) -> None:
+    """The transaction is over: let go of its rows at once (a closed session may wait for
+    the cyclic collector, and a batch's rows with it)."""
+    session.info.pop(_KEY, None)
