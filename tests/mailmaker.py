@@ -38,3 +38,24 @@ def make_mail(
         name, data = attachment
         mail.add_attachment(data, maintype="application", subtype="pdf", filename=name)
     return mail.as_bytes()
+
+
+def make_bounce(address: str, original_id: str | None) -> bytes:
+    """A DSN from a mailer-daemon: the mail to `address` failed for good; `original_id`, when
+    given, is the Message-ID of the returned mail (in its text/rfc822-headers part)."""
+    headers = f"Message-ID: <{original_id}>\r\nSubject: x\r\n\r\n" if original_id else "\r\n"
+    return (
+        "From: Mail Delivery System <MAILER-DAEMON@mx.example.net>\r\n"
+        "To: helpdesk@lpse.test\r\n"
+        "Subject: Undelivered Mail Returned to Sender\r\n"
+        f"Message-ID: <bounce.{address}.{original_id}@mx.example.net>\r\n"
+        "Return-Path: <>\r\n"
+        f"X-Failed-Recipients: {address}\r\n"
+        "MIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+        "--B\r\nContent-Type: text/plain\r\n\r\nThe mail could not be delivered.\r\n"
+        "--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.example.net\r\n\r\n"
+        f"Final-Recipient: rfc822; {address}\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
+        "--B\r\nContent-Type: text/rfc822-headers\r\n\r\n" + headers + "--B--\r\n"
+    ).encode()

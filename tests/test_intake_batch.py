@@ -33,7 +33,7 @@ from lpse_helpdesk.storage.models import (
 from lpse_helpdesk.timekeeping.clock import FixedClock
 from lpse_helpdesk.workflow.tickets import Workflow
 from tests.conftest import HELPDESK, LKPP
-from tests.mailmaker import make_mail
+from tests.mailmaker import make_bounce, make_mail
 from tests.servers.dovecot import ImapAccount as DovecotAccount
 
 pytestmark = pytest.mark.dovecot
@@ -67,7 +67,11 @@ def intake(workflow: Workflow, domain: DomainConfig) -> Intake:
 
 
 def _service(
-    account: DovecotAccount, intake: Intake, db: Database, clock: FixedClock
+    account: DovecotAccount,
+    intake: Intake,
+    db: Database,
+    clock: FixedClock,
+    kind: type[MailIntakeService] = MailIntakeService,
 ) -> MailIntakeService:
     imap = ImapAccount(
         host=account.host,
@@ -77,7 +81,7 @@ def _service(
         security=Security.PLAIN,
         timeout=10,
     )
-    return MailIntakeService(imap, intake, db, clock, IntakeOptions(poll_seconds=5))
+    return kind(imap, intake, db, clock, IntakeOptions(poll_seconds=5))
 
 
 def _flags(account: DovecotAccount, uids: list[int]) -> dict[int, tuple[str, ...]]:
@@ -86,6 +90,23 @@ def _flags(account: DovecotAccount, uids: list[int]) -> dict[int, tuple[str, ...
     ) as box:
         flags = {int(m.uid or 0): m.flags for m in box.fetch(mark_seen=False, headers_only=True)}
     return {uid: flags[uid] for uid in uids}
+
+
+def _vendor_mails(
+    account: DovecotAccount, count: int, tag: str, *, marked: int = -1, mark: str = ""
+) -> list[int]:
+    """`count` new mails of different vendors (Message-IDs <tag-i@...>); the one at index
+    `marked` has the subject `mark`. Their UIDs."""
+    return [
+        account.append(
+            make_mail(
+                sender=f"Penyedia {i} <p{i}@vendor{i}.co.id>",
+                subject=mark if i == marked else f"Kendala {i}",
+                message_id=f"<{tag}-{i}@vendor{i}.co.id>",
+            )
+        )
+        for i in range(count)
+    ]
 
 
 def _count(db: Database, model: type[Any]) -> int:
@@ -101,22 +122,9 @@ async def test_a_bad_mail_in_a_batch_rolls_back_alone(
 ) -> None:
     config = IntakeConfig(helpdesk_addresses=frozenset({HELPDESK}), lkpp_address=LKPP)
     service = _service(imap_account, BreaksAfterWriting(workflow, domain, config), database, clock)
-    uids = [
-        imap_account.append(
-            make_mail(
-                sender=f"Penyedia {i} <p{i}@vendor{i}.co.id>",
-                subject="RUSAK" if i == 2 else f"Kendala {i}",
-                message_id=f"<batch-{i}@vendor{i}.co.id>",
-            )
-        )
-        for i in range(5)
-    ]
+    uids = _vendor_mails(imap_account, 5, "batch", marked=2, mark="RUSAK")
     bad = uids[2]
-    await service._imap(service.session.connect)
-    try:
-        report = await service.sync_once()
-    finally:
-        await service._imap(service.session.close)
+    report = await _sync(service)
 
     assert report.committed == 4 and report.failed == 1
     # The four good mails are stored with their tickets and outbox rows ...
@@ -157,22 +165,9 @@ async def test_a_database_failure_in_a_batch_commits_none_of_it(
     (on SQLite this needs savepoints nested in a real transaction), none is marked."""
     config = IntakeConfig(helpdesk_addresses=frozenset({HELPDESK}), lkpp_address=LKPP)
     service = _service(imap_account, DatabaseDiesAt(workflow, domain, config), database, clock)
-    uids = [
-        imap_account.append(
-            make_mail(
-                sender=f"Penyedia {i} <p{i}@vendor{i}.co.id>",
-                subject="MATI" if i == 3 else f"Kendala {i}",
-                message_id=f"<dies-{i}@vendor{i}.co.id>",
-            )
-        )
-        for i in range(4)
-    ]
-    await service._imap(service.session.connect)
-    try:
-        with pytest.raises(DatabaseUnavailable):
-            await service.sync_once()
-    finally:
-        await service._imap(service.session.close)
+    uids = _vendor_mails(imap_account, 4, "dies", marked=3, mark="MATI")
+    with pytest.raises(DatabaseUnavailable):
+        await _sync(service)
     assert _count(database, Ticket) == 0 and _count(database, Message) == 0
     assert _count(database, OutboxItem) == 0
     state = database.run_sync(lambda s: s.get(MailboxState, "INBOX"))
@@ -251,17 +246,8 @@ async def test_the_caps_inside_one_batch_decide_as_mail_by_mail(
                 message_id=f"<cap-{i}@vendor.co.id>",
             )
         )
-    imap = ImapAccount(
-        host=imap_account.host,
-        port=imap_account.port,
-        user=imap_account.user,
-        password=imap_account.password,
-        security=Security.PLAIN,
-        timeout=10,
-    )
     kind = MailIntakeService if together else StoredApart
-    service = kind(imap, intake, database, clock, IntakeOptions(poll_seconds=5))
-    report = await _sync(service)
+    report = await _sync(_service(imap_account, intake, database, clock, kind))
 
     assert report.outcomes == {"opened": 10, "flood": 2} and report.failed == 0
     mails = database.run_sync(
@@ -314,14 +300,7 @@ async def test_a_row_changed_after_the_bulk_write_is_kept(
     config = IntakeConfig(helpdesk_addresses=frozenset({HELPDESK}), lkpp_address=LKPP)
     intake = ChangesItsAcknowledgement(workflow, domain, config)
     service = _service(imap_account, intake, database, clock)
-    for i in range(3):
-        imap_account.append(
-            make_mail(
-                sender=f"Penyedia {i} <p{i}@vendor{i}.co.id>",
-                subject="UBAH" if i == 1 else f"Kendala {i}",
-                message_id=f"<change-{i}@vendor{i}.co.id>",
-            )
-        )
+    _vendor_mails(imap_account, 3, "change", marked=1, mark="UBAH")
     report = await _sync(service)
     assert report.outcomes == {"opened": 3} and report.failed == 0
     errors = database.run_sync(
@@ -341,34 +320,13 @@ async def test_tickets_stored_together_wake_the_sla_clocks_and_the_senders(
     woken = {topic: asyncio.Event() for topic in (SLA_TOPIC, "mail", "telegram")}
     stops = [waker_for(database).subscribe(t, e.set) for t, e in woken.items()]
     try:
-        for i in range(3):
-            imap_account.append(
-                make_mail(
-                    sender=f"Penyedia {i} <p{i}@vendor{i}.co.id>",
-                    message_id=f"<wake-{i}@vendor{i}.co.id>",
-                )
-            )
+        _vendor_mails(imap_account, 3, "wake")
         report = await _sync(_service(imap_account, intake, database, clock))
         assert report.outcomes == {"opened": 3}
         await asyncio.wait_for(asyncio.gather(*(e.wait() for e in woken.values())), 5)
     finally:
         for stop in stops:
             stop()
-
-
-def _bounce_of(address: str, original_id: str) -> bytes:
-    return (
-        "From: Mail Delivery System <MAILER-DAEMON@mx.example.net>\r\n"
-        f"To: {HELPDESK}\r\nSubject: Undelivered Mail Returned to Sender\r\n"
-        f"Message-ID: <bounce.{original_id}@mx.example.net>\r\nReturn-Path: <>\r\n"
-        f"X-Failed-Recipients: {address}\r\nMIME-Version: 1.0\r\n"
-        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
-        "--B\r\nContent-Type: text/plain\r\n\r\nThe mail could not be delivered.\r\n"
-        "--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx\r\n\r\n"
-        f"Final-Recipient: rfc822; {address}\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
-        f"--B\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: <{original_id}>\r\n\r\n"
-        "--B--\r\n"
-    ).encode()
 
 
 def _contents(db: Database) -> dict[str, list[tuple[Any, ...]]]:
@@ -431,15 +389,7 @@ async def test_a_batch_stored_together_stores_what_mail_by_mail_stores(
         else:
             db = Database.from_url(f"sqlite:///{tmp_path / 'apart.sqlite3'}")
             upgrade(db.engine)
-        imap = ImapAccount(
-            host=account.host,
-            port=account.port,
-            user=account.user,
-            password=account.password,
-            security=Security.PLAIN,
-            timeout=10,
-        )
-        service = kind(imap, intake, db, clock, IntakeOptions(poll_seconds=5))
+        service = _service(account, intake, db, clock, kind)
         account.append(make_mail(sender="Lama <lama@vendor.co.id>", message_id="<old@v.co.id>"))
         await _sync(service)
         ack = db.run_sync(
@@ -469,7 +419,7 @@ async def test_a_batch_stored_together_stores_what_mail_by_mail_stores(
                 message_id="<c1@v.co.id>",
                 headers={"Auto-Submitted": "auto-replied"},
             ),
-            _bounce_of("lama@vendor.co.id", ack or ""),
+            make_bounce("lama@vendor.co.id", ack or ""),
             make_mail(
                 sender="Lama <lama@vendor.co.id>",
                 subject="Re: Gagal upload penawaran",

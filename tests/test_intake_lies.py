@@ -24,7 +24,7 @@ from lpse_helpdesk.storage.models import (
 )
 from lpse_helpdesk.workflow.tickets import Workflow
 from tests.conftest import HELPDESK, LKPP, WIB
-from tests.mailmaker import make_mail
+from tests.mailmaker import make_bounce, make_mail
 from tests.test_intake_rules import ingest, mails
 
 
@@ -32,25 +32,6 @@ from tests.test_intake_rules import ingest, mails
 def intake(workflow: Workflow, domain: DomainConfig) -> Intake:
     config = IntakeConfig(helpdesk_addresses=frozenset({HELPDESK}), lkpp_address=LKPP)
     return Intake(workflow, domain, config)
-
-
-def _bounce(address: str, original_id: str | None) -> bytes:
-    headers = f"Message-ID: <{original_id}>\r\nSubject: x\r\n\r\n" if original_id else "\r\n"
-    return (
-        "From: Mail Delivery System <MAILER-DAEMON@mx.example.net>\r\n"
-        "To: helpdesk@lpse.test\r\n"
-        "Subject: Undelivered Mail Returned to Sender\r\n"
-        f"Message-ID: <bounce.{address}.{original_id}@mx.example.net>\r\n"
-        "Return-Path: <>\r\n"
-        f"X-Failed-Recipients: {address}\r\n"
-        "MIME-Version: 1.0\r\n"
-        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
-        "--B\r\nContent-Type: text/plain\r\n\r\nThe mail could not be delivered.\r\n"
-        "--B\r\nContent-Type: message/delivery-status\r\n\r\n"
-        "Reporting-MTA: dns; mx.example.net\r\n\r\n"
-        f"Final-Recipient: rfc822; {address}\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
-        "--B\r\nContent-Type: text/rfc822-headers\r\n\r\n" + headers + "--B--\r\n"
-    ).encode()
 
 
 def test_a_reused_message_id_with_new_content_is_a_new_mail(db: Database, intake: Intake) -> None:
@@ -79,7 +60,7 @@ def test_the_database_refuses_a_second_copy(db: Database, intake: Intake) -> Non
 
 
 def test_a_bounce_of_mail_we_never_sent_flags_nobody(db: Database, intake: Intake) -> None:
-    result = ingest(db, intake, _bounce("korban@contoh.co.id", "spoofed@elsewhere.net"))
+    result = ingest(db, intake, make_bounce("korban@contoh.co.id", "spoofed@elsewhere.net"))
     assert result.outcome is Outcome.BOUNCE
     assert db.run_sync(lambda s: s.get(FlaggedAddress, "korban@contoh.co.id")) is None
 
@@ -87,7 +68,7 @@ def test_a_bounce_of_mail_we_never_sent_flags_nobody(db: Database, intake: Intak
 def test_a_bounce_of_our_mail_flags_and_staff_can_clear_it(db: Database, intake: Intake) -> None:
     ingest(db, intake, make_mail(sender="penuh@vendor.co.id"))
     ack = mails(db, "acknowledgement")[0]
-    ingest(db, intake, _bounce("penuh@vendor.co.id", ack.message_id))
+    ingest(db, intake, make_bounce("penuh@vendor.co.id", ack.message_id))
     assert db.run_sync(lambda s: s.get(FlaggedAddress, "penuh@vendor.co.id")) is not None
     notice = db.run_sync(
         lambda s: next(
@@ -113,7 +94,7 @@ def test_a_bounce_of_our_mail_flags_and_staff_can_clear_it(db: Database, intake:
 
 def test_a_bounce_for_an_address_we_mailed_recently_flags_it(db: Database, intake: Intake) -> None:
     ingest(db, intake, make_mail(sender="lama@vendor.co.id"))
-    ingest(db, intake, _bounce("lama@vendor.co.id", None))  # names no mail of ours
+    ingest(db, intake, make_bounce("lama@vendor.co.id", None))  # names no mail of ours
     assert db.run_sync(lambda s: s.get(FlaggedAddress, "lama@vendor.co.id")) is not None
 
 

@@ -111,6 +111,11 @@ class SyncReport:
     skipped_old: int = 0  # left on the server by the first sync (older than the backfill)
     outcomes: dict[str, int] = field(default_factory=dict)
 
+    def stored(self, outcome: str) -> None:
+        """One mail committed (or to be, with its batch), with what became of it."""
+        self.committed += 1
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+
     def add(self, other: SyncReport) -> None:
         """Count in what a batch did, once its transaction committed."""
         self.fetched += other.fetched
@@ -559,26 +564,14 @@ class MailIntakeService:
         try:
             with self.db.batch_transaction() as session:
                 take_ids_ahead(session)
-                write_in_bulk(
-                    session, (Ticket, Message, AuditEvent, Attachment, OutboxItem, SlaClock)
-                )
+                write_in_bulk(session, _WRITTEN_IN_BULK)
                 prepared = [o for o in outcomes if isinstance(o, Prepared)]
                 self.intake.expect_batch(
                     session,
                     [(p, mail.internaldate) for mail, p in zip(batch, prepared, strict=True)],
                 )
                 for mail, one in zip(batch, prepared, strict=True):
-                    result = self.intake.ingest_prepared(
-                        session,
-                        with_raw(one, mail.raw),
-                        mailbox=folder,
-                        uid=mail.uid,
-                        uidvalidity=uidvalidity,
-                        internaldate=mail.internaldate,
-                    )
-                    done.committed += 1
-                    outcome = result.outcome.value
-                    done.outcomes[outcome] = done.outcomes.get(outcome, 0) + 1
+                    done.stored(self._store_mail(session, mail, one, folder, uidvalidity))
                 self._advance(session, folder, max(mail.uid for mail in batch))
         except Exception as error:
             if is_transient(error):
@@ -666,6 +659,20 @@ class MailIntakeService:
             raise
         return None if report.quarantined > before else False
 
+    def _store_mail(
+        self, session: Session, mail: FetchedMail, prepared: Prepared, folder: str, uidvalidity: int
+    ) -> str:
+        """Ingest one prepared mail in the caller's transaction; the outcome's name."""
+        result = self.intake.ingest_prepared(
+            session,
+            with_raw(prepared, mail.raw),
+            mailbox=folder,
+            uid=mail.uid,
+            uidvalidity=uidvalidity,
+            internaldate=mail.internaldate,
+        )
+        return result.outcome.value
+
     def _ingest_one(
         self,
         session: Session,
@@ -673,7 +680,7 @@ class MailIntakeService:
         folder: str,
         uidvalidity: int,
         report: SyncReport,
-        prepared: Prepared | None = None,
+        prepared: Prepared,
     ) -> bool:
         """One mail in its own savepoint of the batch's transaction; True when it may be
         marked handled (once the batch committed).
@@ -682,32 +689,13 @@ class MailIntakeService:
         """
         try:
             with session.begin_nested():
-                if prepared is None:
-                    result = self.intake.ingest(
-                        session,
-                        mail.raw,
-                        mailbox=folder,
-                        uid=mail.uid,
-                        uidvalidity=uidvalidity,
-                        internaldate=mail.internaldate,
-                    )
-                else:
-                    result = self.intake.ingest_prepared(
-                        session,
-                        with_raw(prepared, mail.raw),
-                        mailbox=folder,
-                        uid=mail.uid,
-                        uidvalidity=uidvalidity,
-                        internaldate=mail.internaldate,
-                    )
-            report.committed += 1
-            report.outcomes[result.outcome.value] = report.outcomes.get(result.outcome.value, 0) + 1
+                outcome = self._store_mail(session, mail, prepared, folder, uidvalidity)
+            report.stored(outcome)
             return True
         except Exception as error:
             if is_duplicate_race(error):
                 # Another process stored this very mail a moment ago.
-                report.committed += 1
-                report.outcomes["duplicate"] = report.outcomes.get("duplicate", 0) + 1
+                report.stored("duplicate")
                 return True
             if is_transient(error):
                 log.warning("database unavailable on mail UID %s: %s", mail.uid, error)

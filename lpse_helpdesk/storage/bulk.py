@@ -37,8 +37,6 @@ class _Bulk:
         #: The rows written. Held until the commit: a row changed and then dropped by its
         #: owner must still be seen as changed.
         self.written: list[Any] = []
-        #: The classes of the rows written so far in this transaction (see `written_classes`).
-        self.written_classes: set[type[Any]] = set()
 
 
 def write_in_bulk(session: Session, classes: Collection[type[Any]]) -> None:
@@ -57,14 +55,6 @@ def write_in_bulk(session: Session, classes: Collection[type[Any]]) -> None:
 def in_bulk(session: Session) -> bool:
     """Whether this session's new rows of some classes are written in bulk."""
     return _KEY in session.info
-
-
-def written_classes(session: Session) -> set[type[Any]]:
-    """The classes of the rows this transaction wrote in bulk so far. Such rows never reach
-    the flush itself (nor ``session.new`` in an ``after_flush`` listener); a flush left with
-    nothing else to do does not even call ``after_flush``."""
-    bulk: _Bulk | None = session.info.get(_KEY)
-    return set(bulk.written_classes) if bulk is not None else set()
 
 
 def _write(session: Session, _context: object, _instances: object) -> None:
@@ -93,7 +83,6 @@ def _write(session: Session, _context: object, _instances: object) -> None:
         make_transient_to_detached(row)
         by_table[table].append(values)
         bulk.written.append(row)
-        bulk.written_classes.add(type(row))
     if not by_table:
         return
     connection = session.connection()

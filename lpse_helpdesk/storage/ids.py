@@ -31,11 +31,12 @@ class IdBlock:
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self._sequences = session.get_bind().dialect.name == "postgresql"
         self._next: dict[str, int] = {}
         self._left: dict[str, list[int]] = {}
 
     def take(self, table: Table) -> int:
-        if self.session.get_bind().dialect.name == "postgresql":
+        if self._sequences:
             return self._from_sequence(table)
         name = table.name
         if name not in self._next:
@@ -64,11 +65,17 @@ class IdBlock:
 def take_ids_ahead(session: Session) -> IdBlock:
     """From now on in this transaction, `assign_id` takes ids ahead instead of flushing,
     and every new row with an integer ``id`` gets one before it is flushed: the flush then
-    writes each table's rows with one executemany instead of one INSERT ... RETURNING."""
+    writes each table's rows with one executemany instead of one INSERT ... RETURNING.
+    When the transaction ends the block goes (a later transaction would find other rows)."""
     block = IdBlock(session)
     session.info[_IDS] = block
-    if not event.contains(session, "before_flush", _ids_before_flush):
-        event.listen(session, "before_flush", _ids_before_flush)
+    for name, listener in (
+        ("before_flush", _ids_before_flush),
+        ("after_commit", _stop_taking_ids),
+        ("after_rollback", _stop_taking_ids),
+    ):
+        if not event.contains(session, name, listener):
+            event.listen(session, name, listener)
     return block
 
 
@@ -88,7 +95,7 @@ def _ids_before_flush(session: Session, _context: object, _instances: object) ->
             row.id = block.take(table)
 
 
-def stop_taking_ids(session: Session) -> None:
+def _stop_taking_ids(session: Session) -> None:
     session.info.pop(_IDS, None)
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime as dt
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from lpse_helpdesk.domain.model import DomainConfig, SopStep
 from lpse_helpdesk.sop.machine import PauseClock, RestartClock, ResumeClock, StartClock, StopClock
 from lpse_helpdesk.storage.models import SlaClock, Ticket
 from lpse_helpdesk.timekeeping.calendar import BusinessCalendar
+from lpse_helpdesk.workflow.waker import SLA_TOPIC, wake_after_commit
 
 ClockEffect = StartClock | StopClock | PauseClock | ResumeClock | RestartClock
 
@@ -48,6 +49,7 @@ class SlaKeeper:
             self.stop(previous, now)
         deadline = self.calendar.deadline(now, duration)
         budget = self.calendar.elapsed_minutes(now, deadline)
+        wake_after_commit(session, SLA_TOPIC)  # the scheduler sleeps until the next deadline
         session.add(
             SlaClock(
                 ticket_id=ticket.id,
@@ -69,6 +71,7 @@ class SlaKeeper:
     def stop(self, clock: SlaClock, now: dt.datetime, *, missed: bool = False) -> None:
         """Stop the clock; `missed` when the step ended without being done (mail failed)."""
         minutes = self.used(clock, now)
+        _deadline_changes(clock)
         clock.stopped_at = now
         clock.business_minutes = round(minutes, 2)
         clock.met = not missed and minutes <= clock.budget_minutes + 1e-6
@@ -76,12 +79,14 @@ class SlaKeeper:
 
     def pause(self, clock: SlaClock, now: dt.datetime) -> None:
         if clock.paused_at is None:
+            _deadline_changes(clock)
             clock.used_minutes = self.used(clock, now)
             clock.paused_at = now
             clock.deadline_at = None
 
     def resume(self, clock: SlaClock, now: dt.datetime) -> None:
         if clock.paused_at is not None:
+            _deadline_changes(clock)
             clock.paused_at = None
             clock.resumed_at = now
             left = max(clock.budget_minutes - clock.used_minutes, 0.0)
@@ -94,6 +99,7 @@ class SlaKeeper:
         if clock is None or duration is None:
             return
         deadline = self.calendar.deadline(clock.started_at, duration)
+        _deadline_changes(clock)
         clock.budget_minutes = self.calendar.elapsed_minutes(clock.started_at, deadline)
         # A new budget deserves its own reminder and breach alert.
         clock.reminded_at = None
@@ -136,3 +142,10 @@ class SlaKeeper:
         clock = self.running(session, ticket_id, step)
         if clock is not None:
             self.stop(clock, now, missed=missed)
+
+
+def _deadline_changes(clock: SlaClock) -> None:
+    """The SLA scheduler sleeps until the next deadline: wake it once this commits."""
+    session = object_session(clock)
+    if session is not None:
+        wake_after_commit(session, SLA_TOPIC)

@@ -1,6 +1,7 @@
 """Wake the senders the moment a commit queued work for them, here and in other instances.
 
-A session that flushes new outbox rows (or SLA clocks) remembers their topics; when its
+A session that queues outbox rows or changes an SLA deadline (the outbox's enqueue
+functions and the SLA keeper call `wake_after_commit`) remembers the topics; when its
 transaction commits, every subscriber of those topics is called on its own event loop
 (``loop.call_soon_threadsafe``: the commit happens on a database worker thread). On
 PostgreSQL the commit also carries a ``NOTIFY lpse_wake`` per topic (sent by the server only
@@ -18,14 +19,11 @@ import random
 import threading
 import weakref
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from sqlalchemy import Engine, event, text
 from sqlalchemy.orm import Session
 
-from lpse_helpdesk.storage.bulk import in_bulk, written_classes
 from lpse_helpdesk.storage.db import Database, normalise_url
-from lpse_helpdesk.storage.models import SlaClock
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +39,7 @@ _installed = False
 def wake_after_commit(session: Session, *topics: str) -> None:
     """Wake the senders of `topics` when this session's transaction commits.
 
-    The outbox's enqueue functions call it; SLA clocks added or changed through the ORM are
-    noticed by themselves once a waker exists in this process.
+    The outbox's enqueue functions call it, and the SLA keeper whenever a deadline changes.
     """
     _install()
     session.info.setdefault(_PENDING, set()).update(topics)
@@ -103,7 +100,6 @@ def _install() -> None:
     with _install_lock:
         if _installed:
             return
-        event.listen(Session, "after_flush", _after_flush)
         event.listen(Session, "before_commit", _before_commit)
         event.listen(Session, "after_commit", _after_commit)
         event.listen(Session, "after_rollback", _after_rollback)
@@ -115,13 +111,6 @@ def _engine(session: Session) -> Engine | None:
     return bind if isinstance(bind, Engine) else bind.engine
 
 
-def _after_flush(session: Session, _context: Any) -> None:
-    if not _wakers:
-        return  # nobody in this process waits for SLA changes
-    if any(isinstance(obj, SlaClock) for obj in (*session.new, *session.dirty)):
-        session.info.setdefault(_PENDING, set()).add(SLA_TOPIC)
-
-
 # A savepoint's commit or rollback fires these events too: only the outermost counts (a mail
 # rolled back to its savepoint leaves the other mails' wake-ups in place).
 
@@ -129,16 +118,9 @@ def _after_flush(session: Session, _context: Any) -> None:
 def _before_commit(session: Session) -> None:
     if session.in_nested_transaction():
         return
-    if in_bulk(session) and (session.new or session.dirty):
-        session.flush()  # the commit's own flush comes after this listener: write them now
-    if _wakers and SlaClock in written_classes(session):
-        # Clocks written in bulk (storage/bulk.py) never show in a flush.
-        session.info.setdefault(_PENDING, set()).add(SLA_TOPIC)
     engine = _engine(session)
     if engine is None or engine.dialect.name != "postgresql":
         return
-    if session.new or session.dirty:
-        session.flush()  # rows still to be flushed may add topics
     topics = session.info.get(_PENDING)
     if topics:
         # Delivered by the server when (and only if) this transaction commits.
