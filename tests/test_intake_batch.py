@@ -13,10 +13,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from lpse_helpdesk.bridge.failures import DatabaseUnavailable
-from lpse_helpdesk.bridge.imap_client import ImapAccount
-from lpse_helpdesk.bridge.inbound import IntakeOptions, MailIntakeService
+from lpse_helpdesk.bridge.inbound import MailIntakeService
 from lpse_helpdesk.bridge.intake import Intake, IntakeConfig
-from lpse_helpdesk.config.settings import Security
 from lpse_helpdesk.domain.model import DomainConfig
 from lpse_helpdesk.storage.db import Database, upgrade
 from lpse_helpdesk.storage.models import (
@@ -33,6 +31,7 @@ from lpse_helpdesk.storage.models import (
 from lpse_helpdesk.timekeeping.clock import FixedClock
 from lpse_helpdesk.workflow.tickets import Workflow
 from tests.conftest import HELPDESK, LKPP
+from tests.intake_support import intake_service
 from tests.mailmaker import make_bounce, make_mail
 from tests.servers.dovecot import ImapAccount as DovecotAccount
 
@@ -64,24 +63,6 @@ def database(request: pytest.FixtureRequest, sqlite_url: str) -> Iterator[Databa
 def intake(workflow: Workflow, domain: DomainConfig) -> Intake:
     config = IntakeConfig(helpdesk_addresses=frozenset({HELPDESK}), lkpp_address=LKPP)
     return Intake(workflow, domain, config)
-
-
-def _service(
-    account: DovecotAccount,
-    intake: Intake,
-    db: Database,
-    clock: FixedClock,
-    kind: type[MailIntakeService] = MailIntakeService,
-) -> MailIntakeService:
-    imap = ImapAccount(
-        host=account.host,
-        port=account.port,
-        user=account.user,
-        password=account.password,
-        security=Security.PLAIN,
-        timeout=10,
-    )
-    return kind(imap, intake, db, clock, IntakeOptions(poll_seconds=5))
 
 
 def _flags(account: DovecotAccount, uids: list[int]) -> dict[int, tuple[str, ...]]:
@@ -121,7 +102,9 @@ async def test_a_bad_mail_in_a_batch_rolls_back_alone(
     clock: FixedClock,
 ) -> None:
     config = IntakeConfig(helpdesk_addresses=frozenset({HELPDESK}), lkpp_address=LKPP)
-    service = _service(imap_account, BreaksAfterWriting(workflow, domain, config), database, clock)
+    service = intake_service(
+        imap_account, BreaksAfterWriting(workflow, domain, config), database, clock
+    )
     uids = _vendor_mails(imap_account, 5, "batch", marked=2, mark="RUSAK")
     bad = uids[2]
     report = await _sync(service)
@@ -164,7 +147,9 @@ async def test_a_database_failure_in_a_batch_commits_none_of_it(
     """All or nothing: the mails stored before the failure are not committed on their own
     (on SQLite this needs savepoints nested in a real transaction), none is marked."""
     config = IntakeConfig(helpdesk_addresses=frozenset({HELPDESK}), lkpp_address=LKPP)
-    service = _service(imap_account, DatabaseDiesAt(workflow, domain, config), database, clock)
+    service = intake_service(
+        imap_account, DatabaseDiesAt(workflow, domain, config), database, clock
+    )
     uids = _vendor_mails(imap_account, 4, "dies", marked=3, mark="MATI")
     with pytest.raises(DatabaseUnavailable):
         await _sync(service)
@@ -192,7 +177,7 @@ async def test_a_batch_finds_copies_and_unflags_senders_like_single_mails(
     )
     earlier = make_mail(sender="Lama <p0@vendor0.co.id>", message_id="<copy-0@vendor0.co.id>")
     imap_account.append(earlier)
-    service = _service(imap_account, intake, database, clock)
+    service = intake_service(imap_account, intake, database, clock)
     await service._imap(service.session.connect)
     try:
         first = await service.sync_once()
@@ -247,7 +232,7 @@ async def test_the_caps_inside_one_batch_decide_as_mail_by_mail(
             )
         )
     kind = MailIntakeService if together else StoredApart
-    report = await _sync(_service(imap_account, intake, database, clock, kind))
+    report = await _sync(intake_service(imap_account, intake, database, clock, kind=kind))
 
     assert report.outcomes == {"opened": 10, "flood": 2} and report.failed == 0
     mails = database.run_sync(
@@ -299,7 +284,7 @@ async def test_a_row_changed_after_the_bulk_write_is_kept(
 ) -> None:
     config = IntakeConfig(helpdesk_addresses=frozenset({HELPDESK}), lkpp_address=LKPP)
     intake = ChangesItsAcknowledgement(workflow, domain, config)
-    service = _service(imap_account, intake, database, clock)
+    service = intake_service(imap_account, intake, database, clock)
     _vendor_mails(imap_account, 3, "change", marked=1, mark="UBAH")
     report = await _sync(service)
     assert report.outcomes == {"opened": 3} and report.failed == 0
@@ -321,7 +306,7 @@ async def test_tickets_stored_together_wake_the_sla_clocks_and_the_senders(
     stops = [waker_for(database).subscribe(t, e.set) for t, e in woken.items()]
     try:
         _vendor_mails(imap_account, 3, "wake")
-        report = await _sync(_service(imap_account, intake, database, clock))
+        report = await _sync(intake_service(imap_account, intake, database, clock))
         assert report.outcomes == {"opened": 3}
         await asyncio.wait_for(asyncio.gather(*(e.wait() for e in woken.values())), 5)
     finally:
@@ -389,7 +374,7 @@ async def test_a_batch_stored_together_stores_what_mail_by_mail_stores(
         else:
             db = Database.from_url(f"sqlite:///{tmp_path / 'apart.sqlite3'}")
             upgrade(db.engine)
-        service = _service(account, intake, db, clock, kind)
+        service = intake_service(account, intake, db, clock, kind=kind)
         account.append(make_mail(sender="Lama <lama@vendor.co.id>", message_id="<old@v.co.id>"))
         await _sync(service)
         ack = db.run_sync(

@@ -12,15 +12,12 @@ from imap_tools import MailBoxUnencrypted
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from lpse_helpdesk.bridge.imap_client import ImapAccount
 from lpse_helpdesk.bridge.inbound import (
     PARALLEL_FROM,
     PIPELINE_BATCH,
-    IntakeOptions,
     MailIntakeService,
 )
 from lpse_helpdesk.bridge.intake import Intake, IntakeConfig
-from lpse_helpdesk.config.settings import Security
 from lpse_helpdesk.domain.model import DomainConfig
 from lpse_helpdesk.storage.db import Database
 from lpse_helpdesk.storage.models import (
@@ -34,6 +31,7 @@ from lpse_helpdesk.storage.models import (
 from lpse_helpdesk.timekeeping.clock import FixedClock
 from lpse_helpdesk.workflow.tickets import Workflow
 from tests.conftest import HELPDESK, LKPP
+from tests.intake_support import intake_service
 from tests.mailmaker import make_mail
 from tests.servers.dovecot import ImapAccount as DovecotAccount
 
@@ -45,25 +43,6 @@ def _intake(workflow: Workflow, domain: DomainConfig) -> Intake:
     return Intake(workflow, domain, config)
 
 
-def _service(
-    account: DovecotAccount,
-    intake: Intake,
-    db: Database,
-    clock: FixedClock,
-    **options: Any,
-) -> MailIntakeService:
-    imap = ImapAccount(
-        host=account.host,
-        port=account.port,
-        user=account.user,
-        password=account.password,
-        security=Security.PLAIN,
-        timeout=10,
-    )
-    defaults: dict[str, Any] = {"backoff_first": 0.05, "backoff_cap": 0.2, "poll_seconds": 5}
-    return MailIntakeService(imap, intake, db, clock, IntakeOptions(**{**defaults, **options}))
-
-
 @pytest.fixture
 def intake(workflow: Workflow, domain: DomainConfig) -> Intake:
     return _intake(workflow, domain)
@@ -73,7 +52,7 @@ def intake(workflow: Workflow, domain: DomainConfig) -> Intake:
 async def service(
     imap_account: DovecotAccount, intake: Intake, db: Database, clock: FixedClock
 ) -> AsyncIterator[MailIntakeService]:
-    svc = _service(imap_account, intake, db, clock)
+    svc = intake_service(imap_account, intake, db, clock)
     yield svc
 
 
@@ -160,7 +139,7 @@ async def test_bulk_backlog_and_duplicates(
 async def test_processed_folder(
     imap_account: DovecotAccount, intake: Intake, db: Database, clock: FixedClock
 ) -> None:
-    service = _service(imap_account, intake, db, clock, processed_folder="Diproses")
+    service = intake_service(imap_account, intake, db, clock, processed_folder="Diproses")
     imap_account.append(make_mail())
     await _connect(service)
     await service.sync_once()
@@ -174,13 +153,13 @@ async def test_crash_between_fetch_and_commit(
 ) -> None:
     """The process dies after FETCH: nothing was committed or marked; a new run ingests once."""
     imap_account.append(make_mail())
-    crashed = _service(imap_account, intake, db, clock)
+    crashed = intake_service(imap_account, intake, db, clock)
     await _connect(crashed)
     fetched = await crashed._imap(lambda: crashed.session.fetch(crashed.session.uids_after(0)))
     assert len(fetched) == 1
     await crashed._imap(crashed.session.close)  # ...and it dies here
 
-    restarted = _service(imap_account, intake, db, clock)
+    restarted = intake_service(imap_account, intake, db, clock)
     await _connect(restarted)
     await restarted.sync_once()
     assert _count(db, Ticket) == 1
@@ -197,7 +176,7 @@ async def test_crash_between_commit_and_marking(
     db.run_sync(lambda s: intake.ingest(s, raw, mailbox="INBOX", uid=uid))
     assert "\\Seen" not in _flags(imap_account)[uid]
 
-    restarted = _service(imap_account, intake, db, clock)
+    restarted = intake_service(imap_account, intake, db, clock)
     await _connect(restarted)
     report = await restarted.sync_once()
     assert report.outcomes == {"duplicate": 1}
@@ -243,7 +222,7 @@ async def test_a_failing_mail_is_retried_then_quarantined(
     clock: FixedClock,
 ) -> None:
     flaky = FlakyIntake(workflow, domain, _intake(workflow, domain).config)
-    service = _service(imap_account, flaky, db, clock, quarantine_folder="Karantina")
+    service = intake_service(imap_account, flaky, db, clock, quarantine_folder="Karantina")
     bad = imap_account.append(make_mail(subject="RUSAK"))
     imap_account.append(make_mail(subject="Baik"))
     await _connect(service)
@@ -308,7 +287,7 @@ async def test_rejected_login_is_reported_once_and_retried(
         password="wrong",
         server=imap_account.server,
     )
-    service = _service(wrong, intake, db, clock, report_after_failures=2)
+    service = intake_service(wrong, intake, db, clock, report_after_failures=2)
     await service.start()
     try:
 
@@ -337,7 +316,7 @@ async def test_server_down_then_up(
         password=imap_account.password,
         server=imap_account.server,
     )
-    service = _service(down, intake, db, clock, report_after_failures=1)
+    service = intake_service(down, intake, db, clock, report_after_failures=1)
     await service.start()
     try:
         await _wait(lambda: service._reported, timeout=10)
@@ -377,7 +356,7 @@ async def test_renumbered_mailbox_does_not_hide_new_mail(
     imap_account: DovecotAccount, intake: Intake, db: Database, clock: FixedClock
 ) -> None:
     """After a UIDVALIDITY change, new mails with old UID numbers are read, not skipped."""
-    service = _service(imap_account, intake, db, clock, processed_folder="Diproses")
+    service = intake_service(imap_account, intake, db, clock, processed_folder="Diproses")
     for i in range(3):
         imap_account.append(make_mail(subject=f"Lama {i}", sender=f"l{i}@x.co.id"))
     await _connect(service)

@@ -1,0 +1,35 @@
+"""The real mail intake service pointed at a test Dovecot account."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lpse_helpdesk.bridge.imap_client import ImapAccount
+from lpse_helpdesk.bridge.inbound import IntakeOptions, MailIntakeService
+from lpse_helpdesk.bridge.intake import Intake
+from lpse_helpdesk.config.settings import Security
+from lpse_helpdesk.storage.db import Database
+from lpse_helpdesk.timekeeping.clock import Clock
+from tests.servers.dovecot import ImapAccount as DovecotAccount
+
+
+def intake_service(
+    account: DovecotAccount,
+    intake: Intake,
+    db: Database,
+    clock: Clock,
+    *,
+    kind: type[MailIntakeService] = MailIntakeService,
+    **options: Any,
+) -> MailIntakeService:
+    """Plain IMAP, a short timeout and quick reconnects; `options` override IntakeOptions."""
+    imap = ImapAccount(
+        host=account.host,
+        port=account.port,
+        user=account.user,
+        password=account.password,
+        security=Security.PLAIN,
+        timeout=10,
+    )
+    defaults: dict[str, Any] = {"backoff_first": 0.05, "backoff_cap": 0.2, "poll_seconds": 5}
+    return kind(imap, intake, db, clock, IntakeOptions(**{**defaults, **options}))
