@@ -32,10 +32,11 @@ from lpse_helpdesk.storage.models import (
 )
 from lpse_helpdesk.timekeeping.clock import FixedClock
 from lpse_helpdesk.workflow.tickets import Workflow
+from tests.intake_support import intake_service
 from tests.mailmaker import make_mail
 from tests.servers.dovecot import DovecotServer
 from tests.servers.dovecot import ImapAccount as DovecotAccount
-from tests.test_intake_imap import _count, _flags, _intake, _service, _wait
+from tests.test_intake_imap import _count, _flags, _intake, _wait
 
 pytestmark = pytest.mark.dovecot
 
@@ -85,7 +86,7 @@ async def test_first_start_on_a_mailbox_with_history_then_import_twice(
         imap_account.append(
             make_mail(subject=f"Baru {i}", sender=f"baru{i}@vendor.co.id"), date=when
         )
-    service = _service(imap_account, intake, db, clock)
+    service = intake_service(imap_account, intake, db, clock)
     try:
         await service._imap(service.session.connect)
         report = await service.sync_once()
@@ -221,7 +222,7 @@ async def test_hostile_mails_do_not_stall_the_mail_after_them(
         imap_account.append(raw)
     imap_account.append(make_mail(subject="Normal sesudahnya", sender="normal@vendor.co.id"))
     # Each mail parses well inside 10 s (a regex that backtracks would take minutes).
-    service = _service(imap_account, intake, db, clock, parse_seconds=10)
+    service = intake_service(imap_account, intake, db, clock, parse_seconds=10)
     try:
         await service._imap(service.session.connect)
         report = await service.sync_once()
@@ -253,7 +254,7 @@ async def test_a_mail_over_its_parse_budget_is_quarantined_and_the_next_flows_on
 ) -> None:
     imap_account.append(make_mail(subject="LAMBAT sekali", sender="slow@vendor.co.id"))
     imap_account.append(make_mail(subject="Sesudahnya", sender="next@vendor.co.id"))
-    service = _service(imap_account, intake, db, clock, quarantine_folder="Karantina")
+    service = intake_service(imap_account, intake, db, clock, quarantine_folder="Karantina")
     service.worker = ParseWorker(
         intake.config.max_bytes,
         intake.config.helpdesk_addresses,
@@ -293,7 +294,7 @@ async def test_a_locked_database_is_retried_and_never_quarantines(
 
     db.engine.dispose()  # new connections get the short wait
     imap_account.append(make_mail(subject="Saat terkunci"))
-    service = _service(imap_account, intake, db, clock)
+    service = intake_service(imap_account, intake, db, clock)
     path = sqlite_url.removeprefix("sqlite:///")
     blocker = sqlite3.connect(path, isolation_level=None)
     try:
@@ -319,7 +320,7 @@ MAX_TRIES = 4  # more than MAX_FAILURES: a mail would have been quarantined by n
 async def test_a_refused_folder_is_reported_once_and_does_not_stall(
     imap_account: DovecotAccount, intake: Intake, db: Database, clock: FixedClock
 ) -> None:
-    service = _service(imap_account, intake, db, clock, processed_folder="~Diproses")
+    service = intake_service(imap_account, intake, db, clock, processed_folder="~Diproses")
     try:
         await service._imap(service.session.connect)
         for i in range(3):
@@ -343,7 +344,7 @@ async def test_dovecot_stopped_and_started_mid_idle(
     db: Database,
     clock: FixedClock,
 ) -> None:
-    service = _service(imap_account, intake, db, clock, report_after_failures=2)
+    service = intake_service(imap_account, intake, db, clock, report_after_failures=2)
     await service.start()
     try:
         await asyncio.wait_for(service.synced.wait(), 30)
