@@ -357,6 +357,24 @@ def _peak_rss_mib(pid: int) -> float:
     return 0.0
 
 
+def _thread_cpu_seconds() -> dict[str, float]:
+    """CPU time (user + system) of each live thread of this process, by thread name
+    (numbered pool threads summed under their prefix), from /proc/self/task."""
+    import threading
+
+    names = {t.native_id: t.name.split("_")[0] for t in threading.enumerate()}
+    tick = os.sysconf("SC_CLK_TCK")
+    seconds: dict[str, float] = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        name = names.get(int(task.name), "other")
+        seconds[name] = seconds.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return seconds
+
+
 def _max_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
@@ -395,6 +413,7 @@ async def _child(args: argparse.Namespace) -> dict[str, Any]:
     if worker is not None:
         worker.start(wait=True)
     rss_before = _max_rss_mib()
+    threads_before = _thread_cpu_seconds()
     cpu_before = _cpu_seconds()
     started = time.perf_counter()
     if profiler is not None:
@@ -405,6 +424,10 @@ async def _child(args: argparse.Namespace) -> dict[str, Any]:
         profiler.disable()
     seconds = time.perf_counter() - started
     cpu = _cpu_seconds() - cpu_before
+    threads = {
+        name: spent - threads_before.get(name, 0.0)
+        for name, spent in _thread_cpu_seconds().items()
+    }
     rss_peak = _max_rss_mib()
     await service._imap(session.close)
     db.close()
@@ -436,6 +459,7 @@ async def _child(args: argparse.Namespace) -> dict[str, Any]:
         "rss_before_mib": rss_before,
         "rss_peak_mib": rss_peak,
         "cpu_seconds": cpu,
+        "thread_cpu_seconds": threads,
         "helper_cpu_seconds": helper_cpu,
         "helper_rss_peak_mib": helper_peak,
         "breakdown": {"parse_and_commit": sum(t for t, _ in batches), **totals},
@@ -640,6 +664,11 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"{'':>7} CPU ms/mail: ingesting process {cpu_ms:.2f}, helper {helper_ms:.2f}; "
                 f"load average {os.getloadavg()[0]:.1f}"
+            )
+            by_thread = sorted(r.get("thread_cpu_seconds", {}).items(), key=lambda kv: -kv[1])
+            print(
+                f"{'':>7} of which by thread: "
+                + ", ".join(f"{name} {1000 * spent / r['n']:.2f}" for name, spent in by_thread)
             )
         print(
             f"{'':>7} peak RSS {r['rss_peak_mib']:.0f} MiB ingesting process + "

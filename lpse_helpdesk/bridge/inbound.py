@@ -60,6 +60,7 @@ from lpse_helpdesk.storage.models import (
 )
 from lpse_helpdesk.timekeeping.clock import Clock
 from lpse_helpdesk.workflow.batch import detach
+from lpse_helpdesk.workflow.numbering import count_numbers_here
 from lpse_helpdesk.workflow.outbox import Importance, TelegramOp, enqueue_telegram
 
 log = logging.getLogger(__name__)
@@ -564,6 +565,7 @@ class MailIntakeService:
         try:
             with self.db.batch_transaction() as session:
                 take_ids_ahead(session)
+                count_numbers_here(session)
                 write_in_bulk(session, _WRITTEN_IN_BULK)
                 prepared = [o for o in outcomes if isinstance(o, Prepared)]
                 self.intake.expect_batch(

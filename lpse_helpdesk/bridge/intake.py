@@ -245,6 +245,8 @@ class Intake:
                 automatic_kinds=[k.value for k in AUTOMATIC_KINDS],
                 mails_since=now - HOUR,
                 tickets_since=earliest - HOUR,
+                thread_ids={i for p, _ in batch for i in thread_candidates(p.mail)},
+                now=now,
             ),
         )
 
@@ -309,10 +311,14 @@ class Intake:
     @staticmethod
     def _thread_ticket(session: Session, mail: ParsedMail) -> Ticket | None:
         """In-Reply-To first, then References right to left, against every stored id."""
-        candidates = list(dict.fromkeys([*mail.in_reply_to, *reversed(mail.references)]))
-        candidates = [c for c in candidates if c and c != mail.message_id][:50]
+        candidates = thread_candidates(mail)
         if not candidates:
             return None
+        batch = lookups(session)
+        if batch is not None:
+            answered, ticket_id = batch.thread_ticket(candidates)
+            if answered:
+                return session.get(Ticket, ticket_id) if ticket_id is not None else None
         found: dict[str, int] = {}
         queries = (
             select(Message.message_id, Message.ticket_id).where(
@@ -574,6 +580,13 @@ UNVERIFIED_LKPP = "unverified: LKPP's From address without our thread or an auth
 REPLY_TO_NOT_USED = "reply-to at another domain, not answered: "
 
 
+def thread_candidates(mail: ParsedMail) -> list[str]:
+    """The ids a mail answers, the likeliest first: In-Reply-To, then References right to
+    left (at most 50)."""
+    candidates = list(dict.fromkeys([*mail.in_reply_to, *reversed(mail.references)]))
+    return [c for c in candidates if c and c != mail.message_id][:50]
+
+
 def unused_reply_to(note: str | None) -> str | None:
     """The Reply-To address a message's note says was not answered, if any."""
     for part in (note or "").split("; "):
@@ -664,6 +677,9 @@ class _Stored:
         )
         self.session.add(message)
         assign_id(self.session, message)
+        batch = lookups(self.session)
+        if batch is not None:
+            batch.stored_mail(message.message_id, message.ticket_id)
         for index, attachment in enumerate(mail.attachments):
             self.session.add(
                 Attachment(

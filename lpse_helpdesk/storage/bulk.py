@@ -22,6 +22,7 @@ from collections.abc import Callable, Collection
 from typing import Any
 
 from sqlalchemy import MetaData, Table, event, insert, inspect
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapper, Session, make_transient_to_detached
 
 _KEY = "storage_bulk"
@@ -86,11 +87,19 @@ def _write(session: Session, _context: object, _instances: object) -> None:
     if not by_table:
         return
     connection = session.connection()
+    dialect = connection.dialect
     for table in sorted(by_table, key=_dependency_order):  # the rows pointed at first
         rows = by_table[table]
         if "id" in table.c:
             rows.sort(key=lambda values: values["id"] or 0)  # e.g. a ticket linked to an older
-        connection.execute(insert(table), rows)
+        if dialect.paramstyle == "qmark":
+            # SQLite: the statement and the columns' conversions are prepared once; per row
+            # only the values are converted, as the compiled statement would convert them.
+            sql, converters = _positional_insert(table, dialect)
+            connection.exec_driver_sql(sql, [_parameters(row, converters) for row in rows])
+        else:
+            # PostgreSQL: SQLAlchemy's own executemany packs the rows into multi-row INSERTs.
+            connection.execute(insert(table), rows)
 
 
 _Plan = tuple[Table, tuple[tuple[str, str, Callable[[], Any] | None], ...]]
@@ -118,6 +127,37 @@ def _plan(cls: type[Any]) -> _Plan:
         columns.append((prop.key, column.key, default))
     _PLANS[cls] = (table, tuple(columns))
     return _PLANS[cls]
+
+
+_Processor = Callable[[Any], Any]
+_INSERTS: dict[tuple[Table, str], tuple[str, tuple[tuple[str, _Processor | None], ...]]] = {}
+
+
+def _positional_insert(
+    table: Table, dialect: Dialect
+) -> tuple[str, tuple[tuple[str, _Processor | None], ...]]:
+    """The table's INSERT of every column with positional parameters, and per parameter
+    its column key and the conversion its type applies on the way to the driver."""
+    cache_key = (table, dialect.name)
+    if cache_key not in _INSERTS:
+        compiled = insert(table).compile(dialect=dialect, column_keys=list(table.c.keys()))
+        order = compiled.positiontup or []
+        binds = compiled.binds
+        columns = tuple(
+            (
+                binds[name].key,
+                binds[name].type.dialect_impl(dialect).bind_processor(dialect),
+            )
+            for name in order
+        )
+        _INSERTS[cache_key] = (compiled.string, columns)
+    return _INSERTS[cache_key]
+
+
+def _parameters(
+    row: dict[str, Any], columns: tuple[tuple[str, _Processor | None], ...]
+) -> tuple[Any, ...]:
+    return tuple(row[key] if process is None else process(row[key]) for key, process in columns)
 
 
 def _same(value: Any) -> Any:

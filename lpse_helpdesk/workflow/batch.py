@@ -2,10 +2,12 @@
 
 For each new ticket the intake asks: is the sender flagged after a bounce? how many
 automatic mails did the address get in the last hour (the loop cap)? how many tickets did
-it open in the last hour (the flood cap)? One query each, and each query first flushes
-what the batch wrote so far. A batch of mails stored in one transaction asks them once,
-for all its addresses, when it begins (`BatchLookups.load`), and counts in the rows it adds
-itself as it adds them; the answers are the same as the per-mail queries would give.
+it open in the last hour (the flood cap)? For each reply: which ticket do the ids it
+answers belong to (its thread)? is an edit of that ticket's card already queued? One query
+each, and each query first flushes what the batch wrote so far. A batch of mails stored in
+one transaction asks them once, for all its addresses and threads, when it begins
+(`BatchLookups.load`), and counts in the rows it adds itself as it adds them; the answers
+are the same as the per-mail queries would give.
 
 An address the batch did not load is answered None: the caller asks the database as
 before. Attach the lookups to the batch's session with `attach`; callers find them with
@@ -19,11 +21,12 @@ from collections import defaultdict
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from lpse_helpdesk.storage.models import (
     FlaggedAddress,
+    Message,
     OutboxChannel,
     OutboxItem,
     OutboxStatus,
@@ -31,6 +34,7 @@ from lpse_helpdesk.storage.models import (
 )
 
 _KEY = "workflow_batch_lookups"
+CARD_KIND = "card"  # TelegramOp.CARD (workflow/outbox.py imports this module)
 _CHUNK = 400
 HOUR = dt.timedelta(hours=1)
 
@@ -52,6 +56,14 @@ class BatchLookups:
     queued: dict[str, list[OutboxItem]] = field(default_factory=lambda: defaultdict(list))
     #: Per requester: when its tickets were received (stored before, or opened by the batch).
     tickets: dict[str, list[dt.datetime]] = field(default_factory=dict)
+    #: The Message-IDs the batch's mails answer (In-Reply-To, References) that were loaded.
+    thread_ids: frozenset[str] = frozenset()
+    #: Message-ID -> ticket of a stored mail, and of a mail we queued (the first one found
+    #: wins, as in the per-mail query; stored mails before queued ones).
+    stored_ids: dict[str, int] = field(default_factory=dict)
+    queued_ids: dict[str, int] = field(default_factory=dict)
+    #: Per ticket whose card was looked up: its queued, unclaimed card edit (or None).
+    cards: dict[int, OutboxItem | None] = field(default_factory=dict)
 
     @classmethod
     def load(
@@ -62,9 +74,13 @@ class BatchLookups:
         automatic_kinds: Collection[str],
         mails_since: dt.datetime,
         tickets_since: dt.datetime,
+        thread_ids: Collection[str] = (),
+        now: dt.datetime | None = None,
     ) -> BatchLookups:
-        """Three queries for the whole batch. `mails_since` and `tickets_since`: no earlier
-        than any per-mail question will look back (an hour before the earliest moment)."""
+        """Three queries for the whole batch, and three for the threads its mails answer
+        (`thread_ids`). `mails_since` and `tickets_since`: no earlier than any per-mail
+        question will look back (an hour before the earliest moment); `now`: when the
+        batch began (a card edit claimed by a sender then is not reused)."""
         wanted = sorted({a.lower() for a in addresses if a})
         found = cls(frozenset(wanted))
         found.automatic_mails = {a: [] for a in wanted}
@@ -93,7 +109,46 @@ class BatchLookups:
                 )
             ):
                 found.tickets[requester].append(_utc(received))
+        found._load_threads(session, sorted(set(thread_ids)), now)
         return found
+
+    def _load_threads(self, session: Session, ids: list[str], now: dt.datetime | None) -> None:
+        self.thread_ids = frozenset(ids)
+        connection = session.connection()
+        for chunk in _chunks(ids):
+            for rows, into in (
+                (
+                    select(Message.message_id, Message.ticket_id).where(
+                        Message.message_id.in_(chunk), Message.ticket_id.is_not(None)
+                    ),
+                    self.stored_ids,
+                ),
+                (
+                    select(OutboxItem.message_id, OutboxItem.ticket_id).where(
+                        OutboxItem.message_id.in_(chunk), OutboxItem.ticket_id.is_not(None)
+                    ),
+                    self.queued_ids,
+                ),
+            ):
+                for message_id, ticket_id in connection.execute(rows):
+                    if message_id is not None and ticket_id is not None:
+                        into.setdefault(message_id, ticket_id)
+        tickets = sorted({*self.stored_ids.values(), *self.queued_ids.values()})
+        if now is None or not tickets:
+            return
+        self.cards = dict.fromkeys(tickets)
+        for start in range(0, len(tickets), _CHUNK):
+            for item in session.scalars(
+                select(OutboxItem).where(
+                    OutboxItem.channel == OutboxChannel.TELEGRAM,
+                    OutboxItem.kind == CARD_KIND,
+                    OutboxItem.ticket_id.in_(tickets[start : start + _CHUNK]),
+                    OutboxItem.status == OutboxStatus.PENDING,
+                    or_(OutboxItem.lease_until.is_(None), OutboxItem.lease_until <= now),
+                )
+            ):
+                if item.ticket_id is not None and self.cards.get(item.ticket_id) is None:
+                    self.cards[item.ticket_id] = item  # the first, as `.first()` per mail
 
     # --- questions (None: not loaded, ask the database) ----------------------------------
 
@@ -117,6 +172,25 @@ class BatchLookups:
         ]
         return times
 
+    def thread_ticket(self, candidates: list[str]) -> tuple[bool, int | None]:
+        """(answered, ticket id): the ticket of the first candidate found, stored mails
+        first; answered False when a candidate was not loaded (ask the database)."""
+        if not self.thread_ids.issuperset(candidates):
+            return False, None
+        for candidate in candidates:
+            if candidate in self.stored_ids:
+                return True, self.stored_ids[candidate]
+        for candidate in candidates:
+            if candidate in self.queued_ids:
+                return True, self.queued_ids[candidate]
+        return True, None
+
+    def card(self, ticket_id: int) -> tuple[bool, OutboxItem | None]:
+        """(answered, the ticket's queued card edit not yet claimed, or None)."""
+        if ticket_id not in self.cards:
+            return False, None
+        return True, self.cards[ticket_id]
+
     def tickets_between(self, requester: str, since: dt.datetime, until: dt.datetime) -> int | None:
         times = self.tickets.get(requester.lower())
         if times is None:
@@ -134,6 +208,18 @@ class BatchLookups:
     def queued_mail(self, item: OutboxItem) -> None:
         if item.recipient is not None:
             self.queued[item.recipient].append(item)
+
+    def stored_mail(self, message_id: str, ticket_id: int | None) -> None:
+        if ticket_id is not None:
+            self.stored_ids.setdefault(message_id, ticket_id)
+
+    def queued_with_id(self, message_id: str | None, ticket_id: int | None) -> None:
+        if message_id is not None and ticket_id is not None:
+            self.queued_ids.setdefault(message_id, ticket_id)
+
+    def queued_card(self, ticket_id: int, item: OutboxItem) -> None:
+        """A card edit the batch queued for a new ticket (nothing else can be pending)."""
+        self.cards[ticket_id] = item
 
     def opened(self, requester: str, received_at: dt.datetime) -> None:
         times = self.tickets.get(requester.lower())

@@ -10,10 +10,11 @@ import socket
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import ColumnElement, func, inspect, or_, select, update
 from sqlalchemy.orm import Session
 
 from lpse_helpdesk.storage.models import OutboxChannel, OutboxItem, OutboxStatus
+from lpse_helpdesk.workflow.batch import lookups
 from lpse_helpdesk.workflow.waker import wake_after_commit
 
 
@@ -77,6 +78,9 @@ def enqueue_mail(
         dedup_key=dedup_key,
     )
     session.add(item)
+    batch = lookups(session)
+    if batch is not None:
+        batch.queued_with_id(message_id, ticket_id)
     wake_after_commit(session, OutboxChannel.MAIL.value)
     return item
 
@@ -96,19 +100,14 @@ def enqueue_telegram(
 
     `new_ticket`: the ticket was created in this transaction, so nothing can be pending.
     """
+    batch = lookups(session)
     if op is TelegramOp.CARD and ticket_id is not None and not new_ticket:
-        # A claimed edit may already be rendered by its sender: queue a new one then.
-        pending = session.scalars(
-            select(OutboxItem).where(
-                OutboxItem.channel == OutboxChannel.TELEGRAM,
-                OutboxItem.kind == TelegramOp.CARD.value,
-                OutboxItem.ticket_id == ticket_id,
-                OutboxItem.status == OutboxStatus.PENDING,
-                or_(OutboxItem.lease_until.is_(None), OutboxItem.lease_until <= now),
-            )
-        ).first()
+        pending = _pending_card(session, ticket_id, now)
         if pending is not None:
-            pending.importance = min(pending.importance, importance)
+            if importance < pending.importance:
+                if inspect(pending).detached:  # written in bulk by this batch: load it again
+                    pending = session.get(OutboxItem, pending.id) or pending
+                pending.importance = importance
             wake_after_commit(session, OutboxChannel.TELEGRAM.value)
             return pending
     if dedup_key is not None:
@@ -131,8 +130,29 @@ def enqueue_telegram(
         dedup_key=dedup_key,
     )
     session.add(item)
+    if batch is not None and op is TelegramOp.CARD and ticket_id is not None:
+        batch.queued_card(ticket_id, item)
     wake_after_commit(session, OutboxChannel.TELEGRAM.value)
     return item
+
+
+def _pending_card(session: Session, ticket_id: int, now: dt.datetime) -> OutboxItem | None:
+    """The ticket's queued card edit that no sender has claimed (a claimed edit may already
+    be rendered: a new one is queued then)."""
+    batch = lookups(session)
+    if batch is not None:
+        answered, item = batch.card(ticket_id)
+        if answered:
+            return item
+    return session.scalars(
+        select(OutboxItem).where(
+            OutboxItem.channel == OutboxChannel.TELEGRAM,
+            OutboxItem.kind == TelegramOp.CARD.value,
+            OutboxItem.ticket_id == ticket_id,
+            OutboxItem.status == OutboxStatus.PENDING,
+            or_(OutboxItem.lease_until.is_(None), OutboxItem.lease_until <= now),
+        )
+    ).first()
 
 
 @functools.cache
