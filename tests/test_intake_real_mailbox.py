@@ -17,7 +17,7 @@ from sqlalchemy import event, func, select
 
 from lpse_helpdesk.bridge.history_import import import_history
 from lpse_helpdesk.bridge.intake import Intake
-from lpse_helpdesk.bridge.parse_worker import ParseWorker, serve_mails
+from lpse_helpdesk.bridge.parse_worker import ParseWorker, Progress, serve_mails
 from lpse_helpdesk.bridge.quarantine import list_quarantined, retry_quarantined
 from lpse_helpdesk.domain.model import DomainConfig
 from lpse_helpdesk.storage.db import Database
@@ -233,7 +233,7 @@ async def test_hostile_mails_do_not_stall_the_mail_after_them(
         await service.stop()
 
 
-def slow_serve(conn: Connection) -> None:
+def slow_serve(conn: Connection, progress: Progress) -> None:
     """The real parsing loop, except that a mail containing LAMBAT hangs (as a pathological
     mail in a library would)."""
     import lpse_helpdesk.bridge.parse_worker as worker_module
@@ -246,7 +246,7 @@ def slow_serve(conn: Connection) -> None:
         return real(raw, *args)
 
     worker_module.prepare_light = prepare_light  # type: ignore[assignment]
-    serve_mails(conn)
+    serve_mails(conn, progress)
 
 
 async def test_a_mail_over_its_parse_budget_is_quarantined_and_the_next_flows_on(
