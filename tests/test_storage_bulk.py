@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -107,3 +108,46 @@ def test_the_transaction_lets_go_of_its_rows_when_it_ends(
     assert not in_bulk(rolled_back)
     rolled_back.close()
     assert database.run_sync(lambda s: list(s.scalars(select(Ticket.subject)))) == ["Tiga"]
+
+
+def test_utc_datetimes_reach_sqlite_as_the_general_path_writes_them() -> None:
+    """UTCDateTime's one-step SQLite conversion gives the text of the general two steps."""
+    import datetime as dt
+    import random
+
+    from sqlalchemy.dialects import sqlite
+    from sqlalchemy.types import TypeDecorator
+
+    from lpse_helpdesk.storage.types import UTCDateTime
+
+    dialect = sqlite.dialect()
+    column_type = UTCDateTime().dialect_impl(dialect)
+    fast = column_type.bind_processor(dialect)
+    general = TypeDecorator.bind_processor(column_type, dialect)
+    assert fast is not None and general is not None and fast is not general
+
+    def outcome(convert: Any, value: object) -> object:
+        try:
+            return convert(value)
+        except Exception as error:  # the same refusal, e.g. of a naive datetime
+            return type(error)
+
+    rng = random.Random(14)
+    values: list[object] = [None, dt.datetime(2026, 1, 1), "2026-01-01"]
+    for _ in range(5000):
+        zone = dt.timezone(dt.timedelta(minutes=rng.randint(-720, 720)))
+        micro = rng.choice([0, rng.randint(0, 999_999)])
+        values.append(
+            dt.datetime(
+                rng.randint(1, 9999),
+                rng.randint(1, 12),
+                rng.randint(1, 28),
+                rng.randint(0, 23),
+                rng.randint(0, 59),
+                rng.randint(0, 59),
+                micro,
+                tzinfo=zone,
+            )
+        )
+    for value in values:
+        assert outcome(fast, value) == outcome(general, value), value

@@ -665,7 +665,7 @@ class _Stored:
             to_addresses=[*mail.to, *mail.cc],
             subject=mail.subject,
             text=mail.text,
-            stripped_text=mail.stripped_text,
+            stripped_text=mail.stripped_text if mail.stripped_text != mail.text else "",
             raw=raw,
             size=mail.size,
             at=self.now,

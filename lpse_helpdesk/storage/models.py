@@ -163,6 +163,8 @@ class Message(Base):
     to_addresses: Mapped[list[str]] = mapped_column(JSON, default=list)
     subject: Mapped[str] = mapped_column(Text, default="")
     text: Mapped[str] = mapped_column(Text, default="")
+    #: The text without quoted history; "" when nothing was stripped (read `stripped_text or
+    #: text`): most mails quote nothing, and a second copy of their text doubled the rows.
     stripped_text: Mapped[str] = mapped_column(Text, default="")
     raw: Mapped[bytes] = mapped_column(LargeBinary)
     size: Mapped[int] = mapped_column(Integer, default=0)
