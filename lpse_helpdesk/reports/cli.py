@@ -78,13 +78,14 @@ def _atomic_file(path: Path) -> Iterator[IO[bytes]]:
 
 def _context(args: argparse.Namespace) -> tuple[RecapContext, str] | int:
     """The recap asked for and its database URL, or the exit status after saying why not."""
-    from lpse_helpdesk.config.check import check_config
+    # Only the settings a recap uses, read without pydantic (config/recap.py).
+    from lpse_helpdesk.config.recap import load_recap_config
     from lpse_helpdesk.reports.lines import RecapContext, Signers
     from lpse_helpdesk.reports.period import PeriodError, parse_cli_period
     from lpse_helpdesk.timekeeping.clock import SystemClock
 
     env_file: Path = getattr(args, "env_file", Path(".env"))
-    report = check_config(env_file if env_file.exists() else None)
+    report = load_recap_config(env_file if env_file.exists() else None)
     if not report.ok or report.settings is None or report.domain is None:
         print("Konfigurasi belum benar / configuration problems:", file=sys.stderr)
         for line in report.problems:
