@@ -39,7 +39,8 @@ def add_rekap_command(
         help="write the SOP recap of a period (.xlsx, .csv, .pdf or .png)",
         description=(
             "Rekap Penanganan Permasalahan Melalui E-mail. Without --from/--to: this month. "
-            "The format follows the extension of --output; '-' writes CSV to stdout."
+            "The format follows the extension of --output; '-' writes CSV to stdout. "
+            "Reads and checks only the settings a recap uses."
         ),
     )
     parser.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="first day")
