@@ -166,3 +166,17 @@ def test_core_reading_gives_the_orm_rows(
     assert core_summary.received == 7 and core_summary.resolved == 2
     assert core_summary.escalated == 1 and core_summary.closed_unresolved == 1
     assert all(row.received_at.tzinfo is dt.UTC for row in expected)
+
+
+def test_a_session_s_pending_changes_are_read_as_its_own_queries_would(
+    any_db: Database, workflow: Workflow, clock: FixedClock, domain: DomainConfig
+) -> None:
+    ticket_id = open_ticket(any_db, workflow, clock, wib(2026, 11, 2, 10, 0))
+    with Session(any_db.engine) as session:
+        ticket = session.get(Ticket, ticket_id)
+        assert ticket is not None
+        ticket.category = "AKUN_LUPA_SANDI"  # not flushed yet
+        assert [row.category for row in iter_tickets(session, november())] == ["AKUN_LUPA_SANDI"]
+        summary = compute_summary(session, november(), domain, now=NOW)
+        assert summary.top_categories == (("AKUN_LUPA_SANDI", 1),)
+        session.rollback()

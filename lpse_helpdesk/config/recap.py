@@ -76,7 +76,7 @@ def read_sources(env_file: Path | str | None) -> dict[str, str]:
     """The env file's values overridden by the environment's (what pydantic-settings sees:
     a name without a value in the env file is not set)."""
     values: dict[str, str] = {}
-    if env_file is not None and Path(env_file).is_file():
+    if env_file is not None and (Path(env_file).is_file() or Path(env_file).is_fifo()):
         from dotenv import dotenv_values
 
         read = dotenv_values(env_file, encoding="utf-8")

@@ -100,8 +100,13 @@ class TicketRow:
 
 
 def connection_of(db: Connection | Session) -> Connection:
-    """The connection to read on: `db` itself, or the session's (inside its transaction)."""
-    return db if isinstance(db, Connection) else db.connection()
+    """The connection to read on: `db` itself, or the session's (inside its transaction),
+    after flushing what the session holds, as its own queries would (autoflush)."""
+    if isinstance(db, Connection):
+        return db
+    if db.autoflush:
+        db.flush()
+    return db.connection()
 
 
 _LINKED = tickets.alias("linked")
