@@ -168,11 +168,22 @@ def test_unknown_extension_and_bad_settings(
 ) -> None:
     assert _main(run, "--output", str(tmp_path / "r.ods")) == 2
     assert "Format berkas 'r.ods' tidak dikenal" in capsys.readouterr().err
+    # A recap reads only its own settings (config/recap.py): one the service needs and the
+    # recap does not is no reason to refuse the recap.
     monkeypatch.delenv("TELEGRAM_BOT_TOKEN")
-    assert _main(run, "--output", str(tmp_path / "r.xlsx")) == 2
+    assert _main(run, "--output", str(tmp_path / "r.xlsx")) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("HELPDESK_TIMEZONE", "Asia/Bandung")
+    monkeypatch.setenv("REKAP_MASK_EMAIL", "kadang")
+    assert _main(run, "--output", str(tmp_path / "r2.xlsx")) == 2
     err = capsys.readouterr().err
-    assert err.startswith("Konfigurasi belum benar / configuration problems:")
-    assert "TELEGRAM_BOT_TOKEN: is required but not set" in err
+    assert err.splitlines() == [
+        "Konfigurasi belum benar / configuration problems:",
+        "  HELPDESK_TIMEZONE: 'Asia/Bandung' is not a time zone"
+        " (use Asia/Jakarta, Asia/Makassar or Asia/Jayapura)",
+        "  REKAP_MASK_EMAIL: Input should be a valid boolean, unable to interpret input",
+    ]
+    assert not (tmp_path / "r2.xlsx").exists()
 
 
 def test_unwritable_output_exits_1(

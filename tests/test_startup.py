@@ -111,6 +111,18 @@ def test_rekap_to_stdout_imports_no_other_format_nor_the_bot(tmp_path: Path) -> 
     assert countries == ["holidays.countries.indonesia"]
 
 
+def test_rekap_to_stdout_reads_without_the_orm_nor_pydantic(tmp_path: Path) -> None:
+    """The recap reads with SQLAlchemy Core (storage/tables.py) and its own few settings
+    (config/recap.py): the ORM and pydantic are a good part of a second to import."""
+    _env_file(tmp_path, {**GOOD_ENV, "DATABASE_URL": f"sqlite:///{tmp_path / 'h.sqlite3'}"})
+    assert cli.main(["--env-file", str(tmp_path / ".env"), "db", "upgrade"]) == 0
+    code, modules = _imported(tmp_path, "rekap", "--output", "-")
+    assert code == 0
+    assert "lpse_helpdesk.reports.csv_export" in modules and "sqlalchemy.engine" in modules
+    unwanted = ("sqlalchemy.orm", "pydantic", "pydantic_settings", "lpse_helpdesk.storage.models")
+    assert [name for name in unwanted if _loaded(modules, name)] == []
+
+
 def test_help_and_a_bad_setting_import_neither_orm_nor_telegram(tmp_path: Path) -> None:
     code, modules = _imported(tmp_path, "--help")
     assert code == 0

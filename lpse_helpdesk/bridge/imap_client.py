@@ -5,12 +5,15 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import imaplib
+import io
 import logging
 import re
+import selectors
 import socket
+import ssl
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from imap_tools import MailBox, MailBoxStartTls, MailBoxUnencrypted, MailMessage, MailMessageFlags
 from imap_tools.errors import MailboxLoginError, UnexpectedCommandStatusError
@@ -23,6 +26,8 @@ log = logging.getLogger(__name__)
 
 FETCH_BATCH = 200  # mails per FETCH command: one round trip for many mails
 META_BATCH = 2000  # UIDs per FETCH of arrival times and sizes
+IDLE_MAX_SECONDS = 29 * 60  # RFC 2177: re-issue IDLE at least every 29 minutes
+IDLE_MAX_LINES = 1000  # read per wake-up; the rest waits in the buffer for DONE
 _UIDVALIDITY = re.compile(rb"UIDVALIDITY (\d+)")
 # Server responses (not mail text); each a single bounded scan.
 _META_UID = re.compile(rb"\bUID (\d++)")
@@ -257,16 +262,30 @@ class ImapSession:
     def idle(self, timeout: float) -> list[bytes]:
         """Wait for the server to report a change (IDLE), at most `timeout` seconds.
 
+        Returns what the server said (empty after a timeout, or on a wake-up without a
+        complete response); a connection lost under IDLE raises, as in any other command.
+
         A mail that arrived while we were fetching or marking was announced in those
         commands' responses, which imaplib keeps aside; IDLE would not hear of it again,
-        so such an announcement ends the wait at once.
+        so such an announcement ends the wait at once. A mail that arrived after the last
+        command is announced by the server as IDLE begins, often in the very packet that
+        carries "+ idling": those lines already sit in imaplib's read buffer, where waiting
+        on the socket would never see them, so the buffer is read first.
         """
-        pending = self.box.client.untagged_responses
-        if "EXISTS" in pending or "RECENT" in pending:
+        client = self.box.client
+        pending = client.untagged_responses
+        if _announced(pending):
             pending.clear()
             return [b"EXISTS (announced during the last sync)"]
         pending.clear()
-        return list(self.box.idle.wait(timeout=min(timeout, 29 * 60)))
+        tag = _idle_start(client)
+        if _announced(pending):  # said before "+ idling", kept aside by imaplib
+            pending.clear()
+            lines = [b"EXISTS (announced as IDLE began)"]
+        else:
+            lines = _idle_responses(client, min(timeout, IDLE_MAX_SECONDS))
+        _idle_done(client, tag)  # what the server says meanwhile stays for the next call
+        return lines
 
     def interrupt(self) -> None:
         """From another thread: make a blocking IDLE return now (used when stopping)."""
@@ -282,6 +301,69 @@ class ImapSession:
                 mailbox.logout()
             with contextlib.suppress(Exception):
                 mailbox.client.shutdown()
+
+
+def _announced(pending: dict[str, Any]) -> bool:
+    return "EXISTS" in pending or "RECENT" in pending
+
+
+def _idle_start(client: imaplib.IMAP4) -> bytes:
+    """Send IDLE and read up to the server's "+ idling"; the command's tag.
+
+    Untagged responses before the continuation are kept in ``untagged_responses`` (imaplib
+    does that); a tagged answer instead (IDLE refused) raises."""
+    tag: bytes = client._command("IDLE")
+    while client._get_response() is not None:  # None: the continuation
+        result = client.tagged_commands.get(tag)
+        if result:
+            client.tagged_commands.pop(tag, None)
+            raise imaplib.IMAP4.error(f"IDLE refused: {result!r:.200}")
+    return tag
+
+
+def _idle_responses(client: imaplib.IMAP4, timeout: float) -> list[bytes]:
+    """The server's lines during IDLE: what is already received, else what comes within
+    `timeout` seconds (only whole lines; [] when none came)."""
+    if not _received(client) and not _wait_readable(client.sock, timeout):
+        return []
+    lines: list[bytes] = []
+    while len(lines) < IDLE_MAX_LINES and _received(client):
+        lines.append(client._get_line())
+    return lines
+
+
+def _idle_done(client: imaplib.IMAP4, tag: bytes) -> None:
+    """End IDLE (DONE) and read up to its tagged answer; untagged lines on the way are kept
+    in ``untagged_responses`` like any command's."""
+    client.send(b"DONE\r\n")
+    while not client.tagged_commands.get(tag):
+        client._get_response()
+    result: Any = client.tagged_commands.pop(tag)  # (type, [data]), typeshed says otherwise
+    if result[0] != "OK":
+        raise imaplib.IMAP4.error(f"IDLE ended with {result!r:.200}")
+
+
+def _received(client: imaplib.IMAP4) -> bool:
+    """Whether bytes from the server wait to be read, in imaplib's buffer, TLS's, or the
+    socket's; never blocks. False too at end of file (the next read then says so)."""
+    reader = getattr(client, "_file", None) or client.file  # `_file` from Python 3.14 on
+    sock = client.sock
+    previous = sock.gettimeout()
+    sock.settimeout(0)
+    try:
+        return bool(cast(io.BufferedReader, reader).peek(1))
+    except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+        return False
+    except OSError:
+        return True  # a reset or the like: the read that follows raises it
+    finally:
+        sock.settimeout(previous)
+
+
+def _wait_readable(sock: socket.socket, timeout: float) -> bool:
+    with selectors.DefaultSelector() as selector:
+        selector.register(sock, selectors.EVENT_READ)
+        return bool(selector.select(max(0.0, timeout)))
 
 
 def _keepalive(sock: socket.socket, timeout: float) -> None:

@@ -234,11 +234,9 @@ class MailIntakeService:
 
     async def _wait_for_mail(self) -> None:
         if self.session.supports_idle:
-            responses = await self._imap(lambda: self.session.idle(self.options.idle_seconds))
-            if not responses:
-                # A timeout, or a connection closed under IDLE (imap-tools hides it): the
-                # next sync tells which.
-                return
+            # Back on the server's word, at the timeout (the next sync looks anyway), or
+            # with a lost connection raised.
+            await self._imap(lambda: self.session.idle(self.options.idle_seconds))
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), self.options.poll_seconds)

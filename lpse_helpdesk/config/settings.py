@@ -7,14 +7,13 @@ import enum
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from lpse_helpdesk.config.recap import DEFAULT_DATABASE_URL, check_timezone
 from lpse_helpdesk.workflow.signatures import OfficialName, parse_staff_names
-
-DEFAULT_DATABASE_URL = "sqlite:///lpse-helpdesk.sqlite3"
 
 
 class Security(enum.StrEnum):
@@ -155,13 +154,7 @@ class Settings(BaseSettings):
     @field_validator("HELPDESK_TIMEZONE")
     @classmethod
     def _check_timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"'{value}' is not a time zone (use Asia/Jakarta, Asia/Makassar or Asia/Jayapura)"
-            ) from None
-        return value
+        return check_timezone(value)
 
     @field_validator(
         "HELPDESK_SOP_FILE",

@@ -21,7 +21,7 @@ from typing import IO, TYPE_CHECKING
 from lpse_helpdesk.ops import startup
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
+    from sqlalchemy import Connection
 
     from lpse_helpdesk.reports.lines import RecapContext
     from lpse_helpdesk.reports.period import ReportFormat
@@ -39,7 +39,8 @@ def add_rekap_command(
         help="write the SOP recap of a period (.xlsx, .csv, .pdf or .png)",
         description=(
             "Rekap Penanganan Permasalahan Melalui E-mail. Without --from/--to: this month. "
-            "The format follows the extension of --output; '-' writes CSV to stdout."
+            "The format follows the extension of --output; '-' writes CSV to stdout. "
+            "Reads and checks only the settings a recap uses."
         ),
     )
     parser.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="first day")
@@ -78,13 +79,14 @@ def _atomic_file(path: Path) -> Iterator[IO[bytes]]:
 
 def _context(args: argparse.Namespace) -> tuple[RecapContext, str] | int:
     """The recap asked for and its database URL, or the exit status after saying why not."""
-    from lpse_helpdesk.config.check import check_config
+    # Only the settings a recap uses, read without pydantic (config/recap.py).
+    from lpse_helpdesk.config.recap import load_recap_config
     from lpse_helpdesk.reports.lines import RecapContext, Signers
     from lpse_helpdesk.reports.period import PeriodError, parse_cli_period
     from lpse_helpdesk.timekeeping.clock import SystemClock
 
     env_file: Path = getattr(args, "env_file", Path(".env"))
-    report = check_config(env_file if env_file.exists() else None)
+    report = load_recap_config(env_file if env_file.exists() else None)
     if not report.ok or report.settings is None or report.domain is None:
         print("Konfigurasi belum benar / configuration problems:", file=sys.stderr)
         for line in report.problems:
@@ -108,25 +110,24 @@ def _context(args: argparse.Namespace) -> tuple[RecapContext, str] | int:
     return context, settings.DATABASE_URL
 
 
-def _write(session: Session, fmt: ReportFormat, context: RecapContext, output: str) -> int:
+def _write(connection: Connection, fmt: ReportFormat, context: RecapContext, output: str) -> int:
     from lpse_helpdesk.reports.csv_export import write_csv
     from lpse_helpdesk.reports.data import iter_tickets
     from lpse_helpdesk.reports.export import write_report
 
     if output == "-":
-        tickets = iter_tickets(session, context.period)
+        tickets = iter_tickets(connection, context.period)
         count = write_csv(tickets, context, sys.stdout.buffer, bom=False)
         sys.stdout.flush()
         return count
     with _atomic_file(Path(output)) as out:
-        return write_report(session, fmt, context, out)
+        return write_report(connection, fmt, context, out)
 
 
 def cmd_rekap(args: argparse.Namespace) -> int:
     """Write the recap; the file is readable by its owner only, as it holds personal data."""
-    # What every format needs; each format's own module (and library) comes with it.
-    from sqlalchemy.orm import Session
-
+    # What every format needs; each format's own module (and library) comes with it. The
+    # recap reads with SQLAlchemy Core on a plain connection: the ORM is never imported.
     from lpse_helpdesk.reports.export import RecapRefused, UnknownFormat, format_for_path
     from lpse_helpdesk.reports.period import ReportFormat
     from lpse_helpdesk.storage.db import make_engine, upgrade
@@ -143,8 +144,8 @@ def cmd_rekap(args: argparse.Namespace) -> int:
     startup.started()
     try:
         upgrade(engine)
-        with Session(engine) as session:
-            count = _write(session, fmt, context, args.output)
+        with engine.connect() as connection:
+            count = _write(connection, fmt, context, args.output)
     except RecapRefused as error:
         return _fail(error.message, EXIT_FAILED)
     except OSError as error:

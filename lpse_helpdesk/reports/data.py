@@ -1,7 +1,10 @@
 """Read the tickets of a period and their SLA clocks, streamed in batches.
 
 Only the columns the recap needs are selected (no mail bodies, no phone numbers); rows come
-as plain tuples, a batch at a time, so 50,000 tickets never sit in memory together.
+as plain tuples, a batch at a time, so 50,000 tickets never sit in memory together. The
+queries are SQLAlchemy Core on the schema's tables (storage/tables.py): `lpse-helpdesk rekap`
+reads on a plain Connection and never imports the ORM; the bot and the monthly job pass
+their Session, whose connection (and transaction) is used.
 """
 
 from __future__ import annotations
@@ -10,15 +13,17 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import DateTime, Select, func, select, type_coerce
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import Connection, DateTime, Select, func, select, type_coerce
 
 from lpse_helpdesk.domain.model import SopStep
 from lpse_helpdesk.reports.period import Period
 from lpse_helpdesk.sop.machine import State
-from lpse_helpdesk.storage.models import SlaClock, Ticket
+from lpse_helpdesk.storage.tables import sla_clocks, tickets
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 BATCH_SIZE = 500  # also bounds the IN (...) list of the clock query
 
@@ -94,7 +99,17 @@ class TicketRow:
         return tuple(step for step in SopStep if step in missed)
 
 
-_LINKED = aliased(Ticket)
+def connection_of(db: Connection | Session) -> Connection:
+    """The connection to read on: `db` itself, or the session's (inside its transaction),
+    after flushing what the session holds, as its own queries would (autoflush)."""
+    if isinstance(db, Connection):
+        return db
+    if db.autoflush:
+        db.flush()
+    return db.connection()
+
+
+_LINKED = tickets.alias("linked")
 # Times are read with the plain DateTime type and made aware here: the storage type's
 # per-value conversion was a third of the reading time of a large recap.
 _PLAIN_TIME = DateTime(timezone=True)
@@ -115,52 +130,54 @@ _combine = dt.datetime.combine
 
 
 def _ticket_query(period: Period) -> Select[*tuple[Any, ...]]:
+    t = tickets.c
     return (
         select(
-            Ticket.id,
-            Ticket.number,
-            Ticket.requester_name,
-            Ticket.requester_email,
-            Ticket.subject,
-            Ticket.problem_text,
-            Ticket.solution,
-            Ticket.category,
-            Ticket.priority,
-            Ticket.state,
-            _time(Ticket.received_at),
-            _time(Ticket.resolved_at),
-            _time(Ticket.escalated_at),
-            _time(Ticket.lkpp_answered_at),
-            _time(Ticket.closed_at),
-            Ticket.reopen_count,
-            _LINKED.number.label("linked_number"),
+            t.id,
+            t.number,
+            t.requester_name,
+            t.requester_email,
+            t.subject,
+            t.problem_text,
+            t.solution,
+            t.category,
+            t.priority,
+            t.state,
+            _time(t.received_at),
+            _time(t.resolved_at),
+            _time(t.escalated_at),
+            _time(t.lkpp_answered_at),
+            _time(t.closed_at),
+            t.reopen_count,
+            _LINKED.c.number.label("linked_number"),
         )
-        .outerjoin(_LINKED, _LINKED.id == Ticket.linked_ticket_id)
-        .where(Ticket.received_at >= period.start_utc, Ticket.received_at < period.end_utc)
-        .order_by(Ticket.received_at, Ticket.id)
+        .select_from(tickets.outerjoin(_LINKED, _LINKED.c.id == t.linked_ticket_id))
+        .where(t.received_at >= period.start_utc, t.received_at < period.end_utc)
+        .order_by(t.received_at, t.id)
     )
 
 
-def _clocks_for(session: Session, ticket_ids: Sequence[int]) -> dict[int, list[ClockRow]]:
+def _clocks_for(connection: Connection, ticket_ids: Sequence[int]) -> dict[int, list[ClockRow]]:
+    c = sla_clocks.c
     query = (
         select(
-            SlaClock.ticket_id,
-            SlaClock.step,
-            _time(SlaClock.started_at),
-            _time(SlaClock.deadline_at),
-            _time(SlaClock.stopped_at),
-            SlaClock.budget_minutes,
-            SlaClock.business_minutes,
-            SlaClock.used_minutes,
-            _time(SlaClock.resumed_at),
-            _time(SlaClock.paused_at),
-            SlaClock.met,
+            c.ticket_id,
+            c.step,
+            _time(c.started_at),
+            _time(c.deadline_at),
+            _time(c.stopped_at),
+            c.budget_minutes,
+            c.business_minutes,
+            c.used_minutes,
+            _time(c.resumed_at),
+            _time(c.paused_at),
+            c.met,
         )
-        .where(SlaClock.ticket_id.in_(ticket_ids))
-        .order_by(SlaClock.ticket_id, SlaClock.id)
+        .where(c.ticket_id.in_(ticket_ids))
+        .order_by(c.ticket_id, c.id)
     )
     clocks: dict[int, list[ClockRow]] = defaultdict(list)
-    rows = session.connection().execute(query)
+    rows = connection.execute(query)
     for (
         ticket,
         step,
@@ -192,14 +209,13 @@ def _clocks_for(session: Session, ticket_ids: Sequence[int]) -> dict[int, list[C
 
 
 def iter_tickets(
-    session: Session, period: Period, *, batch_size: int = BATCH_SIZE
+    db: Connection | Session, period: Period, *, batch_size: int = BATCH_SIZE
 ) -> Iterator[TicketRow]:
     """The tickets received in `period`, oldest first, each with its SLA clocks."""
-    # Core execution on the session's connection: the ORM adds nothing to plain columns.
-    connection = session.connection()
+    connection = connection_of(db)
     result = connection.execute(_ticket_query(period).execution_options(yield_per=batch_size))
     for batch in result.partitions():
-        clocks = _clocks_for(session, [row[0] for row in batch])
+        clocks = _clocks_for(connection, [row[0] for row in batch])
         for row in batch:
             (
                 ticket_id,
@@ -244,9 +260,12 @@ def iter_tickets(
             )
 
 
-def count_tickets(session: Session, period: Period) -> int:
+def count_tickets(db: Connection | Session, period: Period) -> int:
     """How many tickets were received in `period`."""
-    query = select(func.count()).where(
-        Ticket.received_at >= period.start_utc, Ticket.received_at < period.end_utc
+    received = tickets.c.received_at
+    query = (
+        select(func.count())
+        .select_from(tickets)
+        .where(received >= period.start_utc, received < period.end_utc)
     )
-    return int(session.scalar(query) or 0)
+    return int(connection_of(db).scalar(query) or 0)

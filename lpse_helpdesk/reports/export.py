@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import PurePath
-from typing import IO
-
-from sqlalchemy.orm import Session
+from typing import IO, TYPE_CHECKING
 
 from lpse_helpdesk.reports.data import count_tickets, iter_tickets
 from lpse_helpdesk.reports.lines import RecapContext
 from lpse_helpdesk.reports.period import Period, ReportFormat
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+    from sqlalchemy.orm import Session
 
 _EXTENSIONS = {
     ".xlsx": ReportFormat.XLSX,
@@ -51,9 +53,12 @@ def report_filename(fmt: ReportFormat, period: Period, prefix: str = "rekap-help
 
 
 def write_report(
-    session: Session, fmt: ReportFormat, context: RecapContext, target: IO[bytes]
+    db: Connection | Session, fmt: ReportFormat, context: RecapContext, target: IO[bytes]
 ) -> int:
     """Write the recap of `context.period` in `fmt` to `target`; return the ticket count.
+
+    `db`: a Session (the bot, the monthly job: read in its transaction) or a plain
+    Connection (the CLI, which so never imports the ORM).
 
     Raises pdf.TooManyTickets (with an Indonesian message) for a PDF that would be too long.
     """
@@ -61,21 +66,21 @@ def write_report(
     if fmt is ReportFormat.XLSX:
         from lpse_helpdesk.reports.xlsx import write_xlsx
 
-        return write_xlsx(iter_tickets(session, period), context, target)
+        return write_xlsx(iter_tickets(db, period), context, target)
     if fmt is ReportFormat.CSV:
         from lpse_helpdesk.reports.csv_export import write_csv
 
-        return write_csv(iter_tickets(session, period), context, target)
+        return write_csv(iter_tickets(db, period), context, target)
     if fmt is ReportFormat.PDF:
         from lpse_helpdesk.reports.pdf import PDF_MAX_TICKETS, TooManyTickets, write_pdf
 
-        count = count_tickets(session, period)
+        count = count_tickets(db, period)
         if count > PDF_MAX_TICKETS:
             raise TooManyTickets(count)
-        return write_pdf(iter_tickets(session, period), context, target)
+        return write_pdf(iter_tickets(db, period), context, target)
     from lpse_helpdesk.reports.chart import render_chart
     from lpse_helpdesk.reports.summary import compute_summary
 
-    summary = compute_summary(session, period, context.domain, now=context.generated_at)
+    summary = compute_summary(db, period, context.domain, now=context.generated_at)
     target.write(render_chart(summary, context.lpse_name))
     return summary.received

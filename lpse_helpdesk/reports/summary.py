@@ -15,29 +15,31 @@ import statistics
 from collections import Counter
 from dataclasses import dataclass
 from html import escape
+from typing import TYPE_CHECKING
 
-from sqlalchemy import ColumnElement, and_, case, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, Connection, and_, case, func, select
 
 from lpse_helpdesk.domain.model import SOP_STEP_LABELS, DomainConfig, SopStep
+from lpse_helpdesk.reports.data import connection_of
 from lpse_helpdesk.reports.formatting import format_count, format_minutes, format_percent
 from lpse_helpdesk.reports.period import Period, previous_month
 from lpse_helpdesk.sop.machine import OPEN_STATES, State
-from lpse_helpdesk.storage.models import (
-    AnswerTemplate,
-    AuditEvent,
-    Channel,
-    SlaClock,
-    StaffName,
-    Ticket,
-)
+from lpse_helpdesk.storage import tables
+from lpse_helpdesk.storage.tables import Channel
 from lpse_helpdesk.timekeeping.calendar import BusinessCalendar
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 TOP_CATEGORIES = 5
 OLDEST_OPEN = 3
 #: The actions that make a staff member the officer of a ticket, latest first wins.
 _OWNING_ACTIONS = ("resolve", "escalate", "request_data", "set_priority")
 _TEMPLATE_ACTIONS = ("resolve", "request_data", "escalate")
+# The columns of the tables read (SQLAlchemy Core: the CLI reads without the ORM).
+_ticket = tables.tickets.c
+_clock = tables.sla_clocks.c
+_event = tables.audit_events.c
 
 
 @dataclass(frozen=True)
@@ -99,21 +101,23 @@ class RecapSummary:
 
 
 def _in_period(period: Period) -> ColumnElement[bool]:
-    return and_(Ticket.received_at >= period.start_utc, Ticket.received_at < period.end_utc)
+    return and_(_ticket.received_at >= period.start_utc, _ticket.received_at < period.end_utc)
 
 
 def _resolved() -> ColumnElement[bool]:
-    return and_(Ticket.resolved_at.is_not(None), Ticket.state.in_([State.RESOLVED, State.CLOSED]))
+    return and_(_ticket.resolved_at.is_not(None), _ticket.state.in_([State.RESOLVED, State.CLOSED]))
 
 
-def _counts(session: Session, period: Period) -> tuple[int, int, int, int, int]:
-    row = session.execute(
+def _counts(connection: Connection, period: Period) -> tuple[int, int, int, int, int]:
+    row = connection.execute(
         select(
             func.count(),
             func.count(case((_resolved(), 1))),
-            func.count(Ticket.escalated_at),
-            func.count(case((Ticket.state.in_(OPEN_STATES), 1))),
-            func.count(case((and_(Ticket.state == State.CLOSED, Ticket.resolved_at.is_(None)), 1))),
+            func.count(_ticket.escalated_at),
+            func.count(case((_ticket.state.in_(OPEN_STATES), 1))),
+            func.count(
+                case((and_(_ticket.state == State.CLOSED, _ticket.resolved_at.is_(None)), 1))
+            ),
         ).where(_in_period(period))
     ).one()
     received, resolved, escalated, still_open, closed_unresolved = (int(v or 0) for v in row)
@@ -125,27 +129,27 @@ def _shown_steps(domain: DomainConfig) -> tuple[SopStep, ...]:
 
 
 def _compliance(
-    session: Session, period: Period, domain: DomainConfig, now: dt.datetime
+    connection: Connection, period: Period, domain: DomainConfig, now: dt.datetime
 ) -> tuple[StepCompliance, ...]:
     judged: Counter[tuple[SopStep, bool]] = Counter()
-    for step, met, count in session.execute(
-        select(SlaClock.step, SlaClock.met, func.count())
-        .join(Ticket, Ticket.id == SlaClock.ticket_id)
-        .where(_in_period(period), SlaClock.stopped_at.is_not(None), SlaClock.met.is_not(None))
-        .group_by(SlaClock.step, SlaClock.met)
+    for step, met, count in connection.execute(
+        select(_clock.step, _clock.met, func.count())
+        .join(tables.tickets, _ticket.id == _clock.ticket_id)
+        .where(_in_period(period), _clock.stopped_at.is_not(None), _clock.met.is_not(None))
+        .group_by(_clock.step, _clock.met)
     ):
         judged[(step, bool(met))] += count
     overdue: Counter[SopStep] = Counter()
-    for step, count in session.execute(
-        select(SlaClock.step, func.count())
-        .join(Ticket, Ticket.id == SlaClock.ticket_id)
+    for step, count in connection.execute(
+        select(_clock.step, func.count())
+        .join(tables.tickets, _ticket.id == _clock.ticket_id)
         .where(
             _in_period(period),
-            SlaClock.stopped_at.is_(None),
-            SlaClock.paused_at.is_(None),
-            SlaClock.deadline_at < now,
+            _clock.stopped_at.is_(None),
+            _clock.paused_at.is_(None),
+            _clock.deadline_at < now,
         )
-        .group_by(SlaClock.step)
+        .group_by(_clock.step)
     ):
         overdue[step] += count
     steps = set(_shown_steps(domain)) | {step for step, _ in judged} | set(overdue)
@@ -160,62 +164,66 @@ def _median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
-def _median_priority(session: Session, period: Period) -> float | None:
-    minutes = session.scalars(
-        select(SlaClock.business_minutes)
-        .join(Ticket, Ticket.id == SlaClock.ticket_id)
+def _median_priority(connection: Connection, period: Period) -> float | None:
+    minutes = connection.scalars(
+        select(_clock.business_minutes)
+        .join(tables.tickets, _ticket.id == _clock.ticket_id)
         .where(
             _in_period(period),
-            SlaClock.step == SopStep.SET_PRIORITY,
-            SlaClock.business_minutes.is_not(None),
-            Ticket.priority.is_not(None),
+            _clock.step == SopStep.SET_PRIORITY,
+            _clock.business_minutes.is_not(None),
+            _ticket.priority.is_not(None),
         )
     )
     return _median([m for m in minutes if m is not None])
 
 
-def _median_resolution(session: Session, period: Period, domain: DomainConfig) -> float | None:
+def _median_resolution(
+    connection: Connection, period: Period, domain: DomainConfig
+) -> float | None:
     calendar = BusinessCalendar(domain.working_hours, period.timezone)
     values = []
-    query = select(Ticket.received_at, Ticket.resolved_at).where(_in_period(period), _resolved())
-    for received_at, resolved_at in session.execute(query):
+    query = select(_ticket.received_at, _ticket.resolved_at).where(_in_period(period), _resolved())
+    for received_at, resolved_at in connection.execute(query):
         if resolved_at is not None:
             values.append(calendar.elapsed_minutes(received_at, resolved_at))
     return _median(values)
 
 
-def _top_categories(session: Session, period: Period, top: int) -> tuple[tuple[str, int], ...]:
+def _top_categories(
+    connection: Connection, period: Period, top: int
+) -> tuple[tuple[str, int], ...]:
     count = func.count().label("n")
-    rows = session.execute(
-        select(Ticket.category, count)
-        .where(_in_period(period), Ticket.category.is_not(None))
-        .group_by(Ticket.category)
-        .order_by(count.desc(), Ticket.category)
+    rows = connection.execute(
+        select(_ticket.category, count)
+        .where(_in_period(period), _ticket.category.is_not(None))
+        .group_by(_ticket.category)
+        .order_by(count.desc(), _ticket.category)
         .limit(top)
     )
     return tuple((str(code), int(n)) for code, n in rows)
 
 
-def _per_day(session: Session, period: Period) -> tuple[tuple[dt.date, int], ...]:
+def _per_day(connection: Connection, period: Period) -> tuple[tuple[dt.date, int], ...]:
     days: Counter[dt.date] = Counter()
-    query = select(Ticket.received_at).where(_in_period(period))
-    for received_at in session.scalars(query.execution_options(yield_per=2000)):
+    query = select(_ticket.received_at).where(_in_period(period))
+    for received_at in connection.scalars(query.execution_options(yield_per=2000)):
         days[received_at.astimezone(period.timezone).date()] += 1
     return tuple((day, days[day]) for day in period.days())
 
 
-def _officers(session: Session, period: Period) -> tuple[OfficerLine, ...]:
+def _officers(connection: Connection, period: Period) -> tuple[OfficerLine, ...]:
     """Per officer: the period's tickets they own (who solved, escalated, asked for data or
     set the priority, in that order) and the SOP steps missed on them."""
-    events = session.execute(
-        select(AuditEvent.ticket_id, AuditEvent.action, AuditEvent.actor_id, AuditEvent.actor_name)
-        .join(Ticket, Ticket.id == AuditEvent.ticket_id)
+    events = connection.execute(
+        select(_event.ticket_id, _event.action, _event.actor_id, _event.actor_name)
+        .join(tables.tickets, _ticket.id == _event.ticket_id)
         .where(
             _in_period(period),
-            AuditEvent.channel == Channel.TELEGRAM,
-            AuditEvent.action.in_(_OWNING_ACTIONS),
+            _event.channel == Channel.TELEGRAM,
+            _event.action.in_(_OWNING_ACTIONS),
         )
-        .order_by(AuditEvent.id)
+        .order_by(_event.id)
     ).all()
     owner: dict[int, tuple[int, str, str]] = {}  # ticket -> (rank, actor id, display name)
     for ticket_id, action, actor_id, actor_name in events:
@@ -227,13 +235,15 @@ def _officers(session: Session, period: Period) -> tuple[OfficerLine, ...]:
     if not owner:
         return ()
     missed: Counter[int] = Counter(
-        session.scalars(
-            select(SlaClock.ticket_id).where(
-                SlaClock.ticket_id.in_(list(owner)), SlaClock.met.is_(False)
-            )
+        connection.scalars(
+            select(_clock.ticket_id).where(_clock.ticket_id.in_(list(owner)), _clock.met.is_(False))
         )
     )
-    names = {str(row.user_id): row.official_name for row in session.scalars(select(StaffName))}
+    staff = tables.staff_names.c
+    names = {
+        str(user_id): name
+        for user_id, name in connection.execute(select(staff.user_id, staff.official_name))
+    }
     tickets: Counter[str] = Counter()
     breaches: Counter[str] = Counter()
     shown: dict[str, str] = {}
@@ -255,34 +265,34 @@ def _previous_period(period: Period) -> Period:
     return Period(end - length, end, period.timezone)
 
 
-def _previous(session: Session, period: Period) -> PreviousPeriod:
+def _previous(connection: Connection, period: Period) -> PreviousPeriod:
     earlier = _previous_period(period)
-    received, resolved, *_ = _counts(session, earlier)
-    met, judged = session.execute(
-        select(func.count(case((SlaClock.met.is_(True), 1))), func.count(SlaClock.met))
-        .join(Ticket, Ticket.id == SlaClock.ticket_id)
-        .where(_in_period(earlier), SlaClock.stopped_at.is_not(None))
+    received, resolved, *_ = _counts(connection, earlier)
+    met, judged = connection.execute(
+        select(func.count(case((_clock.met.is_(True), 1))), func.count(_clock.met))
+        .join(tables.tickets, _ticket.id == _clock.ticket_id)
+        .where(_in_period(earlier), _clock.stopped_at.is_not(None))
     ).one()
     return PreviousPeriod(earlier, received, resolved, int(met or 0), int(judged or 0))
 
 
-def _oldest_open(session: Session, limit: int) -> tuple[OpenTicket, ...]:
-    rows = session.execute(
-        select(Ticket.number, Ticket.subject, Ticket.received_at)
-        .where(Ticket.state.in_(OPEN_STATES))
-        .order_by(Ticket.received_at, Ticket.id)
+def _oldest_open(connection: Connection, limit: int) -> tuple[OpenTicket, ...]:
+    rows = connection.execute(
+        select(_ticket.number, _ticket.subject, _ticket.received_at)
+        .where(_ticket.state.in_(OPEN_STATES))
+        .order_by(_ticket.received_at, _ticket.id)
         .limit(limit)
     )
     return tuple(OpenTicket(number, subject or "", at) for number, subject, at in rows)
 
 
-def _templates_used(session: Session, period: Period) -> tuple[tuple[str, int], ...]:
+def _templates_used(connection: Connection, period: Period) -> tuple[tuple[str, int], ...]:
     used: Counter[int] = Counter()
-    for detail in session.scalars(
-        select(AuditEvent.detail).where(
-            AuditEvent.at >= period.start_utc,
-            AuditEvent.at < period.end_utc,
-            AuditEvent.action.in_(_TEMPLATE_ACTIONS),
+    for detail in connection.scalars(
+        select(_event.detail).where(
+            _event.at >= period.start_utc,
+            _event.at < period.end_utc,
+            _event.action.in_(_TEMPLATE_ACTIONS),
         )
     ):
         template = (detail or {}).get("template")
@@ -290,22 +300,25 @@ def _templates_used(session: Session, period: Period) -> tuple[tuple[str, int], 
             used[template] += 1
     if not used:
         return ()
-    query = select(AnswerTemplate.id, AnswerTemplate.title).where(AnswerTemplate.id.in_(list(used)))
-    titles = {template_id: title for template_id, title in session.execute(query)}
+    query = select(tables.answer_templates.c.id, tables.answer_templates.c.title).where(
+        tables.answer_templates.c.id.in_(list(used))
+    )
+    titles = {template_id: title for template_id, title in connection.execute(query)}
     return tuple(
         (titles.get(template, f"#{template}"), count) for template, count in used.most_common(5)
     )
 
 
 def compute_summary(
-    session: Session,
+    db: Connection | Session,
     period: Period,
     domain: DomainConfig,
     *,
     now: dt.datetime,
     top: int = TOP_CATEGORIES,
 ) -> RecapSummary:
-    received, resolved, escalated, still_open, closed_unresolved = _counts(session, period)
+    connection = connection_of(db)
+    received, resolved, escalated, still_open, closed_unresolved = _counts(connection, period)
     return RecapSummary(
         period=period,
         received=received,
@@ -313,15 +326,15 @@ def compute_summary(
         escalated=escalated,
         still_open=still_open,
         closed_unresolved=closed_unresolved,
-        steps=_compliance(session, period, domain, now),
-        median_priority_minutes=_median_priority(session, period),
-        median_resolution_minutes=_median_resolution(session, period, domain),
-        top_categories=_top_categories(session, period, top),
-        per_day=_per_day(session, period),
-        officers=_officers(session, period),
-        previous=_previous(session, period),
-        oldest_open=_oldest_open(session, OLDEST_OPEN),
-        templates_used=_templates_used(session, period),
+        steps=_compliance(connection, period, domain, now),
+        median_priority_minutes=_median_priority(connection, period),
+        median_resolution_minutes=_median_resolution(connection, period, domain),
+        top_categories=_top_categories(connection, period, top),
+        per_day=_per_day(connection, period),
+        officers=_officers(connection, period),
+        previous=_previous(connection, period),
+        oldest_open=_oldest_open(connection, OLDEST_OPEN),
+        templates_used=_templates_used(connection, period),
     )
 
 

@@ -1,4 +1,8 @@
-"""Engine, sessions and migrations. Database work runs in worker threads, off the event loop."""
+"""Engine, sessions and migrations. Database work runs in worker threads, off the event loop.
+
+The engine and the migration check need SQLAlchemy Core only; the ORM is imported when a
+`Database` (its sessions) is made, so that `lpse-helpdesk rekap` never loads it.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +18,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session, sessionmaker
 
 if TYPE_CHECKING:
     from alembic.config import Config
+    from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -133,6 +137,8 @@ class Database:
     """The engine plus a small thread pool so that async code never blocks on SQL."""
 
     def __init__(self, engine: Engine, *, workers: int = 4) -> None:
+        from sqlalchemy.orm import sessionmaker
+
         self.engine = engine
         self.sessions = sessionmaker(engine, expire_on_commit=False)
         #: The engine of `batch_transaction`: on SQLite a second one whose transactions nest
