@@ -595,14 +595,15 @@ def run_size(
     return result
 
 
-def _tenths(batches: list[tuple[float, int]]) -> tuple[float, float]:
-    """ms per mail over the first and the last tenth of the batches (at least one each)."""
-    k = max(1, len(batches) // 10)
-
-    def rate(part: list[tuple[float, int]]) -> float:
-        return 1000 * sum(t for t, _ in part) / max(1, sum(n for _, n in part))
-
-    return rate(batches[:k]), rate(batches[-k:])
+def _tenths(batches: list[tuple[float, int]]) -> list[float]:
+    """ms per mail over each tenth of the batches, in order (fewer parts for few batches)."""
+    parts = min(10, len(batches)) or 1
+    size = len(batches) / parts
+    rates = []
+    for i in range(parts):
+        part = batches[round(i * size) : round((i + 1) * size)]
+        rates.append(1000 * sum(t for t, _ in part) / max(1, sum(n for _, n in part)))
+    return rates
 
 
 def _all_rss(result: dict[str, Any]) -> float:
@@ -676,8 +677,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         if _all_rss(r) > TARGET_RSS_MIB:
             print(f"{'':>7} above the peak RSS target of {TARGET_RSS_MIB:.0f} MiB")
-        head, tail = _tenths(r["batches"])
-        print(f"{'':>7} ms/mail in the first tenth {head:.2f}, in the last tenth {tail:.2f}")
+        tenths = _tenths(r["batches"])
+        print(
+            f"{'':>7} ms/mail in the first tenth {tenths[0]:.2f}, in the last tenth "
+            f"{tenths[-1]:.2f} (each tenth: {' '.join(f'{t:.2f}' for t in tenths)})"
+        )
         for problem in r["problems"]:
             print(f"{'':>7} WRONG: {problem}")
         ok = ok and not r["problems"]

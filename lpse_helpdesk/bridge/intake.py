@@ -42,7 +42,7 @@ from lpse_helpdesk.storage.models import (
 from lpse_helpdesk.workflow.actors import Actor
 from lpse_helpdesk.workflow.batch import HOUR, BatchLookups, attach, lookups
 from lpse_helpdesk.workflow.outbox import Importance, TelegramOp, enqueue_telegram
-from lpse_helpdesk.workflow.tickets import NewTicket, Workflow
+from lpse_helpdesk.workflow.tickets import NewTicket, Workflow, lock_ticket
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +200,7 @@ class Intake:
         if ticket is not None and self._too_late(ticket):
             ticket, linked = None, ticket
         if ticket is not None:
-            return self._join(session, stored, ticket, from_lkpp)
+            return self._join(session, stored, ticket, from_lkpp, locked=ticket is thread)
         return self._open(session, stored, linked)
 
     def expect_batch(
@@ -310,7 +310,8 @@ class Intake:
 
     @staticmethod
     def _thread_ticket(session: Session, mail: ParsedMail) -> Ticket | None:
-        """In-Reply-To first, then References right to left, against every stored id."""
+        """In-Reply-To first, then References right to left, against every stored id; the
+        ticket found is locked (a reply to it is usually acted on next)."""
         candidates = thread_candidates(mail)
         if not candidates:
             return None
@@ -318,7 +319,7 @@ class Intake:
         if batch is not None:
             answered, ticket_id = batch.thread_ticket(candidates)
             if answered:
-                return session.get(Ticket, ticket_id) if ticket_id is not None else None
+                return lock_ticket(session, ticket_id) if ticket_id is not None else None
         found: dict[str, int] = {}
         queries = (
             select(Message.message_id, Message.ticket_id).where(
@@ -334,7 +335,7 @@ class Intake:
                     found.setdefault(message_id, ticket_id)
         for candidate in candidates:
             if candidate in found:
-                return session.get(Ticket, found[candidate])
+                return lock_ticket(session, found[candidate])
         return None
 
     def _tagged_ticket(
@@ -376,8 +377,15 @@ class Intake:
     # --- actions ---------------------------------------------------------------------------
 
     def _join(
-        self, session: Session, stored: _Stored, ticket: Ticket, from_lkpp: bool
+        self,
+        session: Session,
+        stored: _Stored,
+        ticket: Ticket,
+        from_lkpp: bool,
+        *,
+        locked: bool = False,
     ) -> IntakeResult:
+        """`locked`: `ticket` was read with `lock_ticket` in this transaction."""
         kind = MessageKind.LKPP if from_lkpp else MessageKind.USER
         message = stored.save(ticket, kind)
         if stored.imported:
@@ -389,7 +397,14 @@ class Intake:
         action = machine.mail_action(ticket.state, from_lkpp=from_lkpp, thanks=thanks)
         actor = Actor.email(stored.mail.from_address, stored.mail.from_name or None)
         if action is not None and machine.allowed(ticket.state, action):
-            self.workflow.act(session, ticket.id, action, actor, message_pk=message.id)
+            self.workflow.act(
+                session,
+                ticket.id,
+                action,
+                actor,
+                message_pk=message.id,
+                locked=ticket if locked else None,
+            )
         else:
             self._notice(session, ticket.id, machine.Notice.USER_MAIL, message.id)
         return IntakeResult(Outcome.JOINED, ticket.id, message.id)

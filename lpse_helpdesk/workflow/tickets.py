@@ -70,6 +70,15 @@ class ActionResult:
     effects: tuple[Effect, ...] = field(default_factory=tuple)
 
 
+def lock_ticket(session: Session, ticket_id: int) -> Ticket | None:
+    """The ticket read afresh and locked for the rest of the transaction (FOR UPDATE on
+    PostgreSQL; SQLite's writer holds the whole database), or None when there is none."""
+    try:
+        return session.get(Ticket, ticket_id, with_for_update=True, populate_existing=True)
+    except StaleDataError:
+        raise StaleTicket from None
+
+
 class Workflow:
     """The one place where SOP outcomes are applied to storage."""
 
@@ -138,16 +147,17 @@ class Workflow:
         category: str | None = None,
         message_pk: int | None = None,
         mail_extras: dict[str, object] | None = None,
+        locked: Ticket | None = None,
     ) -> ActionResult:
         """Apply `action`; raise Refused (or machine.ActionNotAllowed) and change nothing.
 
         `mail_extras`: what the staff's mail carries besides the text (attachments, the
-        canned answer it came from), handed to the mail planner.
+        canned answer it came from), handed to the mail planner. `locked`: the ticket as
+        the caller read it in this transaction with `lock_ticket` (not read again).
         """
-        try:
-            ticket = session.get(Ticket, ticket_id, with_for_update=True, populate_existing=True)
-        except StaleDataError:
-            raise StaleTicket from None
+        ticket = locked if locked is not None and locked.id == ticket_id else None
+        if ticket is None:
+            ticket = lock_ticket(session, ticket_id)
         if ticket is None:
             raise TicketNotFound
         if expected_version is not None and ticket.version != expected_version:
@@ -253,10 +263,7 @@ class Workflow:
         self._refresh_card(session, ticket)
 
     def _locked(self, session: Session, ticket_id: int, expected_version: int) -> Ticket:
-        try:
-            ticket = session.get(Ticket, ticket_id, with_for_update=True, populate_existing=True)
-        except StaleDataError:
-            raise StaleTicket from None
+        ticket = lock_ticket(session, ticket_id)
         if ticket is None:
             raise TicketNotFound
         if ticket.version != expected_version:
