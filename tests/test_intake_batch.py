@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from imap_tools import MailBoxUnencrypted
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from lpse_helpdesk.bridge.failures import DatabaseUnavailable
@@ -408,6 +408,12 @@ async def test_a_batch_stored_together_stores_what_mail_by_mail_stores(
             make_mail(
                 sender="Lama <lama@vendor.co.id>",
                 subject="Re: Gagal upload penawaran",
+                message_id="<old3@v.co.id>",
+                in_reply_to=ack,  # answers our acknowledgement (found in the outbox)
+            ),
+            make_mail(
+                sender="Lama <lama@vendor.co.id>",
+                subject="Re: Gagal upload penawaran",
                 message_id="<old2@v.co.id>",
                 in_reply_to="<old@v.co.id>",
             ),
@@ -420,6 +426,28 @@ async def test_a_batch_stored_together_stores_what_mail_by_mail_stores(
             db.close()
     (together, stored_together), (apart, stored_apart) = results
     assert together == apart
-    assert together == {"opened": 2, "duplicate": 1, "joined": 2, "auto_reply": 1, "bounce": 1}
+    assert together == {"opened": 2, "duplicate": 1, "joined": 3, "auto_reply": 1, "bounce": 1}
     for table in stored_apart:
         assert stored_together[table] == stored_apart[table], table
+
+
+async def test_ticket_numbers_counted_in_a_batch_go_on_without_a_gap(
+    dovecot_server: Any, intake: Intake, database: Database, clock: FixedClock
+) -> None:
+    """A batch stored together counts its numbers after the first itself and writes the
+    counter once: the next batch, and a batch stored mail by mail, go on from there."""
+    account = dovecot_server.add_user()
+    _vendor_mails(account, 3, "first")
+    await _sync(intake_service(account, intake, database, clock))
+    _vendor_mails(account, 2, "second")
+    await _sync(intake_service(account, intake, database, clock, kind=StoredApart))
+    _vendor_mails(account, 2, "third")
+    await _sync(intake_service(account, intake, database, clock))
+    numbers = database.run_sync(
+        lambda s: list(s.scalars(select(Ticket.number).order_by(Ticket.id)))
+    )
+    assert [n.rsplit("-", 1)[1] for n in numbers] == [f"{n:05d}" for n in range(1, 8)]
+    counter = database.run_sync(
+        lambda s: s.execute(text("SELECT last FROM ticket_counters")).scalar_one()
+    )
+    assert counter == 7

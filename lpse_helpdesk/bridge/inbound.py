@@ -22,6 +22,7 @@ import datetime as dt
 import imaplib
 import logging
 import random
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -72,6 +73,8 @@ _WRITTEN_IN_BULK = (Ticket, Message, Attachment, AuditEvent, SlaClock, OutboxIte
 
 MAX_FAILURES = 3
 PIPELINE_BATCH = 50  # mails per FETCH and per database round while working off a backlog
+FIRST_BATCH = 10  # mails in the first batch of a sync, so that the storing begins soon
+PARSED_AHEAD = 2  # batches fetched and given to the parsing process ahead of the storing
 PARALLEL_FROM = 40  # kept for callers; every mail is now parsed in the parsing process
 BATCH_BYTES = 32 * 1024 * 1024  # a FETCH batch holds at most this many bytes of mail
 CONNECTION_ERRORS = (
@@ -341,25 +344,47 @@ class MailIntakeService:
         uids = listed
         if position.skip_before is not None:
             uids = await self._skip_old(listed, metas, position.skip_before, uidvalidity, report)
-        # A pipeline: while the database thread stores one batch, the parsing process
-        # prepares the next and the IMAP thread fetches the one after.
+        # A pipeline: while the database thread stores one batch (then the IMAP thread
+        # marks it), the parsing process prepares the next two and the IMAP thread fetches
+        # ahead; two batches ahead, the storing never waits for a parse that takes a little
+        # longer than usual. Batches are stored one after the other, in order.
         loop = asyncio.get_running_loop()
-        waiting: tuple[list[FetchedMail], asyncio.Future[list[WorkerOutcome]]] | None = None
-        for chunk in self._batches(uids, metas):
-            fetched = await self._imap(partial(self.session.fetch, chunk))
-            batch = [
-                FetchedMail(m.uid, m.raw, metas[m.uid].internaldate if m.uid in metas else None)
-                for m in fetched
-            ]
-            report.fetched += len(batch)
-            future = loop.run_in_executor(
-                self._parse_thread, self.worker.prepare, [m.raw for m in batch]
-            )
-            if waiting is not None:
-                await self._store(*waiting, folder, uidvalidity, report)
-            waiting = (batch, future)
-        if waiting is not None:
-            await self._store(*waiting, folder, uidvalidity, report)
+        ahead: deque[tuple[list[FetchedMail], asyncio.Future[list[WorkerOutcome]]]] = deque()
+        storing: asyncio.Task[None] | None = None
+
+        async def store_next() -> None:
+            nonlocal storing
+            if storing is not None:
+                await storing
+            batch, future = ahead.popleft()
+            storing = asyncio.ensure_future(self._store(batch, future, folder, uidvalidity, report))
+
+        try:
+            for chunk in self._batches(uids, metas):
+                fetched = await self._imap(partial(self.session.fetch, chunk))
+                batch = [
+                    FetchedMail(m.uid, m.raw, metas[m.uid].internaldate if m.uid in metas else None)
+                    for m in fetched
+                ]
+                report.fetched += len(batch)
+                future = loop.run_in_executor(
+                    self._parse_thread, self.worker.prepare, [m.raw for m in batch]
+                )
+                ahead.append((batch, future))
+                if len(ahead) > PARSED_AHEAD:
+                    await store_next()
+            while ahead:
+                await store_next()
+            if storing is not None:
+                await storing
+        finally:
+            if storing is not None and not storing.done():
+                # A fetch failed while a batch was being stored: let that batch finish (it
+                # commits and marks, or fails on its own), then report the fetch's error.
+                try:
+                    await storing
+                except Exception as error:
+                    log.warning("storing a batch failed as well: %s", error)
         await self._retry_failed(folder, uidvalidity, report)
         if position.skip_before is not None:
             top = max(listed, default=0)
@@ -387,6 +412,7 @@ class MailIntakeService:
         batches: list[list[int]] = []
         current: list[int] = []
         size = 0
+        limit = FIRST_BATCH  # a small first batch: the storing starts sooner
         for uid in uids:
             mail_size = metas[uid].size if uid in metas else 0
             if mail_size > self.options.max_bytes:
@@ -395,11 +421,9 @@ class MailIntakeService:
                 batches.append([uid])
                 current, size = [], 0
                 continue
-            if current and (
-                len(current) >= PIPELINE_BATCH or size + mail_size > self.options.batch_bytes
-            ):
+            if current and (len(current) >= limit or size + mail_size > self.options.batch_bytes):
                 batches.append(current)
-                current, size = [], 0
+                current, size, limit = [], 0, PIPELINE_BATCH
             current.append(uid)
             size += mail_size
         if current:
