@@ -502,7 +502,7 @@ def _run_child(
     done = subprocess.run(
         command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800, check=False
     )
-    if profile or os.environ.get("BENCH_STDERR"):
+    if profile:
         sys.stderr.write(done.stderr)
     for line in done.stdout.splitlines():
         if line.startswith(RESULT_MARK):
