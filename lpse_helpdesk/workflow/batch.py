@@ -34,7 +34,6 @@ from lpse_helpdesk.storage.models import (
 )
 
 _KEY = "workflow_batch_lookups"
-CARD_KIND = "card"  # TelegramOp.CARD (workflow/outbox.py imports this module)
 _CHUNK = 400
 HOUR = dt.timedelta(hours=1)
 
@@ -136,12 +135,14 @@ class BatchLookups:
         tickets = sorted({*self.stored_ids.values(), *self.queued_ids.values()})
         if now is None or not tickets:
             return
+        from lpse_helpdesk.workflow.outbox import TelegramOp  # it imports this module
+
         self.cards = dict.fromkeys(tickets)
         for start in range(0, len(tickets), _CHUNK):
             for item in session.scalars(
                 select(OutboxItem).where(
                     OutboxItem.channel == OutboxChannel.TELEGRAM,
-                    OutboxItem.kind == CARD_KIND,
+                    OutboxItem.kind == TelegramOp.CARD.value,
                     OutboxItem.ticket_id.in_(tickets[start : start + _CHUNK]),
                     OutboxItem.status == OutboxStatus.PENDING,
                     or_(OutboxItem.lease_until.is_(None), OutboxItem.lease_until <= now),
@@ -218,7 +219,7 @@ class BatchLookups:
             self.queued_ids.setdefault(message_id, ticket_id)
 
     def queued_card(self, ticket_id: int, item: OutboxItem) -> None:
-        """A card edit the batch queued for a new ticket (nothing else can be pending)."""
+        """The card edit the batch just queued for the ticket: the pending one from now on."""
         self.cards[ticket_id] = item
 
     def opened(self, requester: str, received_at: dt.datetime) -> None:
