@@ -46,6 +46,7 @@ from lpse_helpdesk.bridge.oauth2 import OAuth2Error
 from lpse_helpdesk.bridge.parse_worker import OverBudget, ParseWorker, WorkerOutcome
 from lpse_helpdesk.bridge.prepare import Prepared, with_raw
 from lpse_helpdesk.ops import metrics
+from lpse_helpdesk.storage import tables
 from lpse_helpdesk.storage.bulk import write_in_bulk
 from lpse_helpdesk.storage.db import Database
 from lpse_helpdesk.storage.ids import take_ids_ahead
@@ -344,20 +345,24 @@ class MailIntakeService:
         uids = listed
         if position.skip_before is not None:
             uids = await self._skip_old(listed, metas, position.skip_before, uidvalidity, report)
-        # A pipeline: while the database thread stores one batch (then the IMAP thread
-        # marks it), the parsing process prepares the next two and the IMAP thread fetches
-        # ahead; two batches ahead, the storing never waits for a parse that takes a little
-        # longer than usual. Batches are stored one after the other, in order.
+        # A pipeline: while the database thread stores one batch, the IMAP thread marks
+        # the one before and fetches ahead, and the parsing process prepares the next two
+        # (two ahead: the storing never waits for a parse that takes a little longer than
+        # usual). Batches are stored one after the other, in order, and each is marked
+        # after its commit and after the batches before it.
         loop = asyncio.get_running_loop()
         ahead: deque[tuple[list[FetchedMail], asyncio.Future[list[WorkerOutcome]]]] = deque()
-        storing: asyncio.Task[None] | None = None
+        storing: asyncio.Task[asyncio.Task[None]] | None = None
+        marking: asyncio.Task[None] | None = None
 
         async def store_next() -> None:
-            nonlocal storing
+            nonlocal storing, marking
             if storing is not None:
-                await storing
+                marking = await storing
             batch, future = ahead.popleft()
-            storing = asyncio.ensure_future(self._store(batch, future, folder, uidvalidity, report))
+            storing = asyncio.ensure_future(
+                self._store(batch, future, folder, uidvalidity, report, marking)
+            )
 
         try:
             for chunk in self._batches(uids, metas):
@@ -376,15 +381,24 @@ class MailIntakeService:
             while ahead:
                 await store_next()
             if storing is not None:
-                await storing
+                marking = await storing
+            if marking is not None:
+                await marking
         finally:
-            if storing is not None and not storing.done():
-                # A fetch failed while a batch was being stored: let that batch finish (it
-                # commits and marks, or fails on its own), then report the fetch's error.
+            # A fetch or a mark failed while a batch was being stored: let what was begun
+            # finish (it commits and marks, or fails on its own), then report the error.
+            if storing is not None and (
+                not storing.done() or (not storing.cancelled() and storing.exception() is None)
+            ):
                 try:
-                    await storing
+                    marking = await storing
                 except Exception as error:
                     log.warning("storing a batch failed as well: %s", error)
+            if marking is not None and not marking.done():
+                try:
+                    await marking
+                except Exception as error:
+                    log.warning("marking a batch failed as well: %s", error)
         await self._retry_failed(folder, uidvalidity, report)
         if position.skip_before is not None:
             top = max(listed, default=0)
@@ -512,16 +526,28 @@ class MailIntakeService:
         folder: str,
         uidvalidity: int,
         report: SyncReport,
-    ) -> None:
+        after: asyncio.Task[None] | None = None,
+    ) -> asyncio.Task[None]:
+        """Store a batch; then its marking on the server begins, once the marking of the
+        batches before it (`after`) is done. Returns that marking's task."""
         outcomes = await future
         handled, quarantined, error = await self.db.run_plain(
             partial(self._ingest_batch, batch, outcomes, folder, uidvalidity, report)
         )
+        marking = asyncio.ensure_future(self._mark_stored(after, handled, quarantined))
+        if error is not None:
+            await marking  # what was committed is marked before the sync stops
+            raise DatabaseUnavailable(str(error)) from error
+        return marking
+
+    async def _mark_stored(
+        self, after: asyncio.Task[None] | None, handled: list[int], quarantined: list[int]
+    ) -> None:
+        if after is not None:
+            await after
         await self._mark(handled, self.options.processed_folder)
         if quarantined:
             await self._mark(quarantined, self.options.quarantine_folder)
-        if error is not None:
-            raise DatabaseUnavailable(str(error)) from error
 
     async def _mark(self, uids: list[int], folder: str | None, *, seen: bool = True) -> None:
         """\\Seen, then move. A refused folder is reported once; the mails are committed
@@ -736,10 +762,14 @@ class MailIntakeService:
             return False
 
     def _advance(self, session: Session, folder: str, uid: int) -> None:
-        """Record the UID as handled, in the transaction that handled it (one statement)."""
-        session.execute(
-            update(MailboxState)
-            .where(MailboxState.folder == folder, MailboxState.last_uid < uid)
+        """Record the UID as handled, in the transaction that handled it (one statement).
+
+        On the connection: no row of the table is loaded in a batch's session, and the ORM
+        would evaluate the statement against every object the batch has loaded."""
+        state = tables.mailbox_state
+        session.connection().execute(
+            update(state)
+            .where(state.c.folder == folder, state.c.last_uid < uid)
             .values(last_uid=uid, updated_at=self.clock.now())
         )
 
