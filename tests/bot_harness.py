@@ -10,12 +10,12 @@ from typing import Any, TypeVar
 
 from lpse_helpdesk.bot.ratelimit import Limits
 from lpse_helpdesk.bot.service import BotSettings, TelegramService
-from lpse_helpdesk.bridge.intake import Intake, IntakeConfig
+from lpse_helpdesk.bridge.intake import Intake
 from lpse_helpdesk.bridge.letters import Letterhead
 from lpse_helpdesk.domain.model import DomainConfig
 from lpse_helpdesk.storage.db import Database
 from lpse_helpdesk.workflow.tickets import Workflow
-from tests.conftest import HELPDESK, LKPP, OffsetClock
+from tests.conftest import OffsetClock
 from tests.mailmaker import make_mail
 from tests.servers.telegram import BotApiServer, SentMessage
 
@@ -116,11 +116,6 @@ def make_service(
     service = TelegramService(settings, db, workflow.clock, workflow, domain)
     service.dispatcher.poll_seconds = 0.05
     return service
-
-
-def make_intake(workflow: Workflow, domain: DomainConfig) -> Intake:
-    config = IntakeConfig(helpdesk_addresses=frozenset({HELPDESK}), lkpp_address=LKPP)
-    return Intake(workflow, domain, config)
 
 
 def button_data(message: SentMessage, word: str) -> str | None:

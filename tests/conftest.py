@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from lpse_helpdesk.bridge.intake import Intake, IntakeConfig
 from lpse_helpdesk.domain.loader import load_domain
 from lpse_helpdesk.domain.model import DomainConfig
 from lpse_helpdesk.storage.db import Database, make_engine, upgrade
@@ -92,3 +93,24 @@ def live_workflow(
 ) -> Workflow:
     planner = OutboxMailPlanner(domain, Addresses(helpdesk=HELPDESK, lkpp=LKPP))
     return Workflow(domain, calendar, live_clock, planner, timezone=WIB)
+
+
+def make_intake(workflow: Workflow, domain: DomainConfig) -> Intake:
+    """The intake with the test addresses (HELPDESK, LKPP) and the default rules."""
+    config = IntakeConfig(helpdesk_addresses=frozenset({HELPDESK}), lkpp_address=LKPP)
+    return Intake(workflow, domain, config)
+
+
+@pytest.fixture
+def intake(workflow: Workflow, domain: DomainConfig) -> Intake:
+    return make_intake(workflow, domain)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, sqlite_url: str) -> Iterator[Database]:
+    """A migrated database, once on SQLite and once on PostgreSQL."""
+    url = sqlite_url if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    db = Database.from_url(url)
+    upgrade(db.engine)
+    yield db
+    db.close()

@@ -20,6 +20,18 @@ from lpse_helpdesk.workflow.tickets import NewTicket, Workflow
 from tests.conftest import WIB
 
 STAFF = Actor.telegram(1001, "Budi")
+#: The settings every command requires, with test values.
+REQUIRED_SETTINGS = {
+    "TELEGRAM_BOT_TOKEN": "123456789:AAtest-token",
+    "HELPDESK_CHAT_ID": "-1001234567890",
+    "IMAP_HOST": "127.0.0.1",
+    "IMAP_USER": "helpdesk@lpse.test",
+    "IMAP_PASSWORD": "imap-password",
+    "SMTP_HOST": "127.0.0.1",
+    "HELPDESK_EMAIL": "helpdesk@lpse.test",
+    "LKPP_HELPDESK_EMAIL": "helpdesk@lkpp.test",
+}
+
 LPSE = "LPSE Kabupaten Contoh"
 
 

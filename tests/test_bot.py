@@ -29,11 +29,10 @@ from tests.bot_harness import (
     GROUP,
     Harness,
     OffsetClock,
-    make_intake,
     make_service,
     press_latest,
 )
-from tests.conftest import WIB
+from tests.conftest import WIB, make_intake
 from tests.servers.telegram import BotApiServer, RateLimits
 
 STAFF_ID, OTHER_ID = 1001, 2002

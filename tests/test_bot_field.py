@@ -34,8 +34,8 @@ from lpse_helpdesk.storage.models import (
 )
 from lpse_helpdesk.workflow.actors import Actor
 from lpse_helpdesk.workflow.tickets import Workflow
-from tests.bot_harness import GROUP, Harness, make_intake, make_service
-from tests.conftest import WIB, OffsetClock
+from tests.bot_harness import GROUP, Harness, make_service
+from tests.conftest import WIB, OffsetClock, make_intake
 from tests.servers.telegram import ApiError, BotApiServer, RateLimits, SentMessage, parse_html
 
 STAFF_ID, BOSS_ID, STRANGER_ID = 1001, 777, 4242

@@ -12,17 +12,9 @@ import pytest
 from lpse_helpdesk.config.check import check_config
 from lpse_helpdesk.config.recap import RecapSettings, load_recap_config
 from lpse_helpdesk.config.settings import Settings
+from tests.reports_support import REQUIRED_SETTINGS
 
-REQUIRED = {
-    "TELEGRAM_BOT_TOKEN": "123456789:AAtest-token",
-    "HELPDESK_CHAT_ID": "-1001234567890",
-    "IMAP_HOST": "127.0.0.1",
-    "IMAP_USER": "helpdesk@lpse.test",
-    "IMAP_PASSWORD": "imap-password",
-    "SMTP_HOST": "127.0.0.1",
-    "HELPDESK_EMAIL": "helpdesk@lpse.test",
-    "LKPP_HELPDESK_EMAIL": "helpdesk@lkpp.test",
-}
+REQUIRED = REQUIRED_SETTINGS
 NAMES = [field.name for field in dataclasses.fields(RecapSettings)]
 
 

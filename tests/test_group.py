@@ -25,11 +25,10 @@ from tests.bot_harness import (
     Harness,
     OffsetClock,
     latest_with_button,
-    make_intake,
     make_service,
     press_latest,
 )
-from tests.conftest import HELPDESK, LKPP, WIB
+from tests.conftest import HELPDESK, LKPP, WIB, make_intake
 from tests.servers.telegram import BotApiServer, RateLimits, SentMessage
 
 STAFF_ID, OTHER_ID = 1001, 2002

@@ -4,7 +4,6 @@ savepoint per mail, so that a bad mail rolls back alone."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -48,21 +47,6 @@ class BreaksAfterWriting(Intake):
             session.flush()
             raise ValueError("cannot process this mail")
         return result
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request: pytest.FixtureRequest, sqlite_url: str) -> Iterator[Database]:
-    url = sqlite_url if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    db = Database.from_url(url)
-    upgrade(db.engine)
-    yield db
-    db.close()
-
-
-@pytest.fixture
-def intake(workflow: Workflow, domain: DomainConfig) -> Intake:
-    config = IntakeConfig(helpdesk_addresses=frozenset({HELPDESK}), lkpp_address=LKPP)
-    return Intake(workflow, domain, config)
 
 
 def _flags(account: DovecotAccount, uids: list[int]) -> dict[int, tuple[str, ...]]:

@@ -17,7 +17,7 @@ from lpse_helpdesk.bridge.inbound import (
     PIPELINE_BATCH,
     MailIntakeService,
 )
-from lpse_helpdesk.bridge.intake import Intake, IntakeConfig
+from lpse_helpdesk.bridge.intake import Intake
 from lpse_helpdesk.domain.model import DomainConfig
 from lpse_helpdesk.storage.db import Database
 from lpse_helpdesk.storage.models import (
@@ -30,22 +30,12 @@ from lpse_helpdesk.storage.models import (
 )
 from lpse_helpdesk.timekeeping.clock import FixedClock
 from lpse_helpdesk.workflow.tickets import Workflow
-from tests.conftest import HELPDESK, LKPP
+from tests.conftest import make_intake
 from tests.intake_support import intake_service
 from tests.mailmaker import make_mail
 from tests.servers.dovecot import ImapAccount as DovecotAccount
 
 pytestmark = pytest.mark.dovecot
-
-
-def _intake(workflow: Workflow, domain: DomainConfig) -> Intake:
-    config = IntakeConfig(helpdesk_addresses=frozenset({HELPDESK}), lkpp_address=LKPP)
-    return Intake(workflow, domain, config)
-
-
-@pytest.fixture
-def intake(workflow: Workflow, domain: DomainConfig) -> Intake:
-    return _intake(workflow, domain)
 
 
 @pytest.fixture
@@ -221,7 +211,7 @@ async def test_a_failing_mail_is_retried_then_quarantined(
     db: Database,
     clock: FixedClock,
 ) -> None:
-    flaky = FlakyIntake(workflow, domain, _intake(workflow, domain).config)
+    flaky = FlakyIntake(workflow, domain, make_intake(workflow, domain).config)
     service = intake_service(imap_account, flaky, db, clock, quarantine_folder="Karantina")
     bad = imap_account.append(make_mail(subject="RUSAK"))
     imap_account.append(make_mail(subject="Baik"))

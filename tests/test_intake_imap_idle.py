@@ -20,26 +20,19 @@ from sqlalchemy import select
 
 from lpse_helpdesk.bridge.inbound import MailIntakeService
 from lpse_helpdesk.bridge.intake import Intake
-from lpse_helpdesk.domain.model import DomainConfig
 from lpse_helpdesk.storage.db import Database
 from lpse_helpdesk.storage.models import Message, Ticket
 from lpse_helpdesk.timekeeping.clock import FixedClock
-from lpse_helpdesk.workflow.tickets import Workflow
 from tests.intake_support import intake_service
 from tests.mailmaker import make_mail
 from tests.servers.dovecot import DovecotServer
 from tests.servers.dovecot import ImapAccount as DovecotAccount
-from tests.test_intake_imap import _count, _flags, _intake, _wait
+from tests.test_intake_imap import _count, _flags, _wait
 
 pytestmark = pytest.mark.dovecot
 
 #: Long enough that a wait for it is a failure: IDLE must return on the server's word.
 LONG_IDLE = 600.0
-
-
-@pytest.fixture
-def intake(workflow: Workflow, domain: DomainConfig) -> Intake:
-    return _intake(workflow, domain)
 
 
 @pytest.fixture

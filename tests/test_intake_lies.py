@@ -11,8 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from lpse_helpdesk.bot import bounce_flags
 from lpse_helpdesk.bot.cards import load_card, render_text
-from lpse_helpdesk.bridge.intake import Intake, IntakeConfig, Outcome
-from lpse_helpdesk.domain.model import DomainConfig
+from lpse_helpdesk.bridge.intake import Intake, Outcome
 from lpse_helpdesk.storage.db import Database
 from lpse_helpdesk.storage.models import (
     Direction,
@@ -22,16 +21,9 @@ from lpse_helpdesk.storage.models import (
     OutboxChannel,
     OutboxItem,
 )
-from lpse_helpdesk.workflow.tickets import Workflow
-from tests.conftest import HELPDESK, LKPP, WIB
+from tests.conftest import WIB
 from tests.mailmaker import make_bounce, make_mail
 from tests.test_intake_rules import ingest, mails
-
-
-@pytest.fixture
-def intake(workflow: Workflow, domain: DomainConfig) -> Intake:
-    config = IntakeConfig(helpdesk_addresses=frozenset({HELPDESK}), lkpp_address=LKPP)
-    return Intake(workflow, domain, config)
 
 
 def test_a_reused_message_id_with_new_content_is_a_new_mail(db: Database, intake: Intake) -> None:

@@ -19,7 +19,6 @@ from lpse_helpdesk.bridge.history_import import import_history
 from lpse_helpdesk.bridge.intake import Intake
 from lpse_helpdesk.bridge.parse_worker import ParseWorker, Progress, serve_mails
 from lpse_helpdesk.bridge.quarantine import list_quarantined, retry_quarantined
-from lpse_helpdesk.domain.model import DomainConfig
 from lpse_helpdesk.storage.db import Database
 from lpse_helpdesk.storage.models import (
     FailedMail,
@@ -31,12 +30,11 @@ from lpse_helpdesk.storage.models import (
     Ticket,
 )
 from lpse_helpdesk.timekeeping.clock import FixedClock
-from lpse_helpdesk.workflow.tickets import Workflow
 from tests.intake_support import intake_service
 from tests.mailmaker import make_mail
 from tests.servers.dovecot import DovecotServer
 from tests.servers.dovecot import ImapAccount as DovecotAccount
-from tests.test_intake_imap import _count, _flags, _intake, _wait
+from tests.test_intake_imap import _count, _flags, _wait
 
 pytestmark = pytest.mark.dovecot
 
@@ -64,11 +62,6 @@ def _mail_count(db: Database) -> int:
             or 0
         )
     )
-
-
-@pytest.fixture
-def intake(workflow: Workflow, domain: DomainConfig) -> Intake:
-    return _intake(workflow, domain)
 
 
 async def test_first_start_on_a_mailbox_with_history_then_import_twice(

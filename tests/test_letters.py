@@ -22,7 +22,7 @@ from lpse_helpdesk.storage.db import Database
 from lpse_helpdesk.storage.models import OutboxItem
 from lpse_helpdesk.workflow.signatures import OfficialName, parse_official, parse_staff_names
 from lpse_helpdesk.workflow.tickets import Workflow
-from tests.bot_harness import make_intake
+from tests.conftest import make_intake
 from tests.mailmaker import make_mail
 
 DOC = Path(__file__).parents[1] / "docs" / "letters.md"

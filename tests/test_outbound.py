@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from lpse_helpdesk.bridge.intake import Intake, IntakeConfig, Outcome
+from lpse_helpdesk.bridge.intake import Intake, Outcome
 from lpse_helpdesk.bridge.outbound import MailSenderService, SenderOptions, SmtpAccount
 from lpse_helpdesk.bridge.templating import Renderer
 from lpse_helpdesk.config.settings import Security
-from lpse_helpdesk.domain.model import DomainConfig, SopStep
+from lpse_helpdesk.domain.model import SopStep
 from lpse_helpdesk.sop.machine import Action, State
 from lpse_helpdesk.storage.db import Database
 from lpse_helpdesk.storage.models import (
@@ -64,12 +64,6 @@ def _sender(
     return MailSenderService(
         account, db, clock, SlaKeeper(workflow.domain, workflow.calendar), options
     )
-
-
-@pytest.fixture
-def intake(workflow: Workflow, domain: DomainConfig) -> Intake:
-    config = IntakeConfig(helpdesk_addresses=frozenset({HELPDESK}), lkpp_address=LKPP)
-    return Intake(workflow, domain, config)
 
 
 def _open(db: Database, intake: Intake, **kw: Any) -> int:

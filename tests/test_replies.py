@@ -41,12 +41,11 @@ from tests.bot_harness import (
     OffsetClock,
     last_message_id,
     latest_with_button,
-    make_intake,
     make_service,
     open_prompt,
     press_latest,
 )
-from tests.conftest import HELPDESK, LKPP, WIB
+from tests.conftest import HELPDESK, LKPP, WIB, make_intake
 from tests.servers.smtp import SmtpServer
 from tests.servers.telegram import BotApiServer, RateLimits
 

@@ -14,18 +14,9 @@ from lpse_helpdesk.reports.cli import add_rekap_command
 from lpse_helpdesk.storage.db import Database
 from lpse_helpdesk.timekeeping.clock import FixedClock
 from lpse_helpdesk.workflow.tickets import Workflow
-from tests.reports_support import open_ticket, wib
+from tests.reports_support import REQUIRED_SETTINGS, open_ticket, wib
 
-ENV = {
-    "TELEGRAM_BOT_TOKEN": "123456789:AAtest-token",
-    "HELPDESK_CHAT_ID": "-1001234567890",
-    "IMAP_HOST": "127.0.0.1",
-    "IMAP_USER": "helpdesk@lpse.test",
-    "IMAP_PASSWORD": "imap-password",
-    "SMTP_HOST": "127.0.0.1",
-    "HELPDESK_EMAIL": "helpdesk@lpse.test",
-    "LKPP_HELPDESK_EMAIL": "helpdesk@lkpp.test",
-}
+ENV = REQUIRED_SETTINGS
 
 
 @pytest.fixture

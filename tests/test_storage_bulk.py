@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -11,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lpse_helpdesk.storage.bulk import ChangedAfterBulkWrite, write_in_bulk
-from lpse_helpdesk.storage.db import Database, upgrade
+from lpse_helpdesk.storage.db import Database
 from lpse_helpdesk.storage.ids import take_ids_ahead
 from lpse_helpdesk.storage.models import AuditEvent, OutboxItem, SlaClock, Ticket
 from lpse_helpdesk.timekeeping.clock import FixedClock
@@ -20,15 +19,6 @@ from lpse_helpdesk.workflow.tickets import NewTicket, Workflow
 from lpse_helpdesk.workflow.waker import SLA_TOPIC, waker_for
 
 BULK = (Ticket, AuditEvent, SlaClock, OutboxItem)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request: pytest.FixtureRequest, sqlite_url: str) -> Iterator[Database]:
-    url = sqlite_url if request.param == "sqlite" else request.getfixturevalue("postgres_url")
-    db = Database.from_url(url)
-    upgrade(db.engine)
-    yield db
-    db.close()
 
 
 def _open(session: Session, workflow: Workflow, clock: FixedClock, subject: str) -> Ticket:

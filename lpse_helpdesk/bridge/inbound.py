@@ -385,20 +385,7 @@ class MailIntakeService:
             if marking is not None:
                 await marking
         finally:
-            # A fetch or a mark failed while a batch was being stored: let what was begun
-            # finish (it commits and marks, or fails on its own), then report the error.
-            if storing is not None and (
-                not storing.done() or (not storing.cancelled() and storing.exception() is None)
-            ):
-                try:
-                    marking = await storing
-                except Exception as error:
-                    log.warning("storing a batch failed as well: %s", error)
-            if marking is not None and not marking.done():
-                try:
-                    await marking
-                except Exception as error:
-                    log.warning("marking a batch failed as well: %s", error)
+            await _let_finish(storing, marking)
         await self._retry_failed(folder, uidvalidity, report)
         if position.skip_before is not None:
             top = max(listed, default=0)
@@ -945,6 +932,27 @@ class MailIntakeService:
 
 class _ParseError(Exception):
     """The parsing process could not finish this mail (its reason is the message)."""
+
+
+async def _let_finish(
+    storing: asyncio.Task[asyncio.Task[None]] | None, marking: asyncio.Task[None] | None
+) -> None:
+    """After a sync stopped (a fetch or a mark failed): what it began finishes. The batch
+    being stored commits and is marked, or fails on its own; the marking under way ends.
+    A failure here is logged: the error that stopped the sync is the one raised."""
+    if storing is not None:
+        if not storing.done():
+            try:
+                marking = await storing
+            except Exception as error:
+                log.warning("storing a batch failed as well: %s", error)
+        elif not storing.cancelled() and storing.exception() is None:
+            marking = storing.result()  # stored, its marking not yet awaited
+    if marking is not None and not marking.done():
+        try:
+            await marking
+        except Exception as error:
+            log.warning("marking a batch failed as well: %s", error)
 
 
 def _alerted(session: Session, dedup_key: str) -> bool:
