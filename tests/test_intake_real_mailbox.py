@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, func, select
 
+from lpse_helpdesk.bridge import inbound
 from lpse_helpdesk.bridge.history_import import import_history
 from lpse_helpdesk.bridge.intake import Intake
 from lpse_helpdesk.bridge.parse_worker import ParseWorker, Progress, serve_mails
@@ -34,7 +35,7 @@ from tests.intake_support import intake_service
 from tests.mailmaker import make_mail
 from tests.servers.dovecot import DovecotServer
 from tests.servers.dovecot import ImapAccount as DovecotAccount
-from tests.test_intake_imap import _count, _flags, _wait
+from tests.test_intake_imap import FlakyIntake, _count, _flags, _wait
 
 pytestmark = pytest.mark.dovecot
 
@@ -167,6 +168,9 @@ async def test_first_start_on_a_mailbox_with_history_then_import_twice(
             )
         )
         assert cards == 0
+        assert sum("\\Seen" in f for f in _flags(imap_account).values()) == 3
+        # A restart's look for stored but unmarked mail leaves the imported history alone.
+        await service._remark_committed()
         assert sum("\\Seen" in f for f in _flags(imap_account).values()) == 3
     finally:
         await service.stop()
@@ -328,6 +332,87 @@ async def test_a_refused_folder_is_reported_once_and_does_not_stall(
         assert all("\\Seen" in f for f in _flags(imap_account).values())
     finally:
         await service.stop()
+
+
+async def test_a_refused_move_is_done_on_the_next_start_and_history_stays(
+    imap_account: DovecotAccount,
+    intake: Intake,
+    db: Database,
+    clock: FixedClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The operator fixes IMAP_PROCESSED_FOLDER and restarts: the mails the refused folder
+    left behind are moved then. Old mail the first start left alone, mail brought in by
+    `import` and mail not yet stored stay in the inbox as they are."""
+    old_day = dt.datetime(2024, 3, 5, 10, 0, tzinfo=dt.UTC)
+    for i in range(4):
+        imap_account.append(make_mail(subject=f"Lama {i}"), date=old_day + dt.timedelta(hours=i))
+    refused = intake_service(imap_account, intake, db, clock, processed_folder="~Diproses")
+    try:
+        await refused._imap(refused.session.connect)
+        assert (await refused.sync_once()).skipped_old == 4
+        worker = ParseWorker(
+            intake.config.max_bytes, intake.config.helpdesk_addresses, intake.domain
+        )
+        try:
+            report = await refused._imap(
+                lambda: import_history(
+                    refused.session, intake, db, worker, since=dt.date(2024, 3, 5)
+                )
+            )
+        finally:
+            worker.close()
+        assert report.tickets == 4
+        old_uids = set(_flags(imap_account))
+        for i in range(5):
+            imap_account.append(make_mail(subject=f"Baru {i}", sender=f"b{i}@vendor.co.id"))
+        await refused._imap(lambda: refused.session.box.client.noop())
+        assert (await refused.sync_once()).committed == 5
+        assert len(_flags(imap_account)) == 9  # the move was refused: all still in INBOX
+    finally:
+        await refused.stop()
+    late = imap_account.append(make_mail(subject="Belum dibaca"))  # arrived while it was down
+
+    monkeypatch.setattr(inbound, "REMARK_CHUNK", 2)  # several rounds of STORE and MOVE
+    fixed = intake_service(imap_account, intake, db, clock, processed_folder="Diproses")
+    try:
+        await fixed._imap(fixed.session.connect)
+        await fixed._remark_committed()  # what a start does first
+        left = _flags(imap_account)
+        assert set(left) == old_uids | {late}
+        assert all("\\Seen" not in left[uid] for uid in old_uids | {late})
+        assert len(_flags(imap_account, "Diproses")) == 5
+        await fixed.sync_once()
+        assert set(_flags(imap_account)) == old_uids
+    finally:
+        await fixed.stop()
+
+
+async def test_a_quarantined_mail_goes_to_its_folder_on_the_next_start(
+    imap_account: DovecotAccount, intake: Intake, db: Database, clock: FixedClock
+) -> None:
+    """Quarantined with a refused quarantine folder: the next start, with the folder fixed,
+    moves it; the mail stays stored in the database all along."""
+    imap_account.append(make_mail(subject="Baik", sender="ok@vendor.co.id"))
+    bad = imap_account.append(make_mail(subject="RUSAK", sender="bad@vendor.co.id"))
+    flaky = FlakyIntake(intake.workflow, intake.domain, intake.config)
+    refused = intake_service(imap_account, flaky, db, clock, quarantine_folder="~Karantina")
+    try:
+        await refused._imap(refused.session.connect)
+        for _ in range(MAX_TRIES):
+            await refused.sync_once()
+        assert db.run_sync(lambda s: s.scalars(select(FailedMail.quarantined)).all()) == [True]
+        assert set(_flags(imap_account)) >= {bad}
+    finally:
+        await refused.stop()
+    fixed = intake_service(imap_account, intake, db, clock, quarantine_folder="Karantina")
+    try:
+        await fixed._imap(fixed.session.connect)
+        await fixed._remark_committed()
+        assert bad not in _flags(imap_account)
+        assert len(_flags(imap_account, "Karantina")) == 1
+    finally:
+        await fixed.stop()
 
 
 async def test_dovecot_stopped_and_started_mid_idle(

@@ -29,6 +29,44 @@ def any_url(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue("postgres_url"))
 
 
+def test_mail_imported_before_0011_is_known_by_its_note(any_url: str) -> None:
+    """History imported before the `imported` column existed is marked by the migration, so
+    that a start does not take it for live mail left unmarked (and flag or move it)."""
+    engine = make_engine(any_url)
+    try:
+        upgrade(engine, "0010_group")
+        with engine.begin() as connection:
+            for number, note in enumerate(
+                [
+                    "imported from the mailbox's history",
+                    "a bounce; imported from the mailbox's history",
+                    None,
+                ],
+                start=1,
+            ):
+                connection.execute(
+                    text(
+                        'INSERT INTO messages (id, direction, kind, message_id, "references",'
+                        " from_address, from_name, to_addresses, subject, text, stripped_text,"
+                        " raw, size, at, note) VALUES (:id, 'in', 'ticket', :mid, '[]', '', '',"
+                        " '[]', '', '', '', :raw, 0, :at, :note)"
+                    ),
+                    {
+                        "id": number,
+                        "mid": f"<{number}@x>",
+                        "raw": b"",
+                        "at": dt.datetime(2026, 12, 1),
+                        "note": note,
+                    },
+                )
+        upgrade(engine)
+        with engine.connect() as connection:
+            rows = connection.execute(text("SELECT id, imported FROM messages ORDER BY id")).all()
+        assert [(row[0], bool(row[1])) for row in rows] == [(1, True), (2, True), (3, False)]
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture
 def any_db(any_url: str) -> Iterator[Database]:
     engine = make_engine(any_url)
@@ -43,7 +81,7 @@ def test_migrations_match_the_models(any_url: str) -> None:
     try:
         upgrade(engine)
         upgrade(engine)  # idempotent
-        assert current_revision(engine) == "0010_group"
+        assert current_revision(engine) == "0011_message_imported"
         with engine.connect() as connection:
             context = MigrationContext.configure(connection, opts={"compare_type": False})
             assert compare_metadata(context, Base.metadata) == []

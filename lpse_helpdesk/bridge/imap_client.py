@@ -181,10 +181,12 @@ class ImapSession:
         found = self.box.uids(f"UID {last_uid + 1}:*")
         return sorted(uid for uid in map(int, found) if uid > last_uid)
 
-    def unseen_uids_up_to(self, last_uid: int) -> list[int]:
+    def uids_up_to(self, last_uid: int, *, unseen: bool = False) -> list[int]:
+        """UIDs from 1 to `last_uid` still in the folder (only the unseen ones if asked)."""
         if last_uid <= 0:
             return []
-        return [int(u) for u in self.box.uids(f"UNSEEN UID 1:{last_uid}")]
+        found = self.box.uids(f"{'UNSEEN ' if unseen else ''}UID 1:{last_uid}")
+        return sorted(uid for uid in map(int, found) if uid <= last_uid)
 
     def meta(self, uids: Sequence[int]) -> dict[int, MailMeta]:
         """INTERNALDATE and RFC822.SIZE of each UID, without fetching any mail."""

@@ -78,6 +78,7 @@ FIRST_BATCH = 10  # mails in the first batch of a sync, so that the storing begi
 PARSED_AHEAD = 2  # batches fetched and given to the parsing process ahead of the storing
 PARALLEL_FROM = 40  # kept for callers; every mail is now parsed in the parsing process
 BATCH_BYTES = 32 * 1024 * 1024  # a FETCH batch holds at most this many bytes of mail
+REMARK_CHUNK = 500  # UIDs per STORE and MOVE when a start marks what was left unmarked
 CONNECTION_ERRORS = (
     OSError,
     imaplib.IMAP4.error,
@@ -899,10 +900,14 @@ class MailIntakeService:
                 return None if report.quarantined > before else False
 
     async def _remark_committed(self) -> None:
-        """After a crash between commit and marking: mark what is stored but still unseen.
+        """What a start does first: mark on the server what is stored but not yet marked.
 
-        Only mails stored under the server's current UIDVALIDITY count: after a renumbering,
-        an old UID may name a different, new mail.
+        That is a mail committed just before a crash (still unseen), and, when a processed
+        or quarantine folder is set, a mail still in the folder because the server refused
+        the move (it is moved now, e.g. after the operator fixed the folder's name). Mail
+        brought in by `lpse-helpdesk import` stays as it is. Only mails stored under the
+        server's current UIDVALIDITY count: after a renumbering, an old UID may name a
+        different, new mail.
         """
         folder = self.account.folder
         uidvalidity = await self._imap(self.session.uidvalidity)
@@ -910,24 +915,50 @@ class MailIntakeService:
         if state is None or state.uidvalidity != uidvalidity:
             return  # sync_once rescans; Message-IDs drop what was stored before
         last_uid = state.last_uid
-        unseen = await self._imap(lambda: self.session.unseen_uids_up_to(last_uid))
-        if not unseen:
+        unseen = set(await self._imap(lambda: self.session.uids_up_to(last_uid, unseen=True)))
+        present = unseen
+        if self.options.processed_folder or self.options.quarantine_folder:
+            present = set(await self._imap(lambda: self.session.uids_up_to(last_uid)))
+        if not present:
             return
-        stored = await self.db.run(
-            lambda s: list(
-                s.scalars(
-                    select(Message.uid).where(
-                        Message.mailbox == folder,
-                        Message.uidvalidity == uidvalidity,
-                        Message.uid.in_(unseen),
-                    )
-                )
-            )
+        handled, quarantined = await self.db.run(
+            lambda s: _stored_up_to(s, folder, uidvalidity, min(present), max(present))
         )
-        uids = sorted({uid for uid in stored if uid is not None})
-        if uids:
-            log.info("marking %d stored but unmarked mails as handled", len(uids))
-            await self._mark(uids, self.options.processed_folder)
+        for uids, target in (
+            (handled, self.options.processed_folder),
+            (quarantined - handled, self.options.quarantine_folder),
+        ):
+            pending = sorted(uids & (present if target else unseen))
+            if pending:
+                log.info("marking %d stored but unmarked mails as handled", len(pending))
+            for start in range(0, len(pending), REMARK_CHUNK):
+                await self._mark(pending[start : start + REMARK_CHUNK], target)
+
+
+def _stored_up_to(
+    session: Session, folder: str, uidvalidity: int, low: int, high: int
+) -> tuple[set[int], set[int]]:
+    """The UIDs from `low` to `high` that the live intake stored, and those it quarantined.
+
+    One look-up each, whatever the number of UIDs: the folder may hold years of history."""
+    messages, failed = tables.messages.c, tables.failed_mails.c
+    stored = session.scalars(
+        select(messages.uid).where(
+            messages.mailbox == folder,
+            messages.uidvalidity == uidvalidity,
+            messages.uid.between(low, high),
+            messages.imported.is_(False),
+        )
+    )
+    quarantined = session.scalars(
+        select(failed.uid).where(
+            failed.folder == folder,
+            failed.uidvalidity == uidvalidity,
+            failed.uid.between(low, high),
+            failed.quarantined.is_(True),
+        )
+    )
+    return {uid for uid in stored if uid is not None}, set(quarantined)
 
 
 class _ParseError(Exception):

@@ -689,6 +689,7 @@ class _Stored:
             uidvalidity=self.uidvalidity,
             note="; ".join(notes) or None,
             dedup_key=self.dedup_key,
+            imported=self.imported,
         )
         self.session.add(message)
         assign_id(self.session, message)

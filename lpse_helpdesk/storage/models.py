@@ -149,6 +149,8 @@ class Message(Base):
     note: Mapped[str | None]
     #: Incoming mail: sha256 of the Message-ID and the content (bridge/dedup.py); else None.
     dedup_key: Mapped[str | None]
+    #: History brought in by `lpse-helpdesk import`: left on the server as it is.
+    imported: Mapped[bool]
 
     ticket: Mapped[Ticket | None] = relationship(back_populates="messages", lazy="raise")
 

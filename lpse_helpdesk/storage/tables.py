@@ -189,6 +189,8 @@ messages = Table(
     Column("note", Text),  # e.g. why it did not open a ticket
     # Incoming mail: sha256 of the Message-ID and the content (bridge/dedup.py); else None.
     Column("dedup_key", String(64)),
+    # History brought in by `lpse-helpdesk import`: left on the server as it is.
+    _required("imported", Boolean, default=False),
     Index("ix_messages_message_id", "message_id"),
     # One row per incoming mail: the same Message-ID with the same content is a duplicate
     # even when two processes ingest it at once; a reused id with new content is not.
