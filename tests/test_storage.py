@@ -10,6 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, select, text
 
+from lpse_helpdesk.bridge.inbound import live_mail_uids
 from lpse_helpdesk.domain.model import DomainConfig
 from lpse_helpdesk.sop.machine import Action, State
 from lpse_helpdesk.storage.db import Database, current_revision, make_engine, normalise_url, upgrade
@@ -63,6 +64,25 @@ def test_mail_imported_before_0011_is_known_by_its_note(any_url: str) -> None:
         with engine.connect() as connection:
             rows = connection.execute(text("SELECT id, imported FROM messages ORDER BY id")).all()
         assert [(row[0], bool(row[1])) for row in rows] == [(1, True), (2, True), (3, False)]
+    finally:
+        engine.dispose()
+
+
+def test_a_start_reads_the_stored_uids_from_an_index(sqlite_url: str) -> None:
+    """Years of mail in the inbox: the start's look-up must not read every row (and so every
+    raw mail) of the messages table."""
+    engine = make_engine(sqlite_url)
+    try:
+        upgrade(engine)
+        query = live_mail_uids("INBOX", 7, 1, 100_000).compile(
+            dialect=engine.dialect, compile_kwargs={"literal_binds": True}
+        )
+        with engine.connect() as connection:
+            plan = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {query}").all()
+        assert [row[-1] for row in plan] == [
+            "SEARCH messages USING COVERING INDEX ix_messages_uid"
+            " (mailbox=? AND uidvalidity=? AND imported=? AND uid>? AND uid<?)"
+        ]
     finally:
         engine.dispose()
 

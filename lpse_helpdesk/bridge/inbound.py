@@ -30,7 +30,7 @@ from functools import partial
 from typing import TypeVar
 
 from imap_tools.errors import MailboxLoginError, UnexpectedCommandStatusError
-from sqlalchemy import select, update
+from sqlalchemy import Select, false, select, update
 from sqlalchemy.orm import Session
 
 from lpse_helpdesk.bridge.failures import DatabaseUnavailable, is_duplicate_race, is_transient
@@ -941,15 +941,8 @@ def _stored_up_to(
     """The UIDs from `low` to `high` that the live intake stored, and those it quarantined.
 
     One look-up each, whatever the number of UIDs: the folder may hold years of history."""
-    messages, failed = tables.messages.c, tables.failed_mails.c
-    stored = session.scalars(
-        select(messages.uid).where(
-            messages.mailbox == folder,
-            messages.uidvalidity == uidvalidity,
-            messages.uid.between(low, high),
-            messages.imported.is_(False),
-        )
-    )
+    failed = tables.failed_mails.c
+    stored = session.scalars(live_mail_uids(folder, uidvalidity, low, high))
     quarantined = session.scalars(
         select(failed.uid).where(
             failed.folder == folder,
@@ -959,6 +952,18 @@ def _stored_up_to(
         )
     )
     return {uid for uid in stored if uid is not None}, set(quarantined)
+
+
+def live_mail_uids(folder: str, uidvalidity: int, low: int, high: int) -> Select[int]:
+    """The UIDs of the mails from `folder` the live intake stored (not imported ones): read
+    from the index ix_messages_uid alone, not from the rows, which hold the raw mails."""
+    messages = tables.messages.c
+    return select(messages.uid).where(
+        messages.mailbox == folder,
+        messages.uidvalidity == uidvalidity,
+        messages.uid.between(low, high),
+        messages.imported == false(),  # "= 0" on SQLite, which the index answers
+    )
 
 
 class _ParseError(Exception):

@@ -192,6 +192,9 @@ messages = Table(
     # History brought in by `lpse-helpdesk import`: left on the server as it is.
     _required("imported", Boolean, default=False),
     Index("ix_messages_message_id", "message_id"),
+    # A start looks up the live mail stored from a folder (inbound.py `_remark_committed`),
+    # from the index alone: the rows hold the raw mail, and the history may be long.
+    Index("ix_messages_uid", "mailbox", "uidvalidity", "imported", "uid"),
     # One row per incoming mail: the same Message-ID with the same content is a duplicate
     # even when two processes ingest it at once; a reused id with new content is not.
     UniqueConstraint("dedup_key", name="uq_messages_dedup_key"),

@@ -3,7 +3,8 @@
 The import leaves history mail on the server as it is. Without a mark, the next start took
 such a mail for one the live intake had committed but not yet marked, and flagged it \\Seen
 (and moved it into IMAP_PROCESSED_FOLDER). Mails imported before this revision are known by
-the note the import wrote on them.
+the note the import wrote on them. The start's look-up of the stored UIDs reads an index
+(the rows hold the raw mail, and an inbox may hold years of it).
 
 Revision ID: 0011_message_imported
 Revises: 0010_group
@@ -28,6 +29,7 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("imported", sa.Boolean(), nullable=False, server_default=sa.false())
         )
+        batch.create_index("ix_messages_uid", ["mailbox", "uidvalidity", "imported", "uid"])
     messages = sa.table("messages", sa.column("imported", sa.Boolean), sa.column("note"))
     op.execute(
         messages.update().where(messages.c.note.like(f"%{IMPORT_NOTE}%")).values(imported=sa.true())
@@ -36,4 +38,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("messages") as batch:
+        batch.drop_index("ix_messages_uid")
         batch.drop_column("imported")
