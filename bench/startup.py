@@ -7,7 +7,9 @@ finds its schema up to date). Then R times (default 5):
 
 * run: one new mail is APPENDed, `lpse-helpdesk run` is spawned, and the time from the spawn
   to the log line of the sync that committed that mail ("IMAP sync: 1 fetched") is taken;
-  then SIGTERM, and the process must exit 0;
+  then SIGTERM, and the process must exit 0. At that moment the resident memory (VmRSS) of
+  the service and of its mail parsing process is read too: the whole service at rest, with
+  the Telegram bot, the outbox senders and the SLA scan, not the intake alone;
 * rekap: `lpse-helpdesk rekap --output -` (this month, CSV to stdout) on that small database
   (the R tickets the runs made), spawn to exit; beside each, the floor: a fresh interpreter
   that only imports the libraries rekap cannot do without (SQLAlchemy Core, PyYAML for the
@@ -79,7 +81,33 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.isupper() or k in ("PATH", "HOME")}
 
 
-def time_run(env_file: Path, timeout: float, *, trace: bool = False) -> float:
+def _rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _tree_rss_mib(pid: int) -> tuple[float, float]:
+    """VmRSS of the process and the sum of its children's (the mail parsing process)."""
+    children = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                parent = int(stat.read().rpartition(")")[2].split()[1])
+            if parent == pid:
+                children += _rss_mib(int(entry))
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+    return _rss_mib(pid), children
+
+
+def time_run(
+    env_file: Path, timeout: float, *, trace: bool = False
+) -> tuple[float, tuple[float, float]]:
     started = time.perf_counter()
     proc = subprocess.Popen(
         [*COMMAND, "--env-file", str(env_file), "run"],
@@ -90,6 +118,7 @@ def time_run(env_file: Path, timeout: float, *, trace: bool = False) -> float:
     )
     assert proc.stderr is not None
     seen: float | None = None
+    rss = (0.0, 0.0)
     lines: list[str] = []
     try:
         deadline = started + timeout
@@ -99,6 +128,7 @@ def time_run(env_file: Path, timeout: float, *, trace: bool = False) -> float:
                 print(f"    {time.perf_counter() - started:6.3f} s  {line.rstrip()[:150]}")
             if "IMAP sync: 1 fetched, 1 committed" in line:
                 seen = time.perf_counter() - started
+                rss = _tree_rss_mib(proc.pid)
                 break
             if time.perf_counter() > deadline:
                 break
@@ -112,7 +142,7 @@ def time_run(env_file: Path, timeout: float, *, trace: bool = False) -> float:
     if seen is None or proc.returncode != 0:
         tail = "".join(lines[-20:]) + (rest or "")
         raise RuntimeError(f"run did not sync its mail (exit {proc.returncode}):\n{tail}")
-    return seen
+    return seen, rss
 
 
 def _children_cpu() -> float:
@@ -200,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="bench-startup-"))
     run_times: list[float] = []
+    run_rss: list[tuple[float, float]] = []
     rekap_times: list[float] = []
     rekap_cpu: list[float] = []
     floor_times: list[float] = []
@@ -227,8 +258,15 @@ def main(argv: list[str] | None = None) -> int:
                         message_id=f"<startup.{tag}.{i}@vendor.co.id>",
                     )
                     appender.append("INBOX", None, None, raw)
-                    run_times.append(time_run(env_file, args.timeout, trace=args.trace and i == 0))
-                    print(f"  run {i + 1}: first IMAP sync after {run_times[-1]:.3f} s", flush=True)
+                    seconds, rss = time_run(env_file, args.timeout, trace=args.trace and i == 0)
+                    run_times.append(seconds)
+                    run_rss.append(rss)
+                    print(
+                        f"  run {i + 1}: first IMAP sync after {seconds:.3f} s; RSS then"
+                        f" {sum(rss):.0f} MiB ({rss[0]:.0f} service + {rss[1]:.0f} parsing"
+                        " process)",
+                        flush=True,
+                    )
             finally:
                 appender.logout()
             for i in range(args.repeat):
@@ -249,6 +287,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nstart-up over {args.repeat} runs ({os.cpu_count()} CPUs):")
     ok = _stats("run spawn -> first IMAP sync", run_times, RUN_TARGET)
     ok = _stats("rekap --output -", rekap_times, REKAP_TARGET) and ok
+    whole = statistics.median(sum(r) for r in run_rss)
+    print(
+        f"  the whole service after its first sync: RSS median {whole:.0f} MiB (service"
+        f" {statistics.median(r[0] for r in run_rss):.0f} + parsing process"
+        f" {statistics.median(r[1] for r in run_rss):.0f})"
+    )
     print(
         f"  (rekap CPU time: median {statistics.median(rekap_cpu):.3f} s; floor, the libraries"
         f" alone: median {statistics.median(floor_times):.3f} s; the wall time above"

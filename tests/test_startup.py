@@ -303,11 +303,13 @@ def test_run_starts_one_parsing_process_before_its_imports(
             lines.append(line)
             if "IMAP sync: 1 fetched, 1 committed" in line:
                 break
-        parsers = [c for c in _children(process.pid) if "spawn_main" in c]
+        children = _children(process.pid)
+        parsers = [c for c in children if "parse_worker import child_main" in c]
     finally:
         process.send_signal(signal.SIGTERM)
         _, rest = process.communicate(timeout=60)
     log = "".join(lines) + rest
     assert any("IMAP sync: 1 fetched, 1 committed" in line for line in lines), log
     assert len(parsers) == 1, parsers
+    assert children == parsers, children  # no other process (multiprocessing's tracker)
     assert process.returncode == 0 and "Traceback" not in log, log

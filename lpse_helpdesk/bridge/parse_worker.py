@@ -15,30 +15,40 @@ into memory shared with the parent, which checks it whenever the budget of the m
 progress runs out. When a child is killed (or dies) on a mail, the results of the mails
 before it in the batch die with it; a fresh child parses those again.
 
+The child is a plain ``python -c`` subprocess, not a multiprocessing one: multiprocessing's
+spawn also starts its resource tracker, a third process of about 12 MiB that the service
+does not need. The two processes talk over a socket pair with multiprocessing's `Connection`
+(pickled messages) and share the progress through a small memory-mapped file.
+
 ``prepare`` blocks; call it from a thread of its own (never the event loop, the database
 thread or the IMAP thread).
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import importlib
+import json
 import logging
+import mmap
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from multiprocessing import get_context
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
-from typing import TYPE_CHECKING, TypeAlias
 
 from lpse_helpdesk.bridge.prepare import Prepared, prepare_light
 from lpse_helpdesk.domain.model import DomainConfig
 
-if TYPE_CHECKING:
-    from multiprocessing.sharedctypes import SynchronizedArray
-
-__all__ = ["OverBudget", "ParseFailed", "ParseWorker", "WorkerOutcome"]
+__all__ = ["OverBudget", "ParseFailed", "ParseWorker", "Progress", "WorkerOutcome"]
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +90,90 @@ class _Job:
     settings: _Settings | None  # sent to a fresh child once, then kept
 
 
-#: The shared progress: the index in its batch of the mail being parsed (-1: none yet) and
-#: the ``time.monotonic()`` (one clock for all processes of the machine) when it began.
-Progress: TypeAlias = "SynchronizedArray[float]"
+class Progress:
+    """Shared by the parent and the child: the index in its batch of the mail being parsed
+    (-1: none yet) and the ``time.monotonic()`` (one clock for all processes of the machine)
+    when it began. Only one side writes at a time (the parent before it sends a batch, the
+    child while it parses it); a sequence number, odd while a write is under way, lets the
+    reader take only a pair that was written together."""
+
+    _LAYOUT = struct.Struct("=qqd")  # sequence, index, began
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._map = mmap.mmap(fd, self._LAYOUT.size)
+
+    @classmethod
+    def create(cls) -> Progress:
+        """A new, unlinked file to share (memfd where the system has it)."""
+        if hasattr(os, "memfd_create"):
+            fd = os.memfd_create("lpse-parse-progress")
+        else:  # pragma: no cover - not Linux
+            with tempfile.TemporaryFile() as file:
+                fd = os.dup(file.fileno())
+        os.ftruncate(fd, cls._LAYOUT.size)
+        progress = cls(fd)
+        progress.set(-1, 0.0)
+        return progress
+
+    def set(self, index: int, began: float) -> None:
+        sequence = self._LAYOUT.unpack_from(self._map)[0]
+        struct.pack_into("=q", self._map, 0, sequence + 1)
+        self._LAYOUT.pack_into(self._map, 0, sequence + 1, index, began)
+        struct.pack_into("=q", self._map, 0, sequence + 2)
+
+    def get(self) -> tuple[int, float]:
+        while True:
+            sequence, index, began = self._LAYOUT.unpack_from(self._map)
+            if sequence % 2 == 0 and struct.unpack_from("=q", self._map)[0] == sequence:
+                return index, began
+
+    def close(self) -> None:
+        self._map.close()
+        os.close(self.fd)
+
+
+class _Child:
+    """The parsing process (a `subprocess.Popen`), as the worker uses it."""
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self.popen = popen
+        self.pid = popen.pid
+
+    def is_alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.popen.kill()
+
+    def join(self, timeout: float | None = None) -> None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout)
+
+
+_LIVE: set[_Child] = set()  # killed when the interpreter exits, as multiprocessing's daemons
+
+
+@atexit.register
+def _kill_live_children() -> None:
+    for child in list(_LIVE):
+        child.kill()
+        child.join(5)
+
+
+_CHILD_CODE = "from lpse_helpdesk.bridge.parse_worker import child_main; child_main()"
+
+
+def child_main() -> None:
+    """The parsing process's entry: ``python -c _CHILD_CODE CONN_FD PROGRESS_FD SERVE PATH``."""
+    conn_fd, progress_fd, serve_name, path = sys.argv[1:5]
+    # Ctrl+C in a terminal reaches the whole process group: the parent ends this process.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.path[:] = json.loads(path)  # as the parent: its tests' serve loops import too
+    module, _, name = serve_name.partition(":")
+    serve = getattr(importlib.import_module(module), name)
+    serve(Connection(int(conn_fd)), Progress(int(progress_fd)))
 
 
 def serve_mails(conn: Connection, progress: Progress) -> None:
@@ -100,8 +191,7 @@ def serve_mails(conn: Connection, progress: Progress) -> None:
         assert settings is not None
         results: list[object] = []
         for index, raw in enumerate(job.raws):
-            with progress.get_lock():
-                progress[0], progress[1] = index, time.monotonic()
+            progress.set(index, time.monotonic())
             try:
                 result: object = prepare_light(
                     raw, settings.max_bytes, settings.own_addresses, settings.domain
@@ -130,7 +220,7 @@ class ParseWorker:
         self.domain = domain
         self.budget = budget
         self._serve = serve or serve_mails
-        self._process: BaseProcess | None = None
+        self._process: _Child | None = None
         self._conn: Connection | None = None
         self._progress: Progress | None = None
         self._lock = threading.Lock()
@@ -152,16 +242,34 @@ class ParseWorker:
         if self._process is not None and self._process.is_alive():
             return
         self._discard()
-        # spawn, not fork: the parent has threads (database, IMAP, Telegram).
-        context = get_context("spawn")
-        parent, child = context.Pipe(duplex=True)
-        progress = context.Array("d", [-1.0, 0.0])
-        process = context.Process(
-            target=self._serve, args=(child, progress), name="lpse-mail-parser", daemon=True
-        )
-        process.start()
-        child.close()
-        self._process, self._conn, self._progress = process, parent, progress
+        # A new interpreter, not a fork: the parent has threads (database, IMAP, Telegram).
+        parent, child = socket.socketpair()
+        progress = Progress.create()
+        serve = f"{self._serve.__module__}:{self._serve.__qualname__}"
+        try:
+            popen = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    _CHILD_CODE,
+                    str(child.fileno()),
+                    str(progress.fd),
+                    serve,
+                    json.dumps(sys.path),
+                ],
+                pass_fds=(child.fileno(), progress.fd),
+                stdin=subprocess.DEVNULL,
+            )
+        except BaseException:
+            parent.close()
+            progress.close()
+            raise
+        finally:
+            child.close()
+        process = _Child(popen)
+        _LIVE.add(process)
+        self._process, self._progress = process, progress
+        self._conn = Connection(parent.detach())
         self._ready = self._configured = False
 
     def _wait_ready(self) -> Connection:
@@ -179,8 +287,8 @@ class ParseWorker:
         return conn
 
     def _discard(self) -> None:
-        process, conn = self._process, self._conn
-        self._process, self._conn = None, None
+        process, conn, progress = self._process, self._conn, self._progress
+        self._process, self._conn, self._progress = None, None, None
         if conn is not None:
             with contextlib.suppress(OSError):
                 conn.close()
@@ -188,8 +296,9 @@ class ParseWorker:
             if process.is_alive():
                 process.kill()
             process.join(5)
-            with contextlib.suppress(ValueError):
-                process.close()
+            _LIVE.discard(process)
+        if progress is not None:
+            progress.close()
 
     def close(self) -> None:
         with self._lock:
@@ -222,16 +331,14 @@ class ParseWorker:
         conn = self._wait_ready()
         progress = self._progress
         assert progress is not None
-        with progress.get_lock():
-            progress[0], progress[1] = -1.0, time.monotonic()
+        progress.set(-1, time.monotonic())
         settings = None
         if not self._configured:
             settings = _Settings(self.max_bytes, self.own_addresses, self.domain)
         conn.send(_Job(raws, settings))
         self._configured = True
         while True:
-            with progress.get_lock():
-                index, began = int(progress[0]), progress[1]
+            index, began = progress.get()
             spent = time.monotonic() - began
             if index >= 0 and spent > self.budget:
                 log.warning("a mail's parsing exceeded %.0f s; stopping it", spent)
@@ -247,8 +354,7 @@ class ParseWorker:
             try:
                 results = conn.recv()
             except (EOFError, OSError):
-                with progress.get_lock():
-                    index = max(0, int(progress[0]))
+                index = max(0, progress.get()[0])
                 log.warning("the mail parsing process died on a mail; starting a new one")
                 self._discard()
                 return self._before(
