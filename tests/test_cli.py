@@ -204,6 +204,45 @@ def test_run_works_off_a_backlog_through_the_helper_process(
     assert log.count("is running") == 1
 
 
+@pytest.mark.dovecot
+def test_import_from_the_command_line_leaves_unread_mail_to_the_service(
+    tmp_path: Path, imap_account: Any
+) -> None:
+    """`import` on IMAP_FOLDER before the service's first sync: the history becomes tickets,
+    the recent mail is left for the service (its acknowledgement and SLA clocks)."""
+    import sqlite3
+
+    old_day = dt.datetime(2024, 3, 5, 10, 0, tzinfo=dt.UTC)
+    for i in range(3):
+        imap_account.append(make_mail(subject=f"Lama {i}"), date=old_day)
+    imap_account.append(make_mail(subject="Baru"))  # now: the first sync will ticket it
+    values = {
+        **GOOD_ENV,
+        "IMAP_HOST": imap_account.host,
+        "IMAP_PORT": str(imap_account.port),
+        "IMAP_USER": imap_account.user,
+        "IMAP_PASSWORD": imap_account.password,
+        "IMAP_SECURITY": "plain",
+    }
+    _env_file(tmp_path, values)
+    env = {k: v for k, v in os.environ.items() if k not in GOOD_ENV and k != "DATABASE_URL"}
+    done = subprocess.run(
+        [sys.executable, "-m", "lpse_helpdesk", "import", "--since", "2024-01-01"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "4 e-mail di INBOX: 3 tiket baru" in done.stdout, done.stdout
+    assert "1 e-mail belum dibaca layanan dan tidak diimpor" in done.stdout, done.stdout
+    with sqlite3.connect(tmp_path / "lpse-helpdesk.sqlite3") as connection:
+        subjects = [row[0] for row in connection.execute("SELECT subject FROM tickets")]
+    assert sorted(subjects) == ["Lama 0", "Lama 1", "Lama 2"]
+
+
 def test_quarantine_list_and_retry_from_the_command_line(tmp_path: Path) -> None:
     """The operator's way back for a quarantined mail, through the real command (issue #10)."""
     database = tmp_path / "helpdesk.sqlite3"

@@ -176,6 +176,58 @@ async def test_first_start_on_a_mailbox_with_history_then_import_twice(
         await service.stop()
 
 
+def _import(service: Any, intake: Intake, db: Database, **options: Any) -> Any:
+    worker = ParseWorker(intake.config.max_bytes, intake.config.helpdesk_addresses, intake.domain)
+    try:
+        return import_history(
+            service.session, intake, db, worker, since=dt.date(2024, 1, 1), **options
+        )
+    finally:
+        worker.close()
+
+
+async def test_an_import_leaves_the_services_mail_to_it(
+    imap_account: DovecotAccount, intake: Intake, db: Database, clock: FixedClock
+) -> None:
+    """`import --since 2024-01-01` reaches today: a mail the service has not read yet (it
+    arrived while the import ran) must still get its acknowledgement and SLA clocks."""
+    now = clock.now()
+    old_day = dt.datetime(2024, 3, 5, 10, 0, tzinfo=dt.UTC)
+    imap_account.append(make_mail(subject="Lama", sender="lama@vendor.co.id"), date=old_day)
+    imap_account.append(make_mail(subject="Kemarin", sender="k@vendor.co.id"), date=now)
+    service = intake_service(imap_account, intake, db, clock)
+    try:
+        await service._imap(service.session.connect)
+        # Before the first sync: only what that sync will leave alone (older than 7 days).
+        early = await service._imap(lambda: _import(service, intake, db, live_folder=True))
+        assert (early.tickets, early.left_to_service) == (1, 1)
+        assert (await service.sync_once()).committed == 1  # "Kemarin", live
+        imap_account.append(make_mail(subject="Baru masuk", sender="baru@vendor.co.id"))
+        await service._imap(lambda: service.session.box.client.noop())
+        again = await service._imap(lambda: _import(service, intake, db, live_folder=True))
+        assert (again.tickets, again.already, again.left_to_service) == (0, 2, 1)
+        assert (await service.sync_once()).committed == 1  # "Baru masuk", live too
+        live = db.run_sync(
+            lambda s: set(
+                s.scalars(
+                    select(OutboxItem.recipient).where(OutboxItem.channel == OutboxChannel.MAIL)
+                )
+            )
+        )
+        assert live == {"k@vendor.co.id", "baru@vendor.co.id"}  # acknowledged, not "Lama"
+        clocks = db.run_sync(
+            lambda s: set(
+                s.scalars(select(Ticket.subject).join(SlaClock, SlaClock.ticket_id == Ticket.id))
+            )
+        )
+        assert clocks == {"Kemarin", "Baru masuk"}
+        # Another folder is not the service's: everything in the range is imported there.
+        other = await service._imap(lambda: _import(service, intake, db, live_folder=False))
+        assert other.left_to_service == 0
+    finally:
+        await service.stop()
+
+
 _HOSTILE_SPACES = " " * 200_000
 
 

@@ -6,6 +6,11 @@ its thread) with its real arrival time (INTERNALDATE), but without an acknowledg
 SLA clocks and without a card of its own; the group gets one summary at the end. The dedup
 key makes it exactly once: importing the same range again changes nothing. The mail on the
 server is left as it is (not flagged, not moved).
+
+In the folder the service reads, only mail the service will not ticket itself is imported:
+up to the last UID it has read, or, before its first sync of the folder is done, mail older
+than that sync leaves alone (IMAP_BACKFILL_DAYS). A mail that arrives while an import runs
+is the service's: it gets its acknowledgement, its SLA clocks and its card.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from lpse_helpdesk.bridge.intake import Intake, Outcome
 from lpse_helpdesk.bridge.parse_worker import ParseWorker
 from lpse_helpdesk.bridge.prepare import Prepared, with_raw
 from lpse_helpdesk.storage.db import Database
-from lpse_helpdesk.storage.models import Message
+from lpse_helpdesk.storage.models import MailboxState, Message
 from lpse_helpdesk.workflow.outbox import Importance, TelegramOp, enqueue_telegram
 
 __all__ = ["ImportReport", "import_history"]
@@ -45,6 +50,7 @@ class ImportReport:
     other: int = 0  # bounces, auto-replies, our own mail: stored, no ticket
     failed: int = 0  # could not be parsed or stored (listed in the log)
     would_import: int = 0  # --dry-run: mails not stored yet
+    left_to_service: int = 0  # not read by the service yet: it tickets them itself
     outcomes: dict[str, int] = field(default_factory=dict)
 
 
@@ -58,8 +64,13 @@ def import_history(
     until: dt.date | None = None,
     dry_run: bool = False,
     progress: Progress | None = None,
+    live_folder: bool = False,
+    backfill_days: float = 7.0,
 ) -> ImportReport:
-    """Blocking: run it from the command line, not inside the service's event loop."""
+    """Blocking: run it from the command line, not inside the service's event loop.
+
+    `live_folder`: the folder is the one the service reads (IMAP_FOLDER), whose first sync
+    leaves mail older than `backfill_days` alone."""
     report = ImportReport()
     folder = session.account.folder
     before = until + dt.timedelta(days=1) if until is not None else None
@@ -67,6 +78,12 @@ def import_history(
     report.found = len(uids)
     uidvalidity = session.uidvalidity()
     metas = session.meta(uids) if uids else {}
+    if live_folder:
+        now = intake.workflow.clock.now()
+        state = db.run_sync(lambda s: s.get(MailboxState, folder))
+        ours = _not_the_services(uids, metas, state, uidvalidity, now, backfill_days)
+        report.left_to_service = len(uids) - len(ours)
+        uids = ours
     done = 0
     if progress is not None:
         progress(0, len(uids))
@@ -114,6 +131,30 @@ def import_history(
 
         db.run_sync(notify)
     return report
+
+
+def _not_the_services(
+    uids: list[int],
+    metas: dict[int, MailMeta],
+    state: MailboxState | None,
+    uidvalidity: int,
+    now: dt.datetime,
+    backfill_days: float,
+) -> list[int]:
+    """The UIDs the service will not ticket itself (it reads the same folder)."""
+    if state is not None and state.uidvalidity == uidvalidity and state.skip_before is None:
+        return [uid for uid in uids if uid <= state.last_uid]  # read: tickets or left alone
+    # The first sync (or the rescan after a renumbering) is to come or under way: it leaves
+    # alone what arrived before its cutoff and tickets the rest, an unknown date included.
+    cutoff = now - dt.timedelta(days=backfill_days)
+    if state is not None and state.uidvalidity == uidvalidity and state.skip_before is not None:
+        cutoff = state.skip_before
+    return [
+        uid
+        for uid in uids
+        if (arrived := metas[uid].internaldate if uid in metas else None) is not None
+        and arrived < cutoff
+    ]
 
 
 def _stored(db: Database, key: str) -> int | None:

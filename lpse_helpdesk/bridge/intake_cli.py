@@ -20,7 +20,9 @@ def add_intake_commands(subparsers: argparse._SubParsersAction[argparse.Argument
         description=(
             "Turn mail the first start left on the server into tickets with their real arrival "
             "dates: no acknowledgement, no SLA clocks, one summary in the group instead of a "
-            "card per ticket. Running it twice on the same range changes nothing."
+            "card per ticket. Running it twice on the same range changes nothing. In "
+            "IMAP_FOLDER, mail the service has not read yet is left to it (it gets its "
+            "acknowledgement and SLA clocks); the mail on the server is never flagged or moved."
         ),
     )
     imp.add_argument("--since", required=True, metavar="YYYY-MM-DD", help="first day")
@@ -127,6 +129,8 @@ def cmd_import(args: argparse.Namespace) -> int:
             until=until,
             dry_run=args.dry_run,
             progress=_bar,
+            live_folder=account.folder == services.settings.IMAP_FOLDER,
+            backfill_days=services.settings.IMAP_BACKFILL_DAYS,
         )
     except OSError as error:
         return _fail(f"IMAP {account.host}:{account.port}: {error}", EXIT_FAILED)
@@ -144,6 +148,11 @@ def cmd_import(args: argparse.Namespace) -> int:
             f"{report.found} e-mail di {account.folder}: {report.tickets} tiket baru, "
             f"{report.joined} ditambahkan ke tiketnya, {report.already} sudah ada, "
             f"{report.other} otomatis/bounce, {report.failed} gagal"
+        )
+    if report.left_to_service:
+        print(
+            f"{report.left_to_service} e-mail belum dibaca layanan dan tidak diimpor: layanan"
+            " sendiri menjadikannya tiket (dengan tanda terima dan tenggat SOP)"
         )
     return EXIT_FAILED if report.failed else 0
 
