@@ -33,6 +33,7 @@ from imap_tools.errors import MailboxLoginError, UnexpectedCommandStatusError
 from sqlalchemy import Select, false, select, update
 from sqlalchemy.orm import Session
 
+from lpse_helpdesk.bridge.copies import copy_uids, remember_copy
 from lpse_helpdesk.bridge.failures import DatabaseUnavailable, is_duplicate_race, is_transient
 from lpse_helpdesk.bridge.imap_client import (
     FetchedMail,
@@ -78,7 +79,7 @@ FIRST_BATCH = 10  # mails in the first batch of a sync, so that the storing begi
 PARSED_AHEAD = 2  # batches fetched and given to the parsing process ahead of the storing
 PARALLEL_FROM = 40  # kept for callers; every mail is now parsed in the parsing process
 BATCH_BYTES = 32 * 1024 * 1024  # a FETCH batch holds at most this many bytes of mail
-REMARK_CHUNK = 500  # UIDs per STORE and MOVE when a start marks what was left unmarked
+REMARK_CHUNK = 500  # UIDs per STORE and MOVE when marks left undone are done again
 CONNECTION_ERRORS = (
     OSError,
     imaplib.IMAP4.error,
@@ -561,7 +562,8 @@ class MailIntakeService:
         for folder, uids in list(self._unmoved.items()):
             pending = sorted(uids)
             self._unmoved.pop(folder, None)
-            await self._mark(pending, folder, seen=False)
+            for start in range(0, len(pending), REMARK_CHUNK):  # a command line has a limit
+                await self._mark(pending[start : start + REMARK_CHUNK], folder, seen=False)
 
     def _ingest_batch(
         self,
@@ -733,6 +735,8 @@ class MailIntakeService:
         except Exception as error:
             if is_duplicate_race(error):
                 # Another process stored this very mail a moment ago.
+                with session.begin_nested():
+                    remember_copy(session, folder, uidvalidity, mail.uid, self.clock.now())
                 report.stored("duplicate")
                 return True
             if is_transient(error):
@@ -878,6 +882,7 @@ class MailIntakeService:
                 with self.db.transaction() as session:
                     failed = session.get(FailedMail, failed_id)
                     if failed is not None:
+                        remember_copy(session, folder, failed.uidvalidity, uid, self.clock.now())
                         session.delete(failed)
                 return True
             if is_transient(error):
@@ -938,11 +943,13 @@ class MailIntakeService:
 def _stored_up_to(
     session: Session, folder: str, uidvalidity: int, low: int, high: int
 ) -> tuple[set[int], set[int]]:
-    """The UIDs from `low` to `high` that the live intake stored, and those it quarantined.
+    """The UIDs from `low` to `high` that the live intake handled (stored, or found to be a
+    copy of a stored mail), and those it quarantined.
 
     One look-up each, whatever the number of UIDs: the folder may hold years of history."""
     failed = tables.failed_mails.c
     stored = session.scalars(live_mail_uids(folder, uidvalidity, low, high))
+    copies = session.scalars(copy_uids(folder, uidvalidity, low, high))
     quarantined = session.scalars(
         select(failed.uid).where(
             failed.folder == folder,
@@ -951,7 +958,8 @@ def _stored_up_to(
             failed.quarantined.is_(True),
         )
     )
-    return {uid for uid in stored if uid is not None}, set(quarantined)
+    handled = {uid for uid in stored if uid is not None} | set(copies)
+    return handled, set(quarantined)
 
 
 def live_mail_uids(folder: str, uidvalidity: int, low: int, high: int) -> Select[int]:

@@ -18,6 +18,7 @@ from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from lpse_helpdesk.bridge.compose import AUTOMATIC_KINDS
+from lpse_helpdesk.bridge.copies import remember_copy
 from lpse_helpdesk.bridge.dedup import dedup_key
 from lpse_helpdesk.bridge.hygiene import MailClass, MailClassKind
 from lpse_helpdesk.bridge.parsing import ParsedMail
@@ -166,6 +167,8 @@ class Intake:
         if maybe is None or key in maybe or message_id in maybe:
             existing = self._duplicate(session, message_id, key)
             if existing is not None:
+                if not imported:  # an import leaves the server's mail as it is
+                    self._remember_copy(session, mailbox, uidvalidity, uid)
                 return IntakeResult(Outcome.DUPLICATE, existing.ticket_id, existing.id)
         if maybe is not None:
             maybe.update((key, message_id))  # a copy later in the same batch is looked up
@@ -251,6 +254,13 @@ class Intake:
         )
 
     # --- decisions -------------------------------------------------------------------------
+
+    def _remember_copy(
+        self, session: Session, mailbox: str | None, uidvalidity: int | None, uid: int | None
+    ) -> None:
+        """Its UID, for a start to finish marking it on the server (bridge/copies.py)."""
+        if mailbox is not None and uidvalidity is not None and uid is not None:
+            remember_copy(session, mailbox, uidvalidity, uid, self.workflow.clock.now())
 
     @staticmethod
     def _duplicate(session: Session, message_id: str, key: str) -> Message | None:

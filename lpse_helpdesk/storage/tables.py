@@ -325,6 +325,18 @@ mailbox_state = Table(
     Column("skip_before", UTCDateTime),
 )
 
+handled_copies = Table(
+    "handled_copies",
+    metadata,
+    # A mail the intake handled as a copy of one stored before (same Message-ID and content):
+    # it has no row of its own in messages, so its UID is kept here, for a start to finish
+    # its marking on the server (a crash before the \\Seen, a move the server refused).
+    Column("folder", String(255), primary_key=True),
+    Column("uidvalidity", BigInteger, primary_key=True, autoincrement=False),
+    Column("uid", BigInteger, primary_key=True, autoincrement=False),
+    _required("at", UTCDateTime),
+)
+
 failed_mails = Table(
     "failed_mails",
     metadata,
