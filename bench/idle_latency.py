@@ -58,7 +58,7 @@ TARGET_SECONDS = 2.0  # issue #3: APPEND -> committed
 CARD_MEDIAN, CARD_P90 = 0.6, 0.8  # issue #14: APPEND -> card visible
 PRESS_MEDIAN = 0.3  # issue #14: press -> card edited
 GROUP = -1001234567890
-STAFF = {"id": 1001, "is_bot": False, "first_name": "Budi"}
+STAFF: dict[str, Any] = {"id": 1001, "is_bot": False, "first_name": "Budi"}
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -193,10 +193,12 @@ async def run(k: int, pause: float, timeout: float) -> int:
                     card_lat.append(shown.sent_at - started_mono)
                     # A staff member presses a priority button on the new card.
                     await asyncio.sleep(0.3 + random.uniform(0, 0.2))
-                    data = next(b["callback_data"] for b in shown.buttons if b["text"] in labels)
+                    callback = next(
+                        str(b["callback_data"]) for b in shown.buttons if b["text"] in labels
+                    )
                     edits = len(telegram.calls_to("editMessageText"))
                     pressed = time.monotonic()
-                    telegram.press(GROUP, shown.message_id, STAFF, data)
+                    telegram.press(GROUP, shown.message_id, STAFF, callback)
 
                     def edited(message_id: int = shown.message_id, edits: int = edits) -> Any:
                         for call in telegram.calls_to("editMessageText")[edits:]:

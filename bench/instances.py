@@ -27,7 +27,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from tests.servers.postgres import PostgresServer
 from tests.servers.smtp import SmtpServer
@@ -155,7 +157,7 @@ def _prepare_outbox(url: str, mails: int) -> None:
             subject=f"Kendala {i}",
             message_id=f"<bench-{i}@vendor.co.id>",
         )
-        db.run_sync(lambda s, raw=raw: intake.ingest(s, raw))
+        db.run_sync(partial(_ingest, intake, raw))
     db.close()
 
 
@@ -230,6 +232,10 @@ def takeovers(url: str, rounds: int) -> list[float]:
     return times
 
 
+def _ingest(intake: Any, raw: bytes, session: Any) -> Any:
+    return intake.ingest(session, raw)
+
+
 def _first_holder(workers: list[subprocess.Popen[str]]) -> subprocess.Popen[str]:
     import selectors
 
@@ -238,11 +244,11 @@ def _first_holder(workers: list[subprocess.Popen[str]]) -> subprocess.Popen[str]
         assert worker.stdout is not None
         selector.register(worker.stdout, selectors.EVENT_READ, worker)
     key, _ = selector.select(timeout=30)[0]
-    worker: subprocess.Popen[str] = key.data
-    assert worker.stdout is not None
-    worker.stdout.readline()
+    holder: subprocess.Popen[str] = key.data
+    assert holder.stdout is not None
+    holder.stdout.readline()
     selector.close()
-    return worker
+    return holder
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -419,7 +419,7 @@ async def _child(args: argparse.Namespace) -> dict[str, Any]:
 
     first_batch: list[float] = []  # when the first batch began to be stored
 
-    def timed_batch(batch: list[Any], *rest: Any) -> list[int]:
+    def timed_batch(batch: list[Any], *rest: Any) -> Any:
         started = time.perf_counter()
         if not first_batch:
             first_batch.append(started)

@@ -131,8 +131,8 @@ def main() -> int:
         f"  {result['committed']}/{total} committed, {result['failed']} failed in "
         f"{result['seconds']:.1f} s; outcomes {result['outcomes']}"
     )
-    peak = float(result["peak_rss_mib"])  # type: ignore[arg-type]
-    parser_peak = float(result["parser_peak_rss_mib"])  # type: ignore[arg-type]
+    peak = float(result["peak_rss_mib"])
+    parser_peak = float(result["parser_peak_rss_mib"])
     verdict = "under" if max(peak, parser_peak) < TARGET_MIB else "OVER"
     print(
         f"  peak RSS: service {peak:.0f} MiB, parsing process {parser_peak:.0f} MiB "

@@ -205,8 +205,8 @@ def importtime(env_file: Path, args: list[str], top: int = 10) -> None:
                 rows.append((int(cumulative), name.rstrip()))
     total = sum(c for c, n in rows if not n.startswith("  "))
     print(f"  imports of `{' '.join(args)}`: {total / 1e6:.2f} s at top level; slowest:")
-    for cumulative, name in sorted(rows, reverse=True)[:top]:
-        print(f"    {cumulative / 1e6:6.3f} s {name}")
+    for micros, module in sorted(rows, reverse=True)[:top]:
+        print(f"    {micros / 1e6:6.3f} s {module}")
 
 
 def _stats(name: str, values: list[float], target: float) -> bool:

@@ -69,8 +69,8 @@ from lpse_helpdesk.timekeeping.calendar import BusinessCalendar
 from lpse_helpdesk.timekeeping.clock import SystemClock
 from lpse_helpdesk.workflow.mail_plan import Addresses, OutboxMailPlanner
 from lpse_helpdesk.workflow.tickets import Workflow
-from tests.bot_harness import GROUP, make_intake
-from tests.conftest import HELPDESK, LKPP, WIB
+from tests.bot_harness import GROUP
+from tests.conftest import HELPDESK, LKPP, WIB, make_intake
 from tests.mailmaker import make_mail
 from tests.servers.telegram import BotApiServer, RateLimits, SentMessage
 

@@ -40,7 +40,7 @@ class Harness:
         self.service.dispatcher.wake()
         return result.ticket_id
 
-    async def until(self, predicate: Callable[[], T], timeout: float = 10.0) -> T:
+    async def until(self, predicate: Callable[[], T | None], timeout: float = 10.0) -> T:
         deadline = time.monotonic() + timeout
         while True:
             value = predicate()
