@@ -36,6 +36,7 @@ from tests.mailmaker import make_mail
 from tests.servers.dovecot import DovecotServer
 from tests.servers.dovecot import ImapAccount as DovecotAccount
 from tests.test_intake_imap import FlakyIntake, _count, _flags, _wait
+from tests.test_parse_worker import _misbehaving
 
 pytestmark = pytest.mark.dovecot
 
@@ -226,6 +227,61 @@ async def test_an_import_leaves_the_services_mail_to_it(
         assert other.left_to_service == 0
     finally:
         await service.stop()
+
+
+async def test_an_import_leaves_a_mail_the_service_will_retry_to_the_service(
+    imap_account: DovecotAccount, intake: Intake, db: Database, clock: FixedClock
+) -> None:
+    """Not every UID up to last_uid was ticketed or left alone: a mail whose parsing failed
+    (here its parsing process died) waits in failed_mails for the service's retry. The
+    import leaves it, so that the retry tickets and acknowledges it."""
+    sender = "gagal@vendor.co.id"
+    imap_account.append(make_mail(subject="MATI prosesnya", sender=sender))
+    first = intake_service(imap_account, intake, db, clock)
+    first.worker = ParseWorker(
+        intake.config.max_bytes,
+        intake.config.helpdesk_addresses,
+        intake.domain,
+        budget=10.0,
+        serve=_misbehaving,  # the parsing process dies on this mail (as by the OOM killer)
+    )
+    try:
+        await first._imap(first.session.connect)
+        await first.sync_once()
+    finally:
+        await first.stop()
+    pending = db.run_sync(lambda s: [f.quarantined for f in s.scalars(select(FailedMail))])
+    assert pending == [False]  # to be retried by the service
+
+    service = intake_service(imap_account, intake, db, clock)
+    worker = ParseWorker(intake.config.max_bytes, intake.config.helpdesk_addresses, intake.domain)
+    try:
+        await service._imap(service.session.connect)
+        report = await service._imap(
+            lambda: import_history(
+                service.session,
+                intake,
+                db,
+                worker,
+                since=dt.date(2024, 1, 1),
+                live_folder=True,
+            )
+        )
+        await service.sync_once()  # the retry
+        acknowledged = db.run_sync(
+            lambda s: list(
+                s.scalars(
+                    select(OutboxItem.recipient).where(
+                        OutboxItem.channel == OutboxChannel.MAIL, OutboxItem.recipient == sender
+                    )
+                )
+            )
+        )
+    finally:
+        worker.close()
+        await service.stop()
+    assert acknowledged == [sender], report  # the import took it: ImportReport(tickets=1)
+    assert report.left_to_service == 1, report
 
 
 _HOSTILE_SPACES = " " * 200_000

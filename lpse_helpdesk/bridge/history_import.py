@@ -9,7 +9,8 @@ server is left as it is (not flagged, not moved).
 
 In the folder the service reads, only mail the service will not ticket itself is imported:
 up to the last UID it has read, or, before its first sync of the folder is done, mail older
-than that sync leaves alone (IMAP_BACKFILL_DAYS). A mail that arrives while an import runs
+than that sync leaves alone (IMAP_BACKFILL_DAYS); never a mail that failed there, which the
+service retries (or the operator, from quarantine). A mail that arrives while an import runs
 is the service's: it gets its acknowledgement, its SLA clocks and its card.
 """
 
@@ -30,7 +31,7 @@ from lpse_helpdesk.bridge.intake import Intake, Outcome
 from lpse_helpdesk.bridge.parse_worker import ParseWorker
 from lpse_helpdesk.bridge.prepare import Prepared, with_raw
 from lpse_helpdesk.storage.db import Database
-from lpse_helpdesk.storage.models import MailboxState, Message
+from lpse_helpdesk.storage.models import FailedMail, MailboxState, Message
 from lpse_helpdesk.workflow.outbox import Importance, TelegramOp, enqueue_telegram
 
 __all__ = ["ImportReport", "import_history"]
@@ -81,7 +82,17 @@ def import_history(
     if live_folder:
         now = intake.workflow.clock.now()
         state = db.run_sync(lambda s: s.get(MailboxState, folder))
+        retried = set(  # failed or quarantined: the service retries them, or the operator
+            db.run_sync(
+                lambda s: s.scalars(
+                    select(FailedMail.uid).where(
+                        FailedMail.folder == folder, FailedMail.uidvalidity == uidvalidity
+                    )
+                ).all()
+            )
+        )
         ours = _not_the_services(uids, metas, state, uidvalidity, now, backfill_days)
+        ours = [uid for uid in ours if uid not in retried]
         report.left_to_service = len(uids) - len(ours)
         uids = ours
     done = 0

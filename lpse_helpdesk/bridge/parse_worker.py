@@ -123,10 +123,19 @@ class Progress:
         struct.pack_into("=q", self._map, 0, sequence + 2)
 
     def get(self) -> tuple[int, float]:
+        """The pair last written. A write cut short (its writer was killed in the middle)
+        leaves the sequence odd for good: after a moment the pair is taken as it is."""
+        give_up = 0.0
         while True:
             sequence, index, began = self._LAYOUT.unpack_from(self._map)
             if sequence % 2 == 0 and struct.unpack_from("=q", self._map)[0] == sequence:
                 return index, began
+            now = time.monotonic()
+            if not give_up:
+                give_up = now + 0.05  # a live writer needs microseconds
+            elif now > give_up:
+                return index, began
+            time.sleep(0.001)
 
     def close(self) -> None:
         self._map.close()
@@ -162,18 +171,43 @@ def _kill_live_children() -> None:
         child.join(5)
 
 
-_CHILD_CODE = "from lpse_helpdesk.bridge.parse_worker import child_main; child_main()"
+#: Run with ``python -P`` (no working directory on sys.path): the child takes the parent's
+#: sys.path before it imports anything of ours, so it runs the parent's code (the installed
+#: package, or the checkout the parent runs from), never a same-named module lying in the
+#: directory it was started in. Then: CONN_FD PROGRESS_FD SERVE PARENT_PID.
+_CHILD_CODE = (
+    "import json, sys; sys.path[:] = json.loads(sys.argv.pop(1)); "
+    "from lpse_helpdesk.bridge.parse_worker import child_main; child_main()"
+)
 
 
 def child_main() -> None:
-    """The parsing process's entry: ``python -c _CHILD_CODE CONN_FD PROGRESS_FD SERVE PATH``."""
-    conn_fd, progress_fd, serve_name, path = sys.argv[1:5]
-    # Ctrl+C in a terminal reaches the whole process group: the parent ends this process.
+    """The parsing process's entry (see _CHILD_CODE)."""
+    conn_fd, progress_fd, serve_name, parent = sys.argv[1:5]
+    # `systemctl stop` signals every process of the unit, and Ctrl+C the whole process
+    # group: the parent ends this process itself (close(), or a kill once over budget), so
+    # that a signal meant for the service never cuts a mail's parsing short.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    sys.path[:] = json.loads(path)  # as the parent: its tests' serve loops import too
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _die_with_parent(int(parent))
     module, _, name = serve_name.partition(":")
     serve = getattr(importlib.import_module(module), name)
     serve(Connection(int(conn_fd)), Progress(int(progress_fd)))
+
+
+def _die_with_parent(parent: int) -> None:
+    """Linux: the kernel kills this process when its parent dies, even in the middle of a
+    parse that never returns to read the socket (an idle child sees EOF and ends anyway).
+    The kernel's "parent" is the thread that started the child: the worker is started by
+    the service's long-lived threads (the main thread, the parsing thread)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before that took effect
+        os._exit(1)
 
 
 def serve_mails(conn: Connection, progress: Progress) -> None:
@@ -250,12 +284,14 @@ class ParseWorker:
             popen = subprocess.Popen(
                 [
                     sys.executable,
+                    "-P",
                     "-c",
                     _CHILD_CODE,
+                    json.dumps(sys.path),
                     str(child.fileno()),
                     str(progress.fd),
                     serve,
-                    json.dumps(sys.path),
+                    str(os.getpid()),
                 ],
                 pass_fds=(child.fileno(), progress.fd),
                 stdin=subprocess.DEVNULL,
