@@ -106,9 +106,9 @@ class Progress:
     @classmethod
     def create(cls) -> Progress:
         """A new, unlinked file to share (memfd where the system has it)."""
-        if hasattr(os, "memfd_create"):
+        try:
             fd = os.memfd_create("lpse-parse-progress")
-        else:  # pragma: no cover - not Linux
+        except (AttributeError, OSError):  # not Linux, or a sandbox that forbids it
             with tempfile.TemporaryFile() as file:
                 fd = os.dup(file.fileno())
         os.ftruncate(fd, cls._LAYOUT.size)
