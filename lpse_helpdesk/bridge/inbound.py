@@ -935,7 +935,11 @@ class MailIntakeService:
         ):
             pending = sorted(uids & (present if target else unseen))
             if pending:
-                log.info("marking %d stored but unmarked mails as handled", len(pending))
+                log.info(
+                    "marking %d mails the intake handled but the server does not show so yet%s",
+                    len(pending),
+                    f" (into {target})" if target else "",
+                )
             for start in range(0, len(pending), REMARK_CHUNK):
                 await self._mark(pending[start : start + REMARK_CHUNK], target)
 
@@ -948,18 +952,19 @@ def _stored_up_to(
 
     One look-up each, whatever the number of UIDs: the folder may hold years of history."""
     failed = tables.failed_mails.c
-    stored = session.scalars(live_mail_uids(folder, uidvalidity, low, high))
-    copies = session.scalars(copy_uids(folder, uidvalidity, low, high))
-    quarantined = session.scalars(
-        select(failed.uid).where(
-            failed.folder == folder,
-            failed.uidvalidity == uidvalidity,
-            failed.uid.between(low, high),
-            failed.quarantined.is_(True),
+    stored = set(session.scalars(live_mail_uids(folder, uidvalidity, low, high)))
+    copies = set(session.scalars(copy_uids(folder, uidvalidity, low, high)))
+    quarantined = set(
+        session.scalars(
+            select(failed.uid).where(
+                failed.folder == folder,
+                failed.uidvalidity == uidvalidity,
+                failed.uid.between(low, high),
+                failed.quarantined.is_(True),
+            )
         )
     )
-    handled = {uid for uid in stored if uid is not None} | set(copies)
-    return handled, set(quarantined)
+    return (stored | copies) - {None}, quarantined
 
 
 def live_mail_uids(folder: str, uidvalidity: int, low: int, high: int) -> Select[int]:
