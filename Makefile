@@ -33,7 +33,7 @@ test: $(VENV)/.installed-dev
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check lpse_helpdesk
-	$(BIN)/mypy lpse_helpdesk bench
+	$(BIN)/mypy lpse_helpdesk bench tests
 
 # Real IMAP and PostgreSQL servers, and systemd-analyze for the unit, for the tests (Debian/Ubuntu, as root).
 test-servers:

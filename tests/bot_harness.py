@@ -17,7 +17,7 @@ from lpse_helpdesk.storage.db import Database
 from lpse_helpdesk.workflow.tickets import Workflow
 from tests.conftest import OffsetClock
 from tests.mailmaker import make_mail
-from tests.servers.telegram import BotApiServer, SentMessage
+from tests.servers.telegram import AnsweredCallback, BotApiServer, SentMessage
 
 GROUP = -1001234567890
 T = TypeVar("T")
@@ -49,6 +49,10 @@ class Harness:
             if time.monotonic() > deadline:
                 raise AssertionError("condition not met in time")
             await asyncio.sleep(0.02)
+
+    async def answer(self, query: str) -> AnsweredCallback:
+        """The bot's answer to callback query `query`, once it has given one."""
+        return await self.until(lambda: self.server.answered_callbacks.get(query))
 
     def card_message_id(self, ticket_id: int) -> int | None:
         from lpse_helpdesk.storage.models import TelegramCard

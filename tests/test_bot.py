@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from lpse_helpdesk.bot.ratelimit import Limits
 from lpse_helpdesk.domain.model import DomainConfig
@@ -24,15 +25,14 @@ from lpse_helpdesk.storage.models import (
 )
 from lpse_helpdesk.timekeeping.calendar import BusinessCalendar
 from lpse_helpdesk.workflow.actors import Actor
-from lpse_helpdesk.workflow.tickets import Workflow
+from lpse_helpdesk.workflow.tickets import ActionResult, Workflow
 from tests.bot_harness import (
     GROUP,
     Harness,
-    OffsetClock,
     make_service,
     press_latest,
 )
-from tests.conftest import WIB, make_intake
+from tests.conftest import WIB, OffsetClock, make_intake
 from tests.servers.telegram import BotApiServer, RateLimits
 
 STAFF_ID, OTHER_ID = 1001, 2002
@@ -81,6 +81,13 @@ async def h(
 
 def _ticket(h: Harness, ticket_id: int) -> Ticket:
     return h.db.run_sync(lambda s: s.get_one(Ticket, ticket_id))
+
+
+def _step(
+    h: Harness, ticket_id: int, action: Action, kw: dict[str, Any]
+) -> Callable[[Session], ActionResult]:
+    """One step of a path in `PATHS` as work for `run_sync`, its arguments bound now."""
+    return lambda s: h.workflow.act(s, ticket_id, action, Actor.system(), **kw)
 
 
 def _labels(message: Any) -> list[str]:
@@ -150,6 +157,7 @@ async def test_priority_press_edits_the_card(h: Harness) -> None:
     assert card.edit_count >= 1
     labels = _labels(card)
     assert "📨 Minta Data" in labels and "✅ Kirim Solusi" in labels
+    assert card.reply_markup is not None
     assert "⬆️ Eskalasi LKPP" in labels and len(card.reply_markup["inline_keyboard"]) <= 3
     assert "🔴 Tinggi" in (card.plain_text or "").splitlines()[1]
     # Changing it again restarts the resolution clock: it asks first.
@@ -226,10 +234,11 @@ PATHS: dict[State, list[tuple[Action, dict[str, str]]]] = {
 async def test_buttons_in_every_state(h: Harness, state: State) -> None:
     tid = h.ingest()
     for action, kw in PATHS[state]:
-        h.db.run_sync(lambda s, a=action, k=kw: h.workflow.act(s, tid, a, Actor.system(), **k))
+        h.db.run_sync(_step(h, tid, action, kw))
     assert _ticket(h, tid).state is state
     await h.settled()
     card = await h.card(tid)
+    assert card.reply_markup is not None
     assert len(card.reply_markup["inline_keyboard"]) <= 3  # primary rows
     labels = " | ".join(await _all_labels(h, tid))
     for word in ALLOWED_LABELS[state]:
@@ -424,10 +433,7 @@ async def test_concurrent_taps_apply_once(h: Harness) -> None:
     ani = h.server.user(3003, "Ani")
     first = h.server.press(GROUP, card.message_id, h.staff, _data(card, "Tinggi"))
     second = h.server.press(GROUP, card.message_id, ani, _data(card, "Rendah"))
-    answers = [
-        (await h.until(lambda q=q: h.server.answered_callbacks.get(q))).text or ""
-        for q in (first, second)
-    ]
+    answers = [(await h.answer(q)).text or "" for q in (first, second)]
     assert answers[0] == "Prioritas: Tinggi"
     assert "petugas lain" in answers[1]
     assert _ticket(h, tid).priority == "tinggi"
@@ -487,7 +493,7 @@ async def test_full_text_and_commands(h: Harness) -> None:
     await h.until(lambda: any("pernah Anda tangani" in t and "00001" in t for t in h.texts()))
     before = len(h.server.messages(GROUP))
     h.server.send_text(GROUP, h.staff, "/tiket 1")
-    await h.until(lambda: h.card_message_id(tid) is not None and h.card_message_id(tid) > before)
+    await h.until(lambda: (m := h.card_message_id(tid)) is not None and m > before)
     assert old_card is not None
     new_link = f"https://t.me/c/1234567890/{h.card_message_id(tid)}"
     await h.until(lambda: new_link in (h.server.message(GROUP, old_card).text or ""))
@@ -585,7 +591,7 @@ async def test_every_button_in_every_state(h: Harness, state: State) -> None:
     """Each visible button, pressed on a fresh ticket in that state, does what it says."""
     probe = h.ingest(subject="probe")
     for action, kw in PATHS[state]:
-        h.db.run_sync(lambda s, a=action, k=kw: h.workflow.act(s, probe, a, Actor.system(), **k))
+        h.db.run_sync(_step(h, probe, action, kw))
     await h.settled()
     labels = await _all_labels(h, probe)
     words = [word for word in EXPECTED_ANSWER if any(word in label for label in labels)]
@@ -594,9 +600,7 @@ async def test_every_button_in_every_state(h: Harness, state: State) -> None:
         # Another sender each time: the flood guard allows 10 new tickets per sender an hour.
         tid = h.ingest(subject=f"{state} {word}", sender=f"u{n}@vendor.co.id")
         for action, kw in PATHS[state]:
-            h.db.run_sync(
-                lambda s, t=tid, a=action, k=kw: h.workflow.act(s, t, a, Actor.system(), **k)
-            )
+            h.db.run_sync(_step(h, tid, action, kw))
         await h.settled()
         answer = await _press(h, tid, word)
         expected = EXPECTED_ANSWER[word]

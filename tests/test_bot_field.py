@@ -10,6 +10,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 import pytest
@@ -413,7 +414,11 @@ async def test_a_deleted_card_is_posted_again(f: Field) -> None:
     )
     await f.settled()
     again = await f.until(
-        lambda: (row := f.card_row(tid)) is not None and row.message_id != card.message_id and row
+        lambda: (
+            row
+            if (row := f.card_row(tid)) is not None and row.message_id != card.message_id
+            else None
+        )
     )
     new = f.server.message(GROUP, again.message_id)
     assert "Tinggi" in (new.plain_text or "") and new.buttons
@@ -426,12 +431,14 @@ async def test_unknown_error_is_retried_then_failed_with_an_alert(f: Field) -> N
     number = f.number(tid)
     card_item = next(i for i in f.items() if i.ticket_id == tid and i.kind == "card")
     for seconds in (11, 31, 91):
-        await f.until(
-            lambda s=seconds: (
+
+        def tried(s: int = seconds) -> bool:
+            return (
                 f.db.run_sync(lambda x: x.get_one(OutboxItem, card_item.id)).attempts
                 >= {11: 1, 31: 2, 91: 3}[s]
             )
-        )
+
+        await f.until(tried)
         item = f.db.run_sync(lambda x: x.get_one(OutboxItem, card_item.id))
         assert item.status is OutboxStatus.PENDING
         f.clock.advance(seconds=seconds)
@@ -448,7 +455,7 @@ async def test_a_prompt_that_timed_out_is_answered_in_either_copy(f: Field) -> N
     await f.settled()
     f.server.answer_late("sendMessage", 6.5)  # PTB gives up after 5 s; the prompt is posted
     await _press_in(f, GROUP, tid, "Catatan")
-    copies = await f.until(lambda: len(_prompts(f, GROUP)) >= 2 and _prompts(f, GROUP), 20)
+    copies = await f.until(lambda: _prompts(f, GROUP) if len(_prompts(f, GROUP)) >= 2 else None, 20)
     first = copies[0]
     reply = f.server.reply_to(GROUP, first.message_id, f.staff, "Pengguna sudah ditelepon.")
     # Saved: the answer gets a 👍 (no "saved" message), the card names the note.
@@ -579,7 +586,7 @@ async def test_telegram_down_for_a_minute_everything_shown_after_once(f: Field) 
         await asyncio.sleep(0.5)
     assert not [m for m in f.in_chat(GROUP) if "Papan antrian" not in (m.text or "")]
     for ticket_id in tickets:
-        await f.until(lambda t=ticket_id: f.card_row(t), timeout=90)
+        await f.until(partial(f.card_row, ticket_id), timeout=90)
     await f.settled()
     for ticket_id in tickets:
         number = f.number(ticket_id)

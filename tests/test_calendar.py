@@ -22,8 +22,10 @@ def calendar() -> BusinessCalendar:
     return BusinessCalendar(load_domain().working_hours, WIB)
 
 
-def wib(*args: int) -> dt.datetime:
-    return dt.datetime(*args, tzinfo=WIB)  # type: ignore[misc]
+def wib(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
+) -> dt.datetime:
+    return dt.datetime(year, month, day, hour, minute, second, tzinfo=WIB)
 
 
 def minutes(n: float) -> BusinessDuration:

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import select
 
 from lpse_helpdesk import app
-from lpse_helpdesk.config.settings import Settings
+from lpse_helpdesk.config.settings import Security, Settings
 from lpse_helpdesk.domain.loader import load_domain
 from lpse_helpdesk.sop.machine import State
 from lpse_helpdesk.storage.db import upgrade
@@ -31,7 +32,7 @@ LKPP = "helpdesk@lkpp.test"
 T = TypeVar("T")
 
 
-async def until(predicate: Callable[[], T], timeout: float = 20.0) -> T:
+async def until(predicate: Callable[[], T | None], timeout: float = 20.0) -> T:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
@@ -45,8 +46,7 @@ async def until(predicate: Callable[[], T], timeout: float = 20.0) -> T:
 
 def parsed(server: SmtpServer) -> list[EmailMessage]:
     return [
-        email.message_from_bytes(m.content, policy=email.policy.default)  # type: ignore[misc]
-        for m in server.messages
+        email.message_from_bytes(m.content, policy=email.policy.default) for m in server.messages
     ]
 
 
@@ -59,18 +59,18 @@ async def test_the_whole_sop(
     telegram_server.group(GROUP)
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
-        TELEGRAM_BOT_TOKEN=telegram_server.token,
+        TELEGRAM_BOT_TOKEN=SecretStr(telegram_server.token),
         TELEGRAM_API_URL=telegram_server.base_url,
         HELPDESK_CHAT_ID=GROUP,
         SUPERVISOR_IDS=[777],
         IMAP_HOST=imap_account.host,
         IMAP_PORT=imap_account.port,
         IMAP_USER=imap_account.user,
-        IMAP_PASSWORD=imap_account.password,
-        IMAP_SECURITY="plain",
+        IMAP_PASSWORD=SecretStr(imap_account.password),
+        IMAP_SECURITY=Security.PLAIN,
         SMTP_HOST="127.0.0.1",
         SMTP_PORT=smtp_server.port,
-        SMTP_SECURITY="plain",
+        SMTP_SECURITY=Security.PLAIN,
         HELPDESK_EMAIL="helpdesk@lpse.test",
         HELPDESK_NAME="Helpdesk LPSE Kota Contoh",
         LPSE_NAME="LPSE Kota Contoh",

@@ -159,8 +159,13 @@ def _message_state(message: email.message.Message) -> object:
         message.get_unixfrom(),
         list(message.raw_items()),
         [type(d).__name__ for d in message.defects],
-        [_message_state(p) for p in payload] if isinstance(payload, list) else payload,
+        [_part_state(p) for p in payload] if isinstance(payload, list) else payload,
     )
+
+
+def _part_state(part: email.message.Message | str) -> object:
+    assert isinstance(part, email.message.Message)  # a multipart payload holds messages only
+    return _message_state(part)
 
 
 @SETTINGS

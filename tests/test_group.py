@@ -23,12 +23,11 @@ from lpse_helpdesk.workflow.tickets import Workflow
 from tests.bot_harness import (
     GROUP,
     Harness,
-    OffsetClock,
     latest_with_button,
     make_service,
     press_latest,
 )
-from tests.conftest import HELPDESK, LKPP, WIB, make_intake
+from tests.conftest import HELPDESK, LKPP, WIB, OffsetClock, make_intake
 from tests.servers.telegram import BotApiServer, RateLimits, SentMessage
 
 STAFF_ID, OTHER_ID = 1001, 2002
@@ -153,7 +152,11 @@ async def _answer(h: Harness, tid: int, button: str, text: str, seen: set[int]) 
     preview = await latest_with_button(h, "Kirim", after=prompt.message_id)
     assert "dikirim" in await press_latest(h, "Kirim", after=prompt.message_id)
     for used in (offer, prompt, preview):  # each served its purpose
-        await h.until(lambda m=used: h.server.message(GROUP, m.message_id).deleted)
+
+        def deleted(m: SentMessage = used) -> bool:
+            return h.server.message(GROUP, m.message_id).deleted
+
+        await h.until(deleted)
 
 
 def _ticket(h: Harness, tid: int) -> Ticket:
@@ -278,7 +281,11 @@ async def test_the_board_is_pinned_edited_in_place_and_links_to_cards(plain: Har
     h.clock.advance(seconds=61)  # at most one edit a minute
     await h.settled()
     message = await h.until(
-        lambda: (m := h.server.message(GROUP, board)) and "Akun terkunci" in (m.text or "") and m
+        lambda: (
+            m
+            if (m := h.server.message(GROUP, board)) and "Akun terkunci" in (m.text or "")
+            else None
+        )
     )
     for card in cards:
         assert f'href="https://t.me/c/1234567890/{card}"' in (message.text or "")
@@ -290,7 +297,11 @@ async def test_the_board_is_pinned_edited_in_place_and_links_to_cards(plain: Har
     h.clock.advance(seconds=61)
     await h.settled()
     message = await h.until(
-        lambda: (m := h.server.message(GROUP, board)) and "🙋 Budi" in (m.plain_text or "") and m
+        lambda: (
+            m
+            if (m := h.server.message(GROUP, board)) and "🙋 Budi" in (m.plain_text or "")
+            else None
+        )
     )
     assert message.edit_count >= 2 and _board_id(h) == board  # never re-posted
     assert len([m for m in h.server.messages(GROUP) if "Papan antrian" in (m.text or "")]) == 1
@@ -299,7 +310,11 @@ async def test_the_board_is_pinned_edited_in_place_and_links_to_cards(plain: Har
 async def test_antrian_pages_through_60_tickets(plain: Harness) -> None:
     h = plain
     ids = [h.ingest(sender=f"u{i}@x.co.id", subject=f"Masalah nomor {i}") for i in range(60)]
-    numbers = {h.db.run_sync(lambda s, i=i: s.get_one(Ticket, i).number[-5:]) for i in ids}
+
+    def number(ticket_id: int) -> str:
+        return h.db.run_sync(lambda s: s.get_one(Ticket, ticket_id).number[-5:])
+
+    numbers = {number(i) for i in ids}
     await h.settled()
     h.server.send_text(GROUP, h.staff, "/antrian")
     page = await h.until(

@@ -343,14 +343,14 @@ def slow_serve(conn: Connection, progress: Progress) -> None:
     mail in a library would)."""
     import lpse_helpdesk.bridge.parse_worker as worker_module
 
-    real = worker_module.prepare_light
+    real = worker_module.prepare_light  # type: ignore[attr-defined]  # its import, patched below
 
     def prepare_light(raw: bytes, *args: Any) -> Any:
         if b"LAMBAT" in raw:
             time.sleep(3600)
         return real(raw, *args)
 
-    worker_module.prepare_light = prepare_light  # type: ignore[assignment]
+    worker_module.prepare_light = prepare_light  # type: ignore[attr-defined,assignment]  # stand-in
     serve_mails(conn, progress)
 
 

@@ -194,7 +194,7 @@ def test_a_phone_call_is_promised_only_with_a_number() -> None:
         )
         part = message.get_body(("plain",))
         assert part is not None
-        return str(part.get_content())  # type: ignore[attr-defined]
+        return str(part.get_content())
 
     assert "menghubungi Bapak/Ibu melalui telepon di nomor 0812" in body("0812-3456-7890")
     without = body(None)

@@ -179,7 +179,7 @@ def test_two_instances_share_the_work_and_take_over_from_a_killed_holder(
 
         wait(lambda: all(holders().values()), 60, "both roles held" + instances.logs())
 
-        def live() -> int:
+        def live() -> int | None:
             return db.run_sync(lambda s: s.scalar(select(func.count()).select_from(InstanceStatus)))
 
         wait(lambda: live() == 2, 30, "both instances report")
@@ -197,7 +197,7 @@ def test_two_instances_share_the_work_and_take_over_from_a_killed_holder(
         wait(lambda: announced(telegram_server, batch), 120, "30 tickets announced")
         assert_announced_once(telegram_server, batch)
 
-        def cards() -> int:
+        def cards() -> int | None:
             return db.run_sync(lambda s: s.scalar(select(func.count()).select_from(TelegramCard)))
 
         wait(cards, 60, "a first card")

@@ -7,6 +7,7 @@ import json
 import zipfile
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from lpse_helpdesk.bridge.intake import Intake, IntakeConfig
 from lpse_helpdesk.domain.model import DomainConfig
@@ -74,7 +75,7 @@ def test_retention_drops_raw_mail_and_keeps_the_recap(
     assert db.run_sync(lambda s: apply_retention(s, clock.now(), 730)) == 0  # idempotent
 
     def read(ticket_id: int) -> tuple[Ticket, list[Message], list[Attachment]]:
-        def work(s):  # type: ignore[no-untyped-def]
+        def work(s: Session) -> tuple[Ticket | None, list[Message], list[Attachment]]:
             messages = list(s.scalars(select(Message).where(Message.ticket_id == ticket_id)))
             attachments = list(
                 s.scalars(
@@ -83,7 +84,9 @@ def test_retention_drops_raw_mail_and_keeps_the_recap(
             )
             return s.get(Ticket, ticket_id), messages, attachments
 
-        return db.run_sync(work)
+        ticket, messages, attachments = db.run_sync(work)
+        assert ticket is not None
+        return ticket, messages, attachments
 
     ticket, messages, attachments = read(old)
     assert ticket.masked_at is not None and ticket.requester_email == MASKED_ADDRESS
@@ -129,7 +132,8 @@ def test_export_then_erase_one_address(
         ).one()
     )
     assert audit.actor_id == "operator" and audit.detail["tickets"] == 1
-    assert db.run_sync(lambda s: s.get(Ticket, other)).masked_at is None
+    untouched = db.run_sync(lambda s: s.get(Ticket, other))
+    assert untouched is not None and untouched.masked_at is None
 
 
 def test_erase_leaves_open_tickets_and_names_them(

@@ -77,10 +77,7 @@ def _act(db: Database, workflow: Workflow, tid: int, action: Action, **kw: Any) 
 
 
 def _received(smtp: SmtpServer) -> list[EmailMessage]:
-    return [
-        email.message_from_bytes(m.content, policy=email.policy.default)  # type: ignore[misc]
-        for m in smtp.messages
-    ]
+    return [email.message_from_bytes(m.content, policy=email.policy.default) for m in smtp.messages]
 
 
 def _items(db: Database) -> list[OutboxItem]:

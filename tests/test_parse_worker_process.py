@@ -35,13 +35,13 @@ def _slow(conn: Connection, progress: Progress) -> None:
     """The real loop; each mail takes 0.2 s (well within the budget)."""
     import lpse_helpdesk.bridge.parse_worker as worker_module
 
-    real = worker_module.prepare_light
+    real = worker_module.prepare_light  # type: ignore[attr-defined]  # its import, patched below
 
     def prepare_light(raw: bytes, *args: Any) -> Any:
         time.sleep(0.2)
         return real(raw, *args)
 
-    worker_module.prepare_light = prepare_light  # type: ignore[assignment]
+    worker_module.prepare_light = prepare_light  # type: ignore[attr-defined,assignment]  # stand-in
     serve_mails(conn, progress)
 
 

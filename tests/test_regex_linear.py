@@ -62,7 +62,10 @@ def _cases() -> list[tuple[str, re.Pattern[str], Use, Callable[[int], str]]]:
             cases.append((f"{name}-{index}", pattern, use, maker))
 
     def blanks(head: str, tail: str = "!") -> list[Callable[[int], str]]:
-        return [lambda n, b=b: head + b * n + tail for b in BLANKS]
+        def run_of(b: str) -> Callable[[int], str]:
+            return lambda n: head + b * n + tail
+
+        return [run_of(b) for b in BLANKS]
 
     add(
         "parsing._ANGLE_ID",

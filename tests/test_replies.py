@@ -38,14 +38,13 @@ from lpse_helpdesk.workflow.tickets import Workflow
 from tests.bot_harness import (
     GROUP,
     Harness,
-    OffsetClock,
     last_message_id,
     latest_with_button,
     make_service,
     open_prompt,
     press_latest,
 )
-from tests.conftest import HELPDESK, LKPP, WIB, make_intake
+from tests.conftest import HELPDESK, LKPP, WIB, OffsetClock, make_intake
 from tests.servers.smtp import SmtpServer
 from tests.servers.telegram import BotApiServer, RateLimits
 
@@ -162,16 +161,13 @@ def _sender(smtp: SmtpServer, h: Harness) -> MailSenderService:
 
 
 def _received(smtp: SmtpServer) -> list[EmailMessage]:
-    return [
-        email.message_from_bytes(m.content, policy=email.policy.default)  # type: ignore[misc]
-        for m in smtp.messages
-    ]
+    return [email.message_from_bytes(m.content, policy=email.policy.default) for m in smtp.messages]
 
 
 def _plain(message: EmailMessage) -> str:
     body = message.get_body(("plain",))
     assert body is not None
-    return str(body.get_content()).replace("\r\n", "\n")  # type: ignore[attr-defined]
+    return str(body.get_content()).replace("\r\n", "\n")
 
 
 # --- 1. Preview, then send ---------------------------------------------------------------
@@ -199,9 +195,7 @@ async def test_preview_then_kirim_sends_once_and_batal_sends_nothing(
     data = next(b["callback_data"] for b in preview.buttons if "Kirim" in b["text"])
     first = h.server.press(GROUP, preview.message_id, h.staff, data)
     second = h.server.press(GROUP, preview.message_id, h.staff, data, check_button=False)
-    answers = [
-        await h.until(lambda q=q: h.server.answered_callbacks.get(q)) for q in (first, second)
-    ]
+    answers = [await h.answer(q) for q in (first, second)]
     assert any("dikirim" in (a.text or "") for a in answers)
     assert any("tidak berlaku" in (a.text or "") or "diproses" in (a.text or "") for a in answers)
     await h.until(lambda: _ticket(h, tid).state is State.RESOLVED)

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from lpse_helpdesk.bot import access, card_dump, service, texts
+from lpse_helpdesk.domain.loader import load_domain
 from lpse_helpdesk.domain.model import DomainConfig
 from lpse_helpdesk.sla import texts as sla_texts
 from lpse_helpdesk.storage.db import Database
@@ -109,12 +110,17 @@ def _all_texts(db: Database, domain: DomainConfig) -> list[str]:
         texts.card_is_here("00001"),
     ]
     found += [texts.mail_kind(kind) for kind in (*texts.MAIL_KINDS, "unknown_kind")]
+
+    def notice(payload: dict[str, Any]) -> str:
+        return db.run_sync(lambda s: texts.notice_text(s, "LPSE-1", "Perihal", payload, WIB))
+
+    def alert(payload: dict[str, Any]) -> str:
+        return db.run_sync(lambda s: texts.alert_text(s, payload, WIB))
+
     for payload in NOTICES:
-        found.append(
-            db.run_sync(lambda s, p=payload: texts.notice_text(s, "LPSE-1", "Perihal", p, WIB))
-        )
+        found.append(notice(payload))
     for payload in ALERTS:
-        found.append(db.run_sync(lambda s, p=payload: texts.alert_text(s, p, WIB)))
+        found.append(alert(payload))
     dump = card_dump.render_all(domain)  # the cards and their buttons, not the doc's prose
     found += [block.split("```")[0] for block in dump.split("```text")[1:]]
     found.append(sla_texts.deadline_badge(card_dump.NOW, card_dump.RECEIVED, WIB))
@@ -127,6 +133,6 @@ def test_no_staff_visible_text_contains_a_code_word(db: Database, domain: Domain
         assert not words, (words, text)
 
 
-@pytest.mark.parametrize("label", [c.button_label for c in card_dump.load_domain().categories])
+@pytest.mark.parametrize("label", [c.button_label for c in load_domain().categories])
 def test_category_buttons_fit_a_phone(label: str) -> None:
     assert 1 <= len(label) <= 16

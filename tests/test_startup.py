@@ -228,7 +228,7 @@ async def test_serve_stops_pieces_in_reverse_list_order(tmp_path: Path) -> None:
 
     stop = asyncio.Event()
     stop.set()
-    calls: list[str] = []
+    calls: list[int] = []
     await app.serve(
         services, [maker("a"), maker("b"), maker("c")], stop=stop, running=lambda: calls.append(1)
     )

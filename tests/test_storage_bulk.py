@@ -112,6 +112,7 @@ def test_utc_datetimes_reach_sqlite_as_the_general_path_writes_them() -> None:
 
     dialect = sqlite.dialect()
     column_type = UTCDateTime().dialect_impl(dialect)
+    assert isinstance(column_type, UTCDateTime)  # dialect_impl copies the decorator itself
     fast = column_type.bind_processor(dialect)
     general = TypeDecorator.bind_processor(column_type, dialect)
     assert fast is not None and general is not None and fast is not general
