@@ -22,8 +22,9 @@ pytestmark = pytest.mark.dovecot
 
 
 async def test_a_duplicate_copy_left_by_a_refused_folder_is_moved_on_the_next_start(
-    imap_account: DovecotAccount, intake: Intake, db: Database, clock: FixedClock
+    imap_account: DovecotAccount, intake: Intake, database: Database, clock: FixedClock
 ) -> None:
+    db = database  # on SQLite and on PostgreSQL
     raw = make_mail(subject="Dikirim dua kali", message_id="<dua.kali@vendor.co.id>")
     first = imap_account.append(raw)
     copy = imap_account.append(raw)  # e.g. To: and Cc: two aliases of the helpdesk
@@ -50,10 +51,11 @@ async def test_a_duplicate_copy_left_by_a_refused_folder_is_moved_on_the_next_st
 async def test_a_duplicate_copy_committed_before_a_crash_is_marked_on_the_next_start(
     imap_account: DovecotAccount,
     intake: Intake,
-    db: Database,
+    database: Database,
     clock: FixedClock,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    db = database  # on SQLite and on PostgreSQL
     raw = make_mail(subject="Dikirim dua kali", message_id="<dua.kali.2@vendor.co.id>")
     first = imap_account.append(raw)
     copy = imap_account.append(raw)
@@ -85,10 +87,11 @@ async def test_a_duplicate_copy_committed_before_a_crash_is_marked_on_the_next_s
 
 
 async def test_after_a_uidvalidity_change_a_refused_move_is_done_on_the_next_start(
-    imap_account: DovecotAccount, intake: Intake, db: Database, clock: FixedClock
+    imap_account: DovecotAccount, intake: Intake, database: Database, clock: FixedClock
 ) -> None:
     """After a renumbering every rescanned mail is a copy of its row under the old
     UIDVALIDITY: none has a row under the new one, and the next start still moves them."""
+    db = database  # on SQLite and on PostgreSQL
     for i in range(3):
         imap_account.append(make_mail(subject=f"Baru {i}", sender=f"b{i}@vendor.co.id"))
     refused = intake_service(imap_account, intake, db, clock, processed_folder="~Diproses")

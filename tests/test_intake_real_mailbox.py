@@ -188,10 +188,11 @@ def _import(service: Any, intake: Intake, db: Database, **options: Any) -> Any:
 
 
 async def test_an_import_leaves_the_services_mail_to_it(
-    imap_account: DovecotAccount, intake: Intake, db: Database, clock: FixedClock
+    imap_account: DovecotAccount, intake: Intake, database: Database, clock: FixedClock
 ) -> None:
     """`import --since 2024-01-01` reaches today: a mail the service has not read yet (it
     arrived while the import ran) must still get its acknowledgement and SLA clocks."""
+    db = database  # on SQLite and on PostgreSQL
     now = clock.now()
     old_day = dt.datetime(2024, 3, 5, 10, 0, tzinfo=dt.UTC)
     imap_account.append(make_mail(subject="Lama", sender="lama@vendor.co.id"), date=old_day)
@@ -230,11 +231,12 @@ async def test_an_import_leaves_the_services_mail_to_it(
 
 
 async def test_an_import_leaves_a_mail_the_service_will_retry_to_the_service(
-    imap_account: DovecotAccount, intake: Intake, db: Database, clock: FixedClock
+    imap_account: DovecotAccount, intake: Intake, database: Database, clock: FixedClock
 ) -> None:
     """Not every UID up to last_uid was ticketed or left alone: a mail whose parsing failed
     (here its parsing process died) waits in failed_mails for the service's retry. The
     import leaves it, so that the retry tickets and acknowledges it."""
+    db = database  # on SQLite and on PostgreSQL
     sender = "gagal@vendor.co.id"
     imap_account.append(make_mail(subject="MATI prosesnya", sender=sender))
     first = intake_service(imap_account, intake, db, clock)
@@ -445,13 +447,14 @@ async def test_a_refused_folder_is_reported_once_and_does_not_stall(
 async def test_a_refused_move_is_done_on_the_next_start_and_history_stays(
     imap_account: DovecotAccount,
     intake: Intake,
-    db: Database,
+    database: Database,
     clock: FixedClock,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The operator fixes IMAP_PROCESSED_FOLDER and restarts: the mails the refused folder
     left behind are moved then. Old mail the first start left alone, mail brought in by
     `import` and mail not yet stored stay in the inbox as they are."""
+    db = database  # on SQLite and on PostgreSQL
     old_day = dt.datetime(2024, 3, 5, 10, 0, tzinfo=dt.UTC)
     for i in range(4):
         imap_account.append(make_mail(subject=f"Lama {i}"), date=old_day + dt.timedelta(hours=i))
@@ -497,10 +500,11 @@ async def test_a_refused_move_is_done_on_the_next_start_and_history_stays(
 
 
 async def test_a_quarantined_mail_goes_to_its_folder_on_the_next_start(
-    imap_account: DovecotAccount, intake: Intake, db: Database, clock: FixedClock
+    imap_account: DovecotAccount, intake: Intake, database: Database, clock: FixedClock
 ) -> None:
     """Quarantined with a refused quarantine folder: the next start, with the folder fixed,
     moves it; the mail stays stored in the database all along."""
+    db = database  # on SQLite and on PostgreSQL
     imap_account.append(make_mail(subject="Baik", sender="ok@vendor.co.id"))
     bad = imap_account.append(make_mail(subject="RUSAK", sender="bad@vendor.co.id"))
     flaky = FlakyIntake(intake.workflow, intake.domain, intake.config)
