@@ -14,7 +14,14 @@ import re
 import secrets
 from collections.abc import Sequence
 from datetime import datetime
-from email.headerregistry import Address, BaseHeader, HeaderRegistry, UnstructuredHeader
+from email.header import Header
+from email.headerregistry import (
+    Address,
+    BaseHeader,
+    HeaderRegistry,
+    UniqueAddressHeader,
+    UnstructuredHeader,
+)
 from email.message import EmailMessage
 from email.policy import EmailPolicy, Policy
 from functools import cache
@@ -194,11 +201,46 @@ class _MessageIdListHeader(UnstructuredHeader, BaseHeader):
         return linesep.join(lines) + linesep
 
 
+class _AddressHeader(UniqueAddressHeader, BaseHeader):  # type: ignore[misc]  # typeshed: init
+    """From / To, written as `email.utils.formataddr` writes them, never folded inside.
+
+    Python 3.11's folder drops the quotes of a display name it has to fold: a Pokja member's
+    "Muhammad Ridwan Saputra, S.Kom. (Pokja Pemilihan ...)" then reads as two addresses, one
+    without a domain (reply-all breaks). A line may be up to 998 characters (RFC 5322 2.1.1);
+    a non-ASCII name becomes encoded words, folded between them."""
+
+    def fold(self, *, policy: Policy) -> str:
+        rendered = ", ".join(
+            email.utils.formataddr((address.display_name, address.addr_spec), charset="utf-8")
+            for address in self.addresses
+        )
+        return f"{self.name}: " + rendered.replace("\n", policy.linesep) + policy.linesep
+
+
+class _SubjectHeader(UnstructuredHeader, BaseHeader):
+    """Subject, folded as RFC 2047 encoded words that keep every character and space.
+
+    The default folder mixes plain and encoded words around typographic quotes and dashes,
+    and loses or doubles the spaces between them."""
+
+    max_count = 1
+
+    def fold(self, *, policy: Policy) -> str:
+        text = str(self)
+        if text.isascii() and len(self.name) + 2 + len(text) <= (policy.max_line_length or 998):
+            return f"{self.name}: {text}{policy.linesep}"
+        header = Header(text, "utf-8", header_name=self.name)
+        return f"{self.name}: {header.encode(linesep=policy.linesep)}{policy.linesep}"
+
+
 @cache
 def _policy() -> EmailPolicy[EmailMessage]:
     registry = HeaderRegistry()
     registry.map_to_type("in-reply-to", _MessageIdListHeader)
     registry.map_to_type("references", _MessageIdListHeader)
+    registry.map_to_type("from", _AddressHeader)
+    registry.map_to_type("to", _AddressHeader)
+    registry.map_to_type("subject", _SubjectHeader)
     return email.policy.default.clone(header_factory=registry)
 
 

@@ -192,7 +192,12 @@ def _classify(exc: aiosmtplib.SMTPException) -> SendFailure:
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         stage = _STAGES.get(type(exc), "SMTP")
         reason = _short(f"{stage} refused: {_reply(exc.code, exc.message)}")
-        if 500 <= exc.code < 600:
+        # A 5xx at the greeting or at HELO is about us or the server (our address blocked,
+        # maintenance), never about this mail: as Postfix does, keep it for a retry.
+        about_the_mail = not isinstance(
+            exc, aiosmtplib.SMTPConnectResponseError | aiosmtplib.SMTPHeloError
+        )
+        if 500 <= exc.code < 600 and about_the_mail:
             return PermanentFailure(reason, code=exc.code)
         return TemporaryFailure(reason, code=exc.code)
     if isinstance(exc, aiosmtplib.SMTPConnectError | aiosmtplib.SMTPServerDisconnected):
