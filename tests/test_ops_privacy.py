@@ -6,7 +6,7 @@ import io
 import json
 import zipfile
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from lpse_helpdesk.bridge.intake import Intake, IntakeConfig
@@ -22,7 +22,14 @@ from lpse_helpdesk.reports.data import iter_tickets
 from lpse_helpdesk.reports.period import Period
 from lpse_helpdesk.sop.machine import Action
 from lpse_helpdesk.storage.db import Database
-from lpse_helpdesk.storage.models import Attachment, AuditEvent, Message, Ticket
+from lpse_helpdesk.storage.models import (
+    Attachment,
+    AuditEvent,
+    Message,
+    OutboxItem,
+    OutboxStatus,
+    Ticket,
+)
 from lpse_helpdesk.timekeeping.clock import FixedClock
 from lpse_helpdesk.workflow.actors import Actor
 from lpse_helpdesk.workflow.tickets import Workflow
@@ -49,6 +56,19 @@ def ingest(db: Database, workflow: Workflow, domain: DomainConfig, sender: str, 
     return result.ticket_id
 
 
+def delivered(db: Database) -> None:
+    """What the senders leave once everything went out: no outbox row is waiting."""
+
+    def work(session: Session) -> None:
+        session.execute(
+            update(OutboxItem)
+            .where(OutboxItem.status == OutboxStatus.PENDING)
+            .values(status=OutboxStatus.SENT)
+        )
+
+    db.run_sync(work)
+
+
 def test_mask_text_hides_addresses_phones_nik_and_names() -> None:
     masked = mask_text(BODY, ["Siti Rahayu"])
     for secret in ("Siti Rahayu", "3201234567890123", "0812-3456-7890", "siti@vendor.co.id"):
@@ -71,6 +91,7 @@ def test_retention_drops_raw_mail_and_keeps_the_recap(
 
     before = recap()
     clock.advance(days=731)
+    delivered(db)  # two years on, nothing of it waits in the outbox
     assert db.run_sync(lambda s: apply_retention(s, clock.now(), 730)) == 1
     assert db.run_sync(lambda s: apply_retention(s, clock.now(), 730)) == 0  # idempotent
 
@@ -116,10 +137,11 @@ def test_export_then_erase_one_address(
     assert b"ktp-siti.pdf" in archive.read(raw_name)
     assert "andi" not in archive.read("data.json").decode()
 
-    masked, still_open = db.run_sync(
+    delivered(db)  # the acknowledgement and the closing mail went out
+    masked, still_open, finishing = db.run_sync(
         lambda s: erase_person(s, "siti@vendor.co.id", clock.now(), "operator")
     )
-    assert (masked, still_open) == (1, [])
+    assert (masked, still_open, finishing) == (1, [], [])
     after = json.loads(
         zipfile.ZipFile(
             io.BytesIO(db.run_sync(lambda s: export_person(s, "siti@vendor.co.id")))
@@ -140,7 +162,7 @@ def test_erase_leaves_open_tickets_and_names_them(
     db: Database, workflow: Workflow, domain: DomainConfig, clock: FixedClock
 ) -> None:
     ingest(db, workflow, domain, "Siti <siti@vendor.co.id>", "<c@vendor.co.id>")
-    masked, still_open = db.run_sync(
+    masked, still_open, _ = db.run_sync(
         lambda s: erase_person(s, "siti@vendor.co.id", clock.now(), "operator")
     )
     assert masked == 0 and len(still_open) == 1

@@ -101,7 +101,7 @@ def test_migrations_match_the_models(any_url: str) -> None:
     try:
         upgrade(engine)
         upgrade(engine)  # idempotent
-        assert current_revision(engine) == "0012_handled_copies"
+        assert current_revision(engine) == "0013_ticket_erase_requested"
         with engine.connect() as connection:
             context = MigrationContext.configure(connection, opts={"compare_type": False})
             assert compare_metadata(context, Base.metadata) == []

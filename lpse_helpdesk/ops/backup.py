@@ -4,6 +4,11 @@ SQLite goes through its online backup API (consistent while the service writes; 
 copy of a WAL-mode file can miss the latest commits); PostgreSQL through `pg_dump` in
 custom format and `pg_restore`. A restore refuses a database that already holds data
 unless `force` is given.
+
+A PostgreSQL restore replaces the whole schema in one transaction: the tables of this
+version (an older backup lacks the newest ones, which `pg_restore --clean` would leave
+behind, and `db upgrade` would then fail to create) are dropped first, then the dump's
+script runs; any error rolls all of it back.
 """
 
 from __future__ import annotations
@@ -13,9 +18,10 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import tempfile
 from pathlib import Path
 
-from sqlalchemy import inspect, text
+from sqlalchemy import Enum, inspect, text
 from sqlalchemy.engine import URL, make_url
 
 from lpse_helpdesk.ops.single import SqliteInstanceLock, sqlite_file
@@ -131,15 +137,52 @@ def restore(database_url: str, source: Path, *, force: bool = False) -> None:
         src.close()
         return
     address, env = _libpq(url)
-    _run(
-        [
-            postgres_tool("pg_restore"),
-            "--clean",
-            "--if-exists",
-            "--no-owner",
-            "--single-transaction",
-            f"--dbname={address}",
-            str(source),
-        ],
-        env,
+    with tempfile.TemporaryDirectory(prefix="lpse-restore-") as work:
+        script = Path(work) / "restore.sql"
+        _run(
+            [
+                postgres_tool("pg_restore"),
+                "--clean",
+                "--if-exists",
+                "--no-owner",
+                f"--file={script}",
+                str(source),
+            ],
+            env,
+        )
+        prelude = Path(work) / "drop.sql"
+        prelude.write_text(_drop_schema_sql())
+        _run(
+            [
+                postgres_tool("psql"),
+                "--no-psqlrc",
+                "--quiet",
+                "--single-transaction",
+                "--set=ON_ERROR_STOP=1",
+                f"--dbname={address}",
+                f"--file={prelude}",
+                f"--file={script}",
+            ],
+            env,
+        )
+
+
+def _drop_schema_sql() -> str:
+    """DROP statements for this version's tables, the migration stamp and enum types."""
+    from lpse_helpdesk.storage import tables
+
+    statements = [
+        f'DROP TABLE IF EXISTS "{table.name}" CASCADE;'
+        for table in reversed(tables.metadata.sorted_tables)
+    ]
+    statements.append('DROP TABLE IF EXISTS "alembic_version";')
+    types = sorted(
+        {
+            column.type.name
+            for table in tables.metadata.tables.values()
+            for column in table.columns
+            if isinstance(column.type, Enum) and column.type.name
+        }
     )
+    statements += [f'DROP TYPE IF EXISTS "{name}" CASCADE;' for name in types]
+    return "\n".join(statements) + "\n"

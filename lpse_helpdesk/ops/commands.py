@@ -38,7 +38,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from lpse_helpdesk.storage.db import Database
     from lpse_helpdesk.timekeeping.clock import SystemClock
 
-    db = Database.from_url(settings.DATABASE_URL)
+    db = Database.from_url(settings.DATABASE_URL, existing=True)  # look, never create
     startup.started()  # (monitoring runs `status` every minute: its start-up counts)
     try:
         status = collect(
@@ -85,11 +85,21 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def _with_db(settings: Settings, work: Any) -> Any:
+    from sqlalchemy.exc import OperationalError
+
+    from lpse_helpdesk.config.check import redact_url
     from lpse_helpdesk.storage.db import Database
 
-    db = Database.from_url(settings.DATABASE_URL)
+    db = Database.from_url(settings.DATABASE_URL, existing=True)
     try:
         return db.run_sync(work)
+    except OperationalError as error:  # missing file, server down: one line, no traceback
+        reason = str(error.orig).splitlines()[0] if error.orig else type(error).__name__
+        print(
+            f"Basis data {redact_url(settings.DATABASE_URL)} tidak dapat dibuka: {reason}",
+            file=sys.stderr,
+        )
+        raise SystemExit(1) from None
     finally:
         db.close()
 
@@ -116,11 +126,18 @@ def cmd_data_erase(args: argparse.Namespace) -> int:
 
     now = SystemClock().now()
     actor = args.actor or getpass.getuser()
-    masked, still_open = _with_db(settings, lambda s: erase_person(s, args.email, now, actor))
-    print(f"Data pribadi {args.email} disamarkan pada {masked} tiket (tercatat di audit)")
-    if still_open:
+    erased = _with_db(settings, lambda s: erase_person(s, args.email, now, actor))
+    print(f"Data pribadi {args.email} disamarkan pada {erased.masked} tiket (tercatat di audit)")
+    if erased.finishing:
         print(
-            "Tiket masih terbuka, belum disamarkan (selesaikan dulu): " + ", ".join(still_open),
+            "Disamarkan kecuali e-mail/pesan yang masih menunggu terkirim; sisanya disamarkan "
+            "otomatis pada putaran retensi (tiap 6 jam) sesudah terkirim: "
+            + ", ".join(erased.finishing)
+        )
+    if erased.still_open:
+        print(
+            "Tiket masih terbuka, belum disamarkan (selesaikan dulu): "
+            + ", ".join(erased.still_open),
             file=sys.stderr,
         )
         return 1

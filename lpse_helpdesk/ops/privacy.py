@@ -14,9 +14,9 @@ import logging
 import re
 import zipfile
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from lpse_helpdesk.sop.machine import State
@@ -29,6 +29,7 @@ from lpse_helpdesk.storage.models import (
     FlaggedAddress,
     MailPreview,
     Message,
+    OutboxChannel,
     OutboxItem,
     OutboxStatus,
     Ticket,
@@ -75,10 +76,31 @@ def _names(ticket: Ticket, messages: list[Message]) -> list[str]:
     return [n for n in names if n]
 
 
-def mask_ticket(session: Session, ticket: Ticket, now: dt.datetime) -> None:
-    """Drop the raw mails and attachments of one ticket; mask its texts. Idempotent."""
+def _sending(ticket_id: Any) -> Any:
+    """The ticket still has a mail waiting in the outbox (it must go out as written)."""
+    return exists().where(
+        OutboxItem.ticket_id == ticket_id,
+        OutboxItem.channel == OutboxChannel.MAIL,
+        OutboxItem.status == OutboxStatus.PENDING,
+    )
+
+
+def mask_ticket(session: Session, ticket: Ticket, now: dt.datetime) -> bool:
+    """Drop the raw mails and attachments of one ticket; mask its texts. Idempotent.
+
+    A mail still waiting in the outbox is left as it is (it must still go out, and its sent
+    copy is stored as sent): the ticket is then not marked masked, and True is returned only
+    once no such mail was left. A Telegram message still waiting is masked: staff then see
+    the card of an erased person masked, as everywhere else."""
     messages = list(session.scalars(select(Message).where(Message.ticket_id == ticket.id)))
     names = _names(ticket, messages)
+    # Our own address and LKPP's are kept (they identify no person); every other address a
+    # mail went to (the requester, a colleague in CC) is masked.
+    kept = {
+        m.from_address.lower()
+        for m in messages
+        if m.from_address and m.kind.value in ("lkpp", "helpdesk")
+    }
     for message in messages:
         message.raw = b""
         message.size = 0
@@ -89,8 +111,7 @@ def mask_ticket(session: Session, ticket: Ticket, now: dt.datetime) -> None:
         if message.from_address and message.kind.value not in ("lkpp", "helpdesk"):
             message.from_address = MASKED_ADDRESS
         message.to_addresses = [
-            MASKED_ADDRESS if a.lower() == ticket.requester_email.lower() else a
-            for a in message.to_addresses
+            a if a.lower() in kept else MASKED_ADDRESS for a in message.to_addresses
         ]
         for attachment in session.scalars(
             select(Attachment).where(Attachment.message_id == message.id)
@@ -106,15 +127,16 @@ def mask_ticket(session: Session, ticket: Ticket, now: dt.datetime) -> None:
     ticket.requester_name = ""
     ticket.requester_email = MASKED_ADDRESS
     ticket.phone_numbers = []
-    ticket.masked_at = now
-    for item in session.scalars(
-        select(OutboxItem).where(
-            OutboxItem.ticket_id == ticket.id, OutboxItem.status != OutboxStatus.PENDING
-        )
-    ):
-        item.payload = {}
-        if item.recipient and item.kind != "lkpp_forward":
-            item.recipient = MASKED_ADDRESS
+    complete = not session.scalar(select(_sending(ticket.id)))
+    if complete:
+        ticket.masked_at = now
+    for item in session.scalars(select(OutboxItem).where(OutboxItem.ticket_id == ticket.id)):
+        if item.status is not OutboxStatus.PENDING:
+            item.payload = {}
+            if item.recipient and item.kind != "lkpp_forward":
+                item.recipient = MASKED_ADDRESS
+        elif item.channel is OutboxChannel.TELEGRAM:
+            item.payload = _mask_json(item.payload, names)
     for preview in session.scalars(select(MailPreview).where(MailPreview.ticket_id == ticket.id)):
         preview.text = mask_text(preview.text, names)
     for event in session.scalars(select(AuditEvent).where(AuditEvent.ticket_id == ticket.id)):
@@ -122,16 +144,23 @@ def mask_ticket(session: Session, ticket: Ticket, now: dt.datetime) -> None:
         if event.channel is Channel.EMAIL:
             event.actor_id = MASKED_ADDRESS
             event.actor_name = ""
+    return complete
 
 
 def apply_retention(session: Session, now: dt.datetime, days: int) -> int:
-    """Mask every ticket done for longer than `days`; drop old quarantined raw mail."""
+    """Mask every ticket done for longer than `days`, and finish the erasures `data erase`
+    left to the outbox; drop old quarantined raw mail."""
     cutoff = now - dt.timedelta(days=days)
     done_at = func.coalesce(Ticket.closed_at, Ticket.resolved_at)
     tickets = list(
         session.scalars(
             select(Ticket)
-            .where(Ticket.state.in_(DONE_STATES), Ticket.masked_at.is_(None), done_at < cutoff)
+            .where(
+                Ticket.state.in_(DONE_STATES),
+                Ticket.masked_at.is_(None),
+                or_(done_at < cutoff, Ticket.erase_requested_at.is_not(None)),
+                ~_sending(Ticket.id),  # the next round, once its outbox has gone out
+            )
             .order_by(Ticket.id)
             .limit(500)
         )
@@ -170,6 +199,13 @@ def _person_tickets(session: Session, address: str) -> list[Ticket]:
             .order_by(Ticket.id)
         )
     )
+
+
+def _failed_mails_of(session: Session, address: str) -> list[FailedMail]:
+    """The mails not processed (retried, or quarantined) that name `address` anywhere: they
+    are kept only raw, so the raw bytes are searched (the table is small)."""
+    needle = address.strip().lower().encode()
+    return [f for f in session.scalars(select(FailedMail)) if needle in f.raw.lower()]
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -234,6 +270,18 @@ def export_person(session: Session, address: str) -> bytes:
             )
         ):
             data["mails_without_ticket"].append(message_entry(message))
+        data["mails_not_processed"] = []
+        for failed in _failed_mails_of(session, address):
+            name = f"not_processed/{failed.id}.eml"
+            archive.writestr(name, failed.raw)
+            data["mails_not_processed"].append(
+                {
+                    "received_at": _iso(failed.created_at),
+                    "quarantined": failed.quarantined,
+                    "reason": failed.last_error,
+                    "raw_file": name,
+                }
+            )
         flagged = session.get(FlaggedAddress, address)
         data["flagged_address"] = (
             {"reason": flagged.reason, "at": _iso(flagged.flagged_at)} if flagged else None
@@ -242,19 +290,26 @@ def export_person(session: Session, address: str) -> bytes:
     return buffer.getvalue()
 
 
-def erase_person(
-    session: Session, address: str, now: dt.datetime, actor: str
-) -> tuple[int, list[str]]:
-    """Mask the closed tickets of `address` now (audited); (masked, numbers still open)."""
+class Erasure(NamedTuple):
+    masked: int  # tickets masked now
+    still_open: list[str]  # numbers of tickets still being handled: left until they are done
+    finishing: list[str]  # masked but for what waits in the outbox: retention finishes them
+
+
+def erase_person(session: Session, address: str, now: dt.datetime, actor: str) -> Erasure:
+    """Mask the closed tickets of `address` now (audited)."""
     address = address.strip().lower()
-    masked, still_open = 0, []
+    masked, still_open, finishing = 0, [], []
     for ticket in _person_tickets(session, address):
         if ticket.state not in DONE_STATES:
             still_open.append(ticket.number)
             continue
         if ticket.masked_at is None:
-            mask_ticket(session, ticket, now)
-            masked += 1
+            ticket.erase_requested_at = ticket.erase_requested_at or now
+            if mask_ticket(session, ticket, now):
+                masked += 1
+            else:
+                finishing.append(ticket.number)
     for message in session.scalars(
         select(Message).where(
             Message.ticket_id.is_(None), func.lower(Message.from_address) == address
@@ -265,6 +320,10 @@ def erase_person(
         message.stripped_text = mask_text(message.stripped_text)
         message.subject = mask_text(message.subject)
         message.from_address, message.from_name = MASKED_ADDRESS, ""
+    # A mail that could not be processed (retried or quarantined) is kept raw only: it goes.
+    not_processed = _failed_mails_of(session, address)
+    for failed in not_processed:
+        session.delete(failed)
     flagged = session.get(FlaggedAddress, address)
     if flagged is not None:
         session.delete(flagged)
@@ -275,10 +334,15 @@ def erase_person(
             channel=Channel.CLI,
             actor_id=actor,
             action="personal_data_erased",
-            detail={"tickets": masked, "open": still_open},
+            detail={
+                "tickets": masked,
+                "open": still_open,
+                "finishing": finishing,
+                "not_processed": len(not_processed),
+            },
         )
     )
-    return masked, still_open
+    return Erasure(masked, still_open, finishing)
 
 
 class RetentionService(PollingWorker):

@@ -9,11 +9,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import sqlite3
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from importlib import resources
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -56,12 +58,24 @@ def _sqlite_begin_immediate(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(url: str, *, savepoints: bool = False) -> Engine:
+def make_engine(url: str, *, savepoints: bool = False, existing: bool = False) -> Engine:
     """The engine for `url`. `savepoints`: SQLite transactions that nest savepoints (for
-    batches; see `Database.batch_transaction`); PostgreSQL always can."""
+    batches; see `Database.batch_transaction`); PostgreSQL always can. `existing`: a SQLite
+    file is opened only if it is there (a command that looks, such as `status`, must not
+    leave an empty database behind a mistyped path); connecting fails otherwise."""
     url = normalise_url(url)
-    if make_url(url).get_backend_name() == "sqlite":
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        path = parsed.database
+        if existing and path and path != ":memory:" and not path.startswith("file:"):
+            target = f"file:{quote(path)}?mode=rw"  # SQLite's URI: open, never create
+
+            def connect() -> sqlite3.Connection:
+                return sqlite3.connect(target, uri=True, check_same_thread=False, timeout=10)
+
+            engine = create_engine("sqlite://", creator=connect)
+        else:
+            engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
         event.listen(engine, "connect", _sqlite_pragmas)
         if savepoints:
             event.listen(engine, "connect", _sqlite_no_driver_transactions)
@@ -154,8 +168,8 @@ class Database:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="db")
 
     @classmethod
-    def from_url(cls, url: str) -> Database:
-        return cls(make_engine(url))
+    def from_url(cls, url: str, *, existing: bool = False) -> Database:
+        return cls(make_engine(url, existing=existing))
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -111,6 +111,7 @@ class Ticket(Base):
     closed_at: Mapped[dt.datetime | None]
     updated_at: Mapped[dt.datetime]
     masked_at: Mapped[dt.datetime | None]
+    erase_requested_at: Mapped[dt.datetime | None]
 
     version: Mapped[int]
     __mapper_args__ = {"version_id_col": tables.tickets.c.version}  # noqa: RUF012 - SQLAlchemy's API

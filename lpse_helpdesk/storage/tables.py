@@ -160,6 +160,8 @@ tickets = Table(
     Column("closed_at", UTCDateTime),
     _required("updated_at", UTCDateTime),
     Column("masked_at", UTCDateTime),  # personal data masked
+    # `data erase` asked for it; masking finishes once the ticket's outbox has gone out.
+    Column("erase_requested_at", UTCDateTime),
     _required("version", Integer),  # the ORM's version counter (models.Ticket)
 )
 
