@@ -10,10 +10,13 @@ different mail.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import logging
 from dataclasses import dataclass
 from email.message import EmailMessage
+from functools import partial
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -48,6 +51,7 @@ from lpse_helpdesk.storage.models import (
     Ticket,
 )
 from lpse_helpdesk.timekeeping.clock import Clock, as_utc
+from lpse_helpdesk.workflow import outbox as outbox_rows
 from lpse_helpdesk.workflow.outbox import (
     LEASE,
     Importance,
@@ -87,6 +91,9 @@ class SenderOptions:
     max_bytes: int = 25 * 1024 * 1024
     poll_seconds: float = 5.0  # a safety net: commits that queue mail wake the sender
     batch: int = 20
+    #: While one mail is being sent, its claim is renewed this often (a big attachment on a
+    #: slow uplink can take longer than the lease; another instance must not send it again).
+    renew_seconds: float = LEASE.total_seconds() / 4
     helpdesk_hours: str | None = None
     application: str | None = "SPSE"
 
@@ -217,7 +224,7 @@ class MailSenderService(PollingWorker):
         if slow and not await self.db.run(lambda s: renew_claim(s, prepared.item_id, now=now)):
             return  # another instance took the row over
         try:
-            await self._send(prepared)
+            await self._send_holding_claim(prepared)
         except PermanentFailure as error:
             reason = error.reason
             metrics.failed("mail")
@@ -234,6 +241,25 @@ class MailSenderService(PollingWorker):
             self._auth_reported = False
             metrics.sent("mail")
             await self.db.run(lambda s: self._sent(s, prepared))
+
+    async def _send_holding_claim(self, prepared: _Prepared) -> None:
+        """The send, with the row's lease renewed while it lasts."""
+
+        async def renew() -> None:
+            while True:
+                await asyncio.sleep(self.options.renew_seconds)
+                renewal = partial(renew_claim, item_id=prepared.item_id, now=self.clock.now())
+                if not await self.db.run(renewal):
+                    log.warning("mail %s: claim lost during a long send", prepared.item_id)
+                    return
+
+        keeper = asyncio.create_task(renew(), name=f"lease-{prepared.item_id}")
+        try:
+            await self._send(prepared)
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
 
     async def _send(self, prepared: _Prepared) -> None:
         """One delivery; with OAuth2 a refused access token is replaced, once, at once (it may
@@ -305,9 +331,18 @@ class MailSenderService(PollingWorker):
             self.sla.complete(session, item.ticket_id, SopStep(completes), now)
         self._audit(session, item, "mail_sent", {"kind": item.kind})
 
+    @staticmethod
+    def _still_ours(item: OutboxItem) -> bool:
+        """A late outcome must not overwrite a row another instance took over and finished."""
+        return (
+            item.status is OutboxStatus.PENDING and item.claimed_by == outbox_rows.this_instance()
+        )
+
     def _temporary(self, session: Session, item_id: int, reason: str, report_auth: bool) -> None:
         now = self.clock.now()
         item = session.get_one(OutboxItem, item_id)
+        if not self._still_ours(item):
+            return
         item.attempts += 1
         item.last_error = reason
         if now - item.created_at >= dt.timedelta(hours=self.options.retry_hours):
@@ -326,6 +361,8 @@ class MailSenderService(PollingWorker):
 
     def _permanent(self, session: Session, item_id: int, reason: str) -> None:
         item = session.get_one(OutboxItem, item_id)
+        if not self._still_ours(item):
+            return
         item.attempts += 1
         self._fail(session, item, reason, self.clock.now())
 
