@@ -24,7 +24,7 @@ from lpse_helpdesk.bridge.templating import Renderer
 from lpse_helpdesk.config.settings import Security
 from lpse_helpdesk.sop.machine import MailKind
 from lpse_helpdesk.storage.db import Database
-from lpse_helpdesk.storage.models import OutboxChannel, OutboxItem, OutboxStatus
+from lpse_helpdesk.storage.models import FlaggedAddress, OutboxChannel, OutboxItem, OutboxStatus
 from lpse_helpdesk.timekeeping.clock import FixedClock
 from lpse_helpdesk.workflow import outbox
 from lpse_helpdesk.workflow.sla import SlaKeeper
@@ -258,3 +258,25 @@ def test_a_late_failure_leaves_a_row_another_instance_sent(
     db.run_sync(lambda s: sender._temporary(s, item.id, "421 late trouble", False))
     (after,) = _items(db)
     assert (after.status, after.attempts) == (OutboxStatus.SENT, item.attempts)
+
+
+async def test_a_550_at_rcpt_flags_the_address_as_a_bounce_would(
+    smtp_server: SmtpServer, db: Database, clock: FixedClock, workflow: Workflow, intake: Intake
+) -> None:
+    """The server says at once that the mailbox does not exist: the address is flagged (the
+    card shows it, automatic mail to it stops), as the bounce of the same refusal would."""
+    result = db.run_sync(lambda s: intake.ingest(s, make_mail(sender="salah@vendor.co.id")))
+    smtp_server.fail_next("550 5.1.1 No such user", stage="RCPT")
+    await _sender(smtp_server.port, db, clock, workflow).deliver_due()
+    flagged = db.run_sync(lambda s: s.get(FlaggedAddress, "salah@vendor.co.id"))
+    assert flagged is not None and flagged.ticket_id == result.ticket_id
+    assert "550" in flagged.reason
+
+
+async def test_a_450_at_rcpt_flags_nothing(
+    smtp_server: SmtpServer, db: Database, clock: FixedClock, workflow: Workflow, intake: Intake
+) -> None:
+    db.run_sync(lambda s: intake.ingest(s, make_mail(sender="penuh@vendor.co.id")))
+    smtp_server.fail_next("450 4.2.2 Mailbox full", stage="RCPT")
+    await _sender(smtp_server.port, db, clock, workflow).deliver_due()
+    assert db.run_sync(lambda s: s.get(FlaggedAddress, "penuh@vendor.co.id")) is None

@@ -43,6 +43,7 @@ from lpse_helpdesk.storage.models import (
     AuditEvent,
     Channel,
     Direction,
+    FlaggedAddress,
     Message,
     MessageKind,
     OutboxChannel,
@@ -226,10 +227,10 @@ class MailSenderService(PollingWorker):
         try:
             await self._send_holding_claim(prepared)
         except PermanentFailure as error:
-            reason = error.reason
+            reason, refused = error.reason, error.recipient
             metrics.failed("mail")
             log.warning("mail %s refused permanently: %s", prepared.item_id, reason)
-            await self.db.run(lambda s: self._permanent(s, prepared.item_id, reason))
+            await self.db.run(lambda s: self._permanent(s, prepared.item_id, reason, refused))
         except TemporaryFailure as error:
             reason = error.reason
             metrics.failed("mail")
@@ -359,12 +360,27 @@ class MailSenderService(PollingWorker):
                 now=now,
             )
 
-    def _permanent(self, session: Session, item_id: int, reason: str) -> None:
+    def _permanent(
+        self, session: Session, item_id: int, reason: str, recipient_refused: bool = False
+    ) -> None:
         item = session.get_one(OutboxItem, item_id)
         if not self._still_ours(item):
             return
         item.attempts += 1
-        self._fail(session, item, reason, self.clock.now())
+        now = self.clock.now()
+        address = (item.recipient or "").lower()
+        if recipient_refused and address and session.get(FlaggedAddress, address) is None:
+            # As a bounce would (bridge/intake.py): the card shows it, automatic mail stops.
+            session.add(
+                FlaggedAddress(
+                    address=address,
+                    reason=reason[:500],
+                    permanent=True,
+                    ticket_id=item.ticket_id,
+                    flagged_at=now,
+                )
+            )
+        self._fail(session, item, reason, now)
 
     def _fail(self, session: Session, item: OutboxItem, reason: str, now: dt.datetime) -> None:
         """Recorded on the ticket and told to staff; never silently dropped."""

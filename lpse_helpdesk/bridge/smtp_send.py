@@ -55,7 +55,12 @@ class AuthenticationFailure(TemporaryFailure):
 
 
 class PermanentFailure(SendFailure):
-    """The server refused this mail for good; retrying will not help."""
+    """The server refused this mail for good; retrying will not help. `recipient`: it was
+    the recipient that was refused (a 5xx at RCPT TO: the address does not exist)."""
+
+    def __init__(self, reason: str, *, code: int | None = None, recipient: bool = False) -> None:
+        super().__init__(reason, code=code)
+        self.recipient = recipient
 
 
 async def send(
@@ -182,7 +187,7 @@ def _classify(exc: aiosmtplib.SMTPException) -> SendFailure:
         detail = "; ".join(_reply(r.code, r.message) for r in exc.recipients)
         reason = _short(f"all recipients refused at RCPT TO: {detail}")
         if codes and all(500 <= code < 600 for code in codes):
-            return PermanentFailure(reason, code=codes[0])
+            return PermanentFailure(reason, code=codes[0], recipient=True)
         return TemporaryFailure(reason, code=codes[0] if codes else None)
     if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
         reason = _short(f"login refused: {_reply(exc.code, exc.message)}")
@@ -198,7 +203,8 @@ def _classify(exc: aiosmtplib.SMTPException) -> SendFailure:
             exc, aiosmtplib.SMTPConnectResponseError | aiosmtplib.SMTPHeloError
         )
         if 500 <= exc.code < 600 and about_the_mail:
-            return PermanentFailure(reason, code=exc.code)
+            recipient = isinstance(exc, aiosmtplib.SMTPRecipientRefused)
+            return PermanentFailure(reason, code=exc.code, recipient=recipient)
         return TemporaryFailure(reason, code=exc.code)
     if isinstance(exc, aiosmtplib.SMTPConnectError | aiosmtplib.SMTPServerDisconnected):
         return TemporaryFailure(_short(f"connection failed: {exc}"))
