@@ -166,3 +166,41 @@ def test_erase_leaves_open_tickets_and_names_them(
         lambda s: erase_person(s, "siti@vendor.co.id", clock.now(), "operator")
     )
     assert masked == 0 and len(still_open) == 1
+
+
+def test_the_export_names_the_attachments_and_holds_the_remarks_and_history_details(
+    db: Database, workflow: Workflow, domain: DomainConfig, clock: FixedClock
+) -> None:
+    mine = ingest(db, workflow, domain, "Siti Rahayu <siti@vendor.co.id>", "<e@vendor.co.id>")
+    db.run_sync(lambda s: workflow.act(s, mine, Action.CLOSE, BUDI))
+    archive = zipfile.ZipFile(
+        io.BytesIO(db.run_sync(lambda s: export_person(s, "siti@vendor.co.id")))
+    )
+    (ticket,) = json.loads(archive.read("data.json"))["tickets"]
+    assert ticket["messages"][0]["attachments"] == ["ktp-siti.pdf"]
+    assert "remarks" in ticket
+    assert all("detail" in event for event in ticket["history"])
+
+
+def test_retention_masks_the_subject_and_attachment_names_of_mail_without_a_ticket(
+    db: Database, workflow: Workflow, domain: DomainConfig, clock: FixedClock
+) -> None:
+    """An auto-reply (no ticket) with a name in its subject and an attachment."""
+    intake = Intake(workflow, domain, IntakeConfig(frozenset({HELPDESK}), LKPP))
+    raw = make_mail(
+        sender="Siti Rahayu <siti@vendor.co.id>",
+        subject="Balasan otomatis: Siti Rahayu sedang cuti",
+        headers={"Auto-Submitted": "auto-replied"},
+        attachment=("ktp-siti.pdf", b"%PDF-1.4 personal"),
+    )
+    result = db.run_sync(lambda s: intake.ingest(s, raw))
+    assert result.ticket_id is None
+    clock.advance(days=731)
+    db.run_sync(lambda s: apply_retention(s, clock.now(), 730))
+    message = db.run_sync(lambda s: s.get_one(Message, result.message_pk))
+    names = db.run_sync(
+        lambda s: list(
+            s.scalars(select(Attachment.filename).where(Attachment.message_id == message.id))
+        )
+    )
+    assert "Siti Rahayu" not in message.subject and names == [""]

@@ -172,10 +172,7 @@ def apply_retention(session: Session, now: dt.datetime, days: int) -> int:
     for message in session.scalars(
         select(Message).where(Message.ticket_id.is_(None), Message.at < cutoff, Message.size > 0)
     ):
-        message.raw, message.size = b"", 0
-        message.text = mask_text(message.text)
-        message.stripped_text = mask_text(message.stripped_text)
-        message.from_address, message.from_name = MASKED_ADDRESS, ""
+        _mask_loose_message(session, message)
     if tickets:
         session.add(
             AuditEvent(
@@ -187,6 +184,24 @@ def apply_retention(session: Session, now: dt.datetime, days: int) -> int:
             )
         )
     return len(tickets)
+
+
+def _mask_loose_message(session: Session, message: Message) -> None:
+    """A stored mail without a ticket (a bounce, an auto-reply, our own mail seen again)."""
+    names = [message.from_name] if message.from_name else []
+    message.raw, message.size = b"", 0
+    message.text = mask_text(message.text, names)
+    message.stripped_text = mask_text(message.stripped_text, names)
+    message.subject = mask_text(message.subject, names)
+    message.from_address, message.from_name = MASKED_ADDRESS, ""
+    message.to_addresses = [MASKED_ADDRESS for _ in message.to_addresses]
+    for attachment in session.scalars(
+        select(Attachment).where(Attachment.message_id == message.id)
+    ):
+        attachment.filename = ""
+        attachment.part_index = None
+        attachment.content_id = None
+        attachment.omitted_reason = "dihapus (retensi data pribadi)"
 
 
 def _person_tickets(session: Session, address: str) -> list[Ticket]:
@@ -225,6 +240,9 @@ def export_person(session: Session, address: str) -> bytes:
             if message.raw:
                 name = f"mails/{message.id}.eml"
                 archive.writestr(name, message.raw)
+            attachments = session.scalars(
+                select(Attachment.filename).where(Attachment.message_id == message.id)
+            ).all()
             return {
                 "direction": message.direction.value,
                 "message_id": message.message_id,
@@ -234,6 +252,7 @@ def export_person(session: Session, address: str) -> bytes:
                 "subject": message.subject,
                 "at": _iso(message.at),
                 "text": message.stripped_text or message.text,
+                "attachments": [filename for filename in attachments if filename],
                 "raw_file": name,
             }
 
@@ -253,13 +272,19 @@ def export_person(session: Session, address: str) -> bytes:
                     "subject": ticket.subject,
                     "problem": ticket.problem_text,
                     "solution": ticket.solution,
+                    "remarks": ticket.remarks,
                     "phone_numbers": ticket.phone_numbers,
                     "received_at": _iso(ticket.received_at),
                     "closed_at": _iso(ticket.closed_at),
                     "masked_at": _iso(ticket.masked_at),
                     "messages": [message_entry(m) for m in messages],
                     "history": [
-                        {"at": _iso(e.at), "action": e.action, "to_state": e.to_state}
+                        {
+                            "at": _iso(e.at),
+                            "action": e.action,
+                            "to_state": e.to_state,
+                            "detail": e.detail,
+                        }
                         for e in events
                     ],
                 }
@@ -315,11 +340,7 @@ def erase_person(session: Session, address: str, now: dt.datetime, actor: str) -
             Message.ticket_id.is_(None), func.lower(Message.from_address) == address
         )
     ):
-        message.raw, message.size = b"", 0
-        message.text = mask_text(message.text)
-        message.stripped_text = mask_text(message.stripped_text)
-        message.subject = mask_text(message.subject)
-        message.from_address, message.from_name = MASKED_ADDRESS, ""
+        _mask_loose_message(session, message)
     # A mail that could not be processed (retried or quarantined) is kept raw only: it goes.
     not_processed = _failed_mails_of(session, address)
     for failed in not_processed:
