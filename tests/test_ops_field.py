@@ -14,8 +14,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lpse_helpdesk.bridge.intake import Intake, IntakeConfig
-from lpse_helpdesk.bridge.outbound import MailSenderService, SenderOptions, SmtpAccount
-from lpse_helpdesk.config.settings import Security
 from lpse_helpdesk.domain.model import DomainConfig
 from lpse_helpdesk.ops.backup import backup, restore
 from lpse_helpdesk.ops.privacy import apply_retention, erase_person, export_person
@@ -25,10 +23,10 @@ from lpse_helpdesk.storage.db import Database, make_engine, upgrade
 from lpse_helpdesk.storage.models import FailedMail, Message, OutboxItem
 from lpse_helpdesk.timekeeping.clock import FixedClock
 from lpse_helpdesk.workflow.actors import Actor
-from lpse_helpdesk.workflow.sla import SlaKeeper
 from lpse_helpdesk.workflow.tickets import Workflow
-from tests.conftest import HELPDESK, LKPP, WIB
+from tests.conftest import HELPDESK, LKPP
 from tests.mailmaker import make_mail
+from tests.outbound_support import mail_sender
 from tests.servers.postgres import PostgresServer
 from tests.servers.smtp import SmtpServer
 
@@ -72,23 +70,8 @@ async def test_an_erase_while_a_mail_waits_is_finished_once_it_went_out(
     # Masked now but for the mail still waiting, which must still go out.
     assert (erased.masked, erased.still_open, len(erased.finishing)) == (0, [], 1)
     # The acknowledgement was still in the outbox (SMTP slow or down); it goes out now.
-    account = SmtpAccount(
-        host="127.0.0.1",
-        port=smtp_server.port,
-        security=Security.PLAIN,
-        username=None,
-        password=None,
-        timeout=5,
-    )
-    options = SenderOptions(
-        helpdesk_address=HELPDESK,
-        helpdesk_name="Helpdesk LPSE",
-        lpse_name="LPSE",
-        timezone=WIB,
-        helpdesk_phone="",
-    )
-    sender = MailSenderService(
-        account, db, clock, SlaKeeper(workflow.domain, workflow.calendar), options
+    sender = mail_sender(
+        smtp_server.port, db, clock, workflow, helpdesk_name="Helpdesk LPSE", lpse_name="LPSE"
     )
     assert await sender.deliver_due() >= 1
     assert SITI in db.run_sync(_everything)  # the copy as sent, until the next round

@@ -11,9 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from lpse_helpdesk.bridge.intake import Intake, Outcome
-from lpse_helpdesk.bridge.outbound import MailSenderService, SenderOptions, SmtpAccount
+from lpse_helpdesk.bridge.outbound import MailSenderService
 from lpse_helpdesk.bridge.templating import Renderer
-from lpse_helpdesk.config.settings import Security
 from lpse_helpdesk.domain.model import SopStep
 from lpse_helpdesk.sop.machine import Action, State
 from lpse_helpdesk.storage.db import Database
@@ -29,10 +28,10 @@ from lpse_helpdesk.storage.models import (
 )
 from lpse_helpdesk.timekeeping.clock import FixedClock
 from lpse_helpdesk.workflow.actors import Actor
-from lpse_helpdesk.workflow.sla import SlaKeeper
 from lpse_helpdesk.workflow.tickets import Workflow
-from tests.conftest import HELPDESK, LKPP, WIB
+from tests.conftest import HELPDESK, LKPP
 from tests.mailmaker import make_mail
+from tests.outbound_support import mail_sender
 from tests.servers.smtp import SmtpServer
 
 STAFF = Actor.telegram(9, "Rudi")
@@ -46,24 +45,8 @@ def _sender(
     *,
     port: int | None = None,
 ) -> MailSenderService:
-    account = SmtpAccount(
-        host="127.0.0.1",
-        port=port if port is not None else (smtp.port if smtp else 0),
-        security=Security.PLAIN,
-        username=None,
-        password=None,
-        timeout=5,
-    )
-    options = SenderOptions(
-        helpdesk_address=HELPDESK,
-        helpdesk_name="Helpdesk LPSE Kota Contoh",
-        lpse_name="LPSE Kota Contoh",
-        timezone=WIB,
-        helpdesk_phone="(0411) 123456",
-    )
-    return MailSenderService(
-        account, db, clock, SlaKeeper(workflow.domain, workflow.calendar), options
-    )
+    port = port if port is not None else (smtp.port if smtp else 0)
+    return mail_sender(port, db, clock, workflow, helpdesk_phone="(0411) 123456")
 
 
 def _open(db: Database, intake: Intake, **kw: Any) -> int:

@@ -17,20 +17,20 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from lpse_helpdesk.bot import bounce_flags
 from lpse_helpdesk.bridge.compose import MailContext, compose
 from lpse_helpdesk.bridge.intake import Intake
-from lpse_helpdesk.bridge.outbound import MailSenderService, SenderOptions, SmtpAccount
+from lpse_helpdesk.bridge.outbound import MailSenderService
 from lpse_helpdesk.bridge.templating import Renderer
-from lpse_helpdesk.config.settings import Security
 from lpse_helpdesk.sop.machine import MailKind
 from lpse_helpdesk.storage.db import Database
 from lpse_helpdesk.storage.models import FlaggedAddress, OutboxChannel, OutboxItem, OutboxStatus
 from lpse_helpdesk.timekeeping.clock import FixedClock
 from lpse_helpdesk.workflow import outbox
-from lpse_helpdesk.workflow.sla import SlaKeeper
 from lpse_helpdesk.workflow.tickets import Workflow
-from tests.conftest import HELPDESK, WIB
+from tests.conftest import HELPDESK
 from tests.mailmaker import make_mail
+from tests.outbound_support import mail_sender
 from tests.servers._proc import LOCALHOST, free_port
 from tests.servers.smtp import RecordingHandler, SmtpServer
 
@@ -38,24 +38,7 @@ from tests.servers.smtp import RecordingHandler, SmtpServer
 def _sender(
     port: int, db: Database, clock: FixedClock, workflow: Workflow, renew_seconds: float = 30.0
 ) -> MailSenderService:
-    account = SmtpAccount(
-        host=LOCALHOST,
-        port=port,
-        security=Security.PLAIN,
-        username=None,
-        password=None,
-        timeout=5,
-    )
-    options = SenderOptions(
-        helpdesk_address=HELPDESK,
-        helpdesk_name="Helpdesk LPSE Kota Contoh",
-        lpse_name="LPSE Kota Contoh",
-        timezone=WIB,
-        renew_seconds=renew_seconds,
-    )
-    return MailSenderService(
-        account, db, clock, SlaKeeper(workflow.domain, workflow.calendar), options
-    )
+    return mail_sender(port, db, clock, workflow, renew_seconds=renew_seconds)
 
 
 def _items(db: Database) -> list[OutboxItem]:
@@ -271,6 +254,13 @@ async def test_a_550_at_rcpt_flags_the_address_as_a_bounce_would(
     flagged = db.run_sync(lambda s: s.get(FlaggedAddress, "salah@vendor.co.id"))
     assert flagged is not None and flagged.ticket_id == result.ticket_id
     assert "550" in flagged.reason
+    # Staff are told, and can lift the flag from the notice as from a bounce notice.
+    (notice,) = db.run_sync(
+        lambda s: list(s.scalars(select(OutboxItem).where(OutboxItem.kind == "notice")))
+    )
+    assert notice.payload["flagged"] == ["salah@vendor.co.id"]
+    assert bounce_flags.keyboard(notice.id, notice.payload) is not None
+    assert db.run_sync(lambda s: bounce_flags.clear_flags(s, notice.id)) == ["salah@vendor.co.id"]
 
 
 async def test_a_450_at_rcpt_flags_nothing(

@@ -16,8 +16,7 @@ from sqlalchemy import func, select
 
 from lpse_helpdesk.bot.ratelimit import Limits
 from lpse_helpdesk.bridge.letters import Letterhead
-from lpse_helpdesk.bridge.outbound import MailSenderService, SenderOptions, SmtpAccount
-from lpse_helpdesk.config.settings import Security
+from lpse_helpdesk.bridge.outbound import MailSenderService
 from lpse_helpdesk.domain.model import DomainConfig
 from lpse_helpdesk.sop.machine import Action, State
 from lpse_helpdesk.storage.db import Database
@@ -33,7 +32,6 @@ from lpse_helpdesk.storage.models import (
     Ticket,
 )
 from lpse_helpdesk.workflow.actors import Actor
-from lpse_helpdesk.workflow.sla import SlaKeeper
 from lpse_helpdesk.workflow.tickets import Workflow
 from tests.bot_harness import (
     GROUP,
@@ -45,6 +43,7 @@ from tests.bot_harness import (
     press_latest,
 )
 from tests.conftest import HELPDESK, LKPP, WIB, OffsetClock, make_intake
+from tests.outbound_support import mail_sender
 from tests.servers.smtp import SmtpServer
 from tests.servers.telegram import BotApiServer, RateLimits
 
@@ -140,24 +139,16 @@ async def _write(h: Harness, tid: int, button: str, text: str) -> Any:
 
 
 def _sender(smtp: SmtpServer, h: Harness) -> MailSenderService:
-    account = SmtpAccount(
-        host="127.0.0.1",
-        port=smtp.port,
-        security=Security.PLAIN,
-        username=None,
-        password=None,
-        timeout=5,
-    )
-    options = SenderOptions(
-        helpdesk_address=HELPDESK,
+    return mail_sender(
+        smtp.port,
+        h.db,
+        h.workflow.clock,
+        h.workflow,
         helpdesk_name=LETTERHEAD.helpdesk_name,
         lpse_name=LETTERHEAD.lpse_name,
-        timezone=WIB,
         helpdesk_phone=LETTERHEAD.helpdesk_phone,
         helpdesk_hours=LETTERHEAD.helpdesk_hours,
     )
-    sla = SlaKeeper(h.workflow.domain, h.workflow.calendar)
-    return MailSenderService(account, h.db, h.workflow.clock, sla, options)
 
 
 def _received(smtp: SmtpServer) -> list[EmailMessage]:

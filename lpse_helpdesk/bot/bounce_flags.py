@@ -1,4 +1,5 @@
-"""The "clear flag" button on a bounce notice: staff who know an address works again (the
+"""The "clear flag" button on a bounce notice (or a failed-mail notice whose recipient the
+server refused outright): staff who know an address works again (the
 user phoned, the mailbox was full and is emptied) lift its bounce flag, so automatic mail to
 it flows again. Callback data ``uf:<outbox item id of the notice>``; checked against the
 database, never trusted."""
@@ -20,6 +21,7 @@ from lpse_helpdesk.storage.models import FlaggedAddress, OutboxItem
 __all__ = ["PATTERN", "clear_flag_handler", "clear_flags", "keyboard"]
 
 PREFIX = "uf"
+NOTICES = ("bounce", "mail_failed")  # the notices that may report flagged addresses
 PATTERN = re.compile(r"^uf:(\d{1,12})$")
 LABEL = "✅ Hapus tanda bounce"
 NOT_ALLOWED = "Maaf, hanya petugas helpdesk yang dapat memakai tombol ini."
@@ -27,7 +29,7 @@ NOT_ALLOWED = "Maaf, hanya petugas helpdesk yang dapat memakai tombol ini."
 
 def keyboard(item_id: int, payload: dict[str, Any]) -> list[list[tuple[str, str]]] | None:
     """The button for a bounce notice that flagged addresses, else None."""
-    if payload.get("notice") != "bounce" or not payload.get("flagged"):
+    if payload.get("notice") not in NOTICES or not payload.get("flagged"):
         return None
     return [[(LABEL, f"{PREFIX}:{item_id}")]]
 
@@ -35,7 +37,7 @@ def keyboard(item_id: int, payload: dict[str, Any]) -> list[list[tuple[str, str]
 def clear_flags(session: Session, item_id: int) -> list[str]:
     """Lift the flags the notice reported; the addresses cleared (empty if none were left)."""
     item = session.get(OutboxItem, item_id)
-    if item is None or item.payload.get("notice") != "bounce":
+    if item is None or item.payload.get("notice") not in NOTICES:
         return []
     addresses = [str(a).lower() for a in item.payload.get("flagged") or []]
     if not addresses:

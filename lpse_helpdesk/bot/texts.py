@@ -240,6 +240,11 @@ def notice_text(
             f"❌ E-mail {escape(mail_kind(payload.get('kind')))} ke "
             f"{escape(str(payload.get('recipient')))} <b>gagal dikirim</b> — {tag}\n"
             "Telepon pengguna bila mendesak, dan hubungi administrator."
+            + (
+                "\nAlamat itu ditandai: e-mail otomatis ke sana dihentikan."
+                if payload.get("flagged")
+                else ""
+            )
         )
     if kind == "sla_reminder":
         return sla_texts.reminder_text(payload, number, subject, timezone)

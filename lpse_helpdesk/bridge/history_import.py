@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from lpse_helpdesk.bridge.dedup import dedup_key
 from lpse_helpdesk.bridge.failures import is_duplicate_race
 from lpse_helpdesk.bridge.imap_client import ImapSession, MailMeta
+from lpse_helpdesk.bridge.inbound import backfill_cutoff, old_uids
 from lpse_helpdesk.bridge.intake import Intake, Outcome
 from lpse_helpdesk.bridge.parse_worker import ParseWorker
 from lpse_helpdesk.bridge.prepare import Prepared, with_raw
@@ -157,15 +158,10 @@ def _not_the_services(
         return [uid for uid in uids if uid <= state.last_uid]  # read: tickets or left alone
     # The first sync (or the rescan after a renumbering) is to come or under way: it leaves
     # alone what arrived before its cutoff and tickets the rest, an unknown date included.
-    cutoff = now - dt.timedelta(days=backfill_days)
+    cutoff = backfill_cutoff(now, backfill_days)
     if state is not None and state.uidvalidity == uidvalidity and state.skip_before is not None:
         cutoff = state.skip_before
-    return [
-        uid
-        for uid in uids
-        if (arrived := metas[uid].internaldate if uid in metas else None) is not None
-        and arrived < cutoff
-    ]
+    return old_uids(uids, metas, cutoff)
 
 
 def _stored(db: Database, key: str) -> int | None:

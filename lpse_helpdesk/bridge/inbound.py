@@ -443,11 +443,9 @@ class MailIntakeService:
     ) -> list[int]:
         """First sync: keep the mail that arrived since `skip_before`; tell the group once
         how many older mails were left on the server and how to import them."""
-        recent: list[int] = []
-        old: list[int] = []
-        for uid in uids:
-            arrived = metas[uid].internaldate if uid in metas else None
-            (old if arrived is not None and arrived < skip_before else recent).append(uid)
+        old = old_uids(uids, metas, skip_before)
+        left = set(old)
+        recent = [uid for uid in uids if uid not in left]
         report.skipped_old = len(old)
         if old:
             folder = self.account.folder
@@ -474,7 +472,7 @@ class MailIntakeService:
     def _position(self, session: Session, folder: str, uidvalidity: int) -> _Position:
         state = session.get(MailboxState, folder)
         now = self.clock.now()
-        cutoff = now - dt.timedelta(days=self.options.backfill_days)
+        cutoff = backfill_cutoff(now, self.options.backfill_days)
         if state is None:
             session.add(
                 MailboxState(
@@ -977,6 +975,23 @@ def live_mail_uids(folder: str, uidvalidity: int, low: int, high: int) -> Select
         messages.uid.between(low, high),
         messages.imported == false(),  # "= 0" on SQLite, which the index answers
     )
+
+
+def backfill_cutoff(now: dt.datetime, days: float) -> dt.datetime:
+    """A first sync (or the rescan after a renumbering) begun at `now` tickets the mail the
+    server received since this moment (IMAP_BACKFILL_DAYS) and leaves the older for import."""
+    return now - dt.timedelta(days=days)
+
+
+def old_uids(uids: Sequence[int], metas: dict[int, MailMeta], cutoff: dt.datetime) -> list[int]:
+    """The UIDs that such a sync leaves on the server: received before `cutoff`. A mail whose
+    arrival is unknown counts as new (it is ticketed rather than missed)."""
+    return [
+        uid
+        for uid in uids
+        if (arrived := metas[uid].internaldate if uid in metas else None) is not None
+        and arrived < cutoff
+    ]
 
 
 class _ParseError(Exception):

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from lpse_helpdesk.bridge.compose import AUTOMATIC_KINDS
 from lpse_helpdesk.bridge.copies import remember_copy
 from lpse_helpdesk.bridge.dedup import dedup_key
+from lpse_helpdesk.bridge.flags import flag_address
 from lpse_helpdesk.bridge.hygiene import MailClass, MailClassKind
 from lpse_helpdesk.bridge.parsing import ParsedMail
 from lpse_helpdesk.bridge.prepare import Prepared, prepare
@@ -505,16 +506,9 @@ class Intake:
                 batch = lookups(session)
                 if batch is not None:
                     batch.flag(address)  # a later mail of the batch unflags it
-                if session.get(FlaggedAddress, address) is None:
-                    session.add(
-                        FlaggedAddress(
-                            address=address,
-                            reason=kind.reason[:500],
-                            permanent=True,
-                            ticket_id=ticket.id if ticket else None,
-                            flagged_at=stored.now,
-                        )
-                    )
+                flag_address(
+                    session, address, kind.reason, ticket.id if ticket else None, stored.now
+                )
         if ticket is not None and not stored.imported:
             enqueue_telegram(
                 session,

@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lpse_helpdesk.bridge.compose import compose
+from lpse_helpdesk.bridge.flags import flag_address
 from lpse_helpdesk.bridge.letters import Letterhead, mail_context, staff_attachments
 from lpse_helpdesk.bridge.oauth2 import OAuth2Error, TokenSource
 from lpse_helpdesk.bridge.smtp_send import (
@@ -43,7 +44,6 @@ from lpse_helpdesk.storage.models import (
     AuditEvent,
     Channel,
     Direction,
-    FlaggedAddress,
     Message,
     MessageKind,
     OutboxChannel,
@@ -368,22 +368,24 @@ class MailSenderService(PollingWorker):
             return
         item.attempts += 1
         now = self.clock.now()
-        address = (item.recipient or "").lower()
-        if recipient_refused and address and session.get(FlaggedAddress, address) is None:
-            # As a bounce would (bridge/intake.py): the card shows it, automatic mail stops.
-            session.add(
-                FlaggedAddress(
-                    address=address,
-                    reason=reason[:500],
-                    permanent=True,
-                    ticket_id=item.ticket_id,
-                    flagged_at=now,
-                )
-            )
-        self._fail(session, item, reason, now)
+        flagged: list[str] = []
+        if recipient_refused and item.recipient:
+            # As the bounce of the same refusal would: the card shows it, automatic mail stops.
+            flag_address(session, item.recipient, reason, item.ticket_id, now)
+            flagged.append(item.recipient.lower())
+        self._fail(session, item, reason, now, flagged=flagged)
 
-    def _fail(self, session: Session, item: OutboxItem, reason: str, now: dt.datetime) -> None:
-        """Recorded on the ticket and told to staff; never silently dropped."""
+    def _fail(
+        self,
+        session: Session,
+        item: OutboxItem,
+        reason: str,
+        now: dt.datetime,
+        *,
+        flagged: list[str] | None = None,
+    ) -> None:
+        """Recorded on the ticket and told to staff (with the addresses it flagged, which
+        the notice's button can clear); never silently dropped."""
         item.status = OutboxStatus.FAILED
         item.last_error = reason
         item.done_at = now
@@ -400,6 +402,7 @@ class MailSenderService(PollingWorker):
                 "kind": item.kind,
                 "recipient": item.recipient,
                 "error": reason,
+                "flagged": flagged or [],
             },
             importance=Importance.SLA_ALERT,
             now=now,

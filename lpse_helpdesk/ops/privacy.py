@@ -29,6 +29,7 @@ from lpse_helpdesk.storage.models import (
     FlaggedAddress,
     MailPreview,
     Message,
+    MessageKind,
     OutboxChannel,
     OutboxItem,
     OutboxStatus,
@@ -94,32 +95,7 @@ def mask_ticket(session: Session, ticket: Ticket, now: dt.datetime) -> bool:
     the card of an erased person masked, as everywhere else."""
     messages = list(session.scalars(select(Message).where(Message.ticket_id == ticket.id)))
     names = _names(ticket, messages)
-    # Our own address and LKPP's are kept (they identify no person); every other address a
-    # mail went to (the requester, a colleague in CC) is masked.
-    kept = {
-        m.from_address.lower()
-        for m in messages
-        if m.from_address and m.kind.value in ("lkpp", "helpdesk")
-    }
-    for message in messages:
-        message.raw = b""
-        message.size = 0
-        message.text = mask_text(message.text, names)
-        message.stripped_text = mask_text(message.stripped_text, names)
-        message.subject = mask_text(message.subject, names)
-        message.from_name = ""
-        if message.from_address and message.kind.value not in ("lkpp", "helpdesk"):
-            message.from_address = MASKED_ADDRESS
-        message.to_addresses = [
-            a if a.lower() in kept else MASKED_ADDRESS for a in message.to_addresses
-        ]
-        for attachment in session.scalars(
-            select(Attachment).where(Attachment.message_id == message.id)
-        ):
-            attachment.filename = ""
-            attachment.part_index = None
-            attachment.content_id = None
-            attachment.omitted_reason = "dihapus (retensi data pribadi)"
+    _mask_messages(session, messages, names)
     ticket.subject = mask_text(ticket.subject, names)
     ticket.problem_text = mask_text(ticket.problem_text, names)
     ticket.solution = mask_text(ticket.solution, names) if ticket.solution else ticket.solution
@@ -186,22 +162,39 @@ def apply_retention(session: Session, now: dt.datetime, days: int) -> int:
     return len(tickets)
 
 
+def _mask_messages(session: Session, messages: list[Message], names: list[str]) -> None:
+    """The raw mails and attachment names go; names, addresses, phones and NIK are masked.
+
+    Our own address and LKPP's are kept (they identify no person); every other address a
+    mail came from or went to (the requester, a colleague in CC) is masked."""
+    kept = {m.from_address.lower() for m in messages if m.from_address and _ours_or_lkpp(m)}
+    for message in messages:
+        message.raw, message.size = b"", 0
+        message.text = mask_text(message.text, names)
+        message.stripped_text = mask_text(message.stripped_text, names)
+        message.subject = mask_text(message.subject, names)
+        message.from_name = ""
+        if message.from_address and not _ours_or_lkpp(message):
+            message.from_address = MASKED_ADDRESS
+        message.to_addresses = [
+            a if a.lower() in kept else MASKED_ADDRESS for a in message.to_addresses
+        ]
+        for attachment in session.scalars(
+            select(Attachment).where(Attachment.message_id == message.id)
+        ):
+            attachment.filename = ""
+            attachment.part_index = None
+            attachment.content_id = None
+            attachment.omitted_reason = "dihapus (retensi data pribadi)"
+
+
+def _ours_or_lkpp(message: Message) -> bool:
+    return message.kind in (MessageKind.HELPDESK, MessageKind.LKPP)
+
+
 def _mask_loose_message(session: Session, message: Message) -> None:
     """A stored mail without a ticket (a bounce, an auto-reply, our own mail seen again)."""
-    names = [message.from_name] if message.from_name else []
-    message.raw, message.size = b"", 0
-    message.text = mask_text(message.text, names)
-    message.stripped_text = mask_text(message.stripped_text, names)
-    message.subject = mask_text(message.subject, names)
-    message.from_address, message.from_name = MASKED_ADDRESS, ""
-    message.to_addresses = [MASKED_ADDRESS for _ in message.to_addresses]
-    for attachment in session.scalars(
-        select(Attachment).where(Attachment.message_id == message.id)
-    ):
-        attachment.filename = ""
-        attachment.part_index = None
-        attachment.content_id = None
-        attachment.omitted_reason = "dihapus (retensi data pribadi)"
+    _mask_messages(session, [message], [message.from_name] if message.from_name else [])
 
 
 def _person_tickets(session: Session, address: str) -> list[Ticket]:
