@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from lpse_helpdesk.bridge.imap_client import ImapAccount
@@ -33,3 +35,16 @@ def intake_service(
     )
     defaults: dict[str, Any] = {"backoff_first": 0.05, "backoff_cap": 0.2, "poll_seconds": 5}
     return kind(imap, intake, db, clock, IntakeOptions(**{**defaults, **options}))
+
+
+@asynccontextmanager
+async def connected(
+    account: DovecotAccount, intake: Intake, db: Database, clock: Clock, **options: Any
+) -> AsyncIterator[MailIntakeService]:
+    """`intake_service`, connected to the server, stopped at the end (as a run of it would)."""
+    service = intake_service(account, intake, db, clock, **options)
+    try:
+        await service._imap(service.session.connect)
+        yield service
+    finally:
+        await service.stop()

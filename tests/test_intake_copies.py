@@ -13,7 +13,7 @@ from lpse_helpdesk.bridge.inbound import MailIntakeService
 from lpse_helpdesk.bridge.intake import Intake
 from lpse_helpdesk.storage.db import Database
 from lpse_helpdesk.timekeeping.clock import FixedClock
-from tests.intake_support import intake_service
+from tests.intake_support import connected, intake_service
 from tests.mailmaker import make_mail
 from tests.servers.dovecot import ImapAccount as DovecotAccount
 from tests.test_intake_imap import _flags
@@ -28,24 +28,16 @@ async def test_a_duplicate_copy_left_by_a_refused_folder_is_moved_on_the_next_st
     raw = make_mail(subject="Dikirim dua kali", message_id="<dua.kali@vendor.co.id>")
     first = imap_account.append(raw)
     copy = imap_account.append(raw)  # e.g. To: and Cc: two aliases of the helpdesk
-    refused = intake_service(imap_account, intake, db, clock, processed_folder="~Diproses")
-    try:
-        await refused._imap(refused.session.connect)
+    async with connected(imap_account, intake, db, clock, processed_folder="~Diproses") as refused:
         report = await refused.sync_once()
         assert report.outcomes == {"opened": 1, "duplicate": 1}
         assert set(_flags(imap_account)) == {first, copy}  # the move was refused
-    finally:
-        await refused.stop()
 
-    fixed = intake_service(imap_account, intake, db, clock, processed_folder="Diproses")
-    try:
-        await fixed._imap(fixed.session.connect)
+    async with connected(imap_account, intake, db, clock, processed_folder="Diproses") as fixed:
         await fixed._remark_committed()  # what a start does first
         await fixed.sync_once()
         assert set(_flags(imap_account)) == set()
         assert len(_flags(imap_account, "Diproses")) == 2
-    finally:
-        await fixed.stop()
 
 
 async def test_a_duplicate_copy_committed_before_a_crash_is_marked_on_the_next_start(
@@ -74,16 +66,12 @@ async def test_a_duplicate_copy_committed_before_a_crash_is_marked_on_the_next_s
             await crashed.stop()
     assert all("\\Seen" not in f for f in _flags(imap_account).values())
 
-    restarted = intake_service(imap_account, intake, db, clock)
-    try:
-        await restarted._imap(restarted.session.connect)
+    async with connected(imap_account, intake, db, clock) as restarted:
         await restarted._remark_committed()
         await restarted.sync_once()
         flags = _flags(imap_account)
         assert "\\Seen" in flags[first]
         assert "\\Seen" in flags[copy]
-    finally:
-        await restarted.stop()
 
 
 async def test_after_a_uidvalidity_change_a_refused_move_is_done_on_the_next_start(
@@ -94,26 +82,14 @@ async def test_after_a_uidvalidity_change_a_refused_move_is_done_on_the_next_sta
     db = database  # on SQLite and on PostgreSQL
     for i in range(3):
         imap_account.append(make_mail(subject=f"Baru {i}", sender=f"b{i}@vendor.co.id"))
-    refused = intake_service(imap_account, intake, db, clock, processed_folder="~Diproses")
-    try:
-        await refused._imap(refused.session.connect)
+    async with connected(imap_account, intake, db, clock, processed_folder="~Diproses") as refused:
         assert (await refused.sync_once()).outcomes == {"opened": 3}
-    finally:
-        await refused.stop()
     imap_account.bump_uidvalidity()
-    refused = intake_service(imap_account, intake, db, clock, processed_folder="~Diproses")
-    try:
-        await refused._imap(refused.session.connect)
+    async with connected(imap_account, intake, db, clock, processed_folder="~Diproses") as refused:
         assert (await refused.sync_once()).outcomes == {"duplicate": 3}  # the rescan
-    finally:
-        await refused.stop()
     assert len(_flags(imap_account)) == 3
 
-    fixed = intake_service(imap_account, intake, db, clock, processed_folder="Diproses")
-    try:
-        await fixed._imap(fixed.session.connect)
+    async with connected(imap_account, intake, db, clock, processed_folder="Diproses") as fixed:
         await fixed._remark_committed()
         await fixed.sync_once()
         assert len(_flags(imap_account)) == 0
-    finally:
-        await fixed.stop()

@@ -31,7 +31,7 @@ from lpse_helpdesk.storage.models import (
     Ticket,
 )
 from lpse_helpdesk.timekeeping.clock import FixedClock
-from tests.intake_support import intake_service
+from tests.intake_support import connected, intake_service
 from tests.mailmaker import make_mail
 from tests.servers.dovecot import DovecotServer
 from tests.servers.dovecot import ImapAccount as DovecotAccount
@@ -81,9 +81,7 @@ async def test_first_start_on_a_mailbox_with_history_then_import_twice(
         imap_account.append(
             make_mail(subject=f"Baru {i}", sender=f"baru{i}@vendor.co.id"), date=when
         )
-    service = intake_service(imap_account, intake, db, clock)
-    try:
-        await service._imap(service.session.connect)
+    async with connected(imap_account, intake, db, clock) as service:
         report = await service.sync_once()
         assert report.skipped_old == 300 and report.committed == 3
         tickets = db.run_sync(lambda s: list(s.scalars(select(Ticket).order_by(Ticket.id))))
@@ -173,8 +171,6 @@ async def test_first_start_on_a_mailbox_with_history_then_import_twice(
         # A restart's look for stored but unmarked mail leaves the imported history alone.
         await service._remark_committed()
         assert sum("\\Seen" in f for f in _flags(imap_account).values()) == 3
-    finally:
-        await service.stop()
 
 
 def _import(service: Any, intake: Intake, db: Database, **options: Any) -> Any:
@@ -197,9 +193,7 @@ async def test_an_import_leaves_the_services_mail_to_it(
     old_day = dt.datetime(2024, 3, 5, 10, 0, tzinfo=dt.UTC)
     imap_account.append(make_mail(subject="Lama", sender="lama@vendor.co.id"), date=old_day)
     imap_account.append(make_mail(subject="Kemarin", sender="k@vendor.co.id"), date=now)
-    service = intake_service(imap_account, intake, db, clock)
-    try:
-        await service._imap(service.session.connect)
+    async with connected(imap_account, intake, db, clock) as service:
         # Before the first sync: only what that sync will leave alone (older than 7 days).
         early = await service._imap(lambda: _import(service, intake, db, live_folder=True))
         assert (early.tickets, early.left_to_service) == (1, 1)
@@ -226,8 +220,6 @@ async def test_an_import_leaves_the_services_mail_to_it(
         # Another folder is not the service's: everything in the range is imported there.
         other = await service._imap(lambda: _import(service, intake, db, live_folder=False))
         assert other.left_to_service == 0
-    finally:
-        await service.stop()
 
 
 async def test_an_import_leaves_a_mail_the_service_will_retry_to_the_service(
@@ -329,15 +321,11 @@ async def test_hostile_mails_do_not_stall_the_mail_after_them(
         imap_account.append(raw)
     imap_account.append(make_mail(subject="Normal sesudahnya", sender="normal@vendor.co.id"))
     # Each mail parses well inside 10 s (a regex that backtracks would take minutes).
-    service = intake_service(imap_account, intake, db, clock, parse_seconds=10)
-    try:
-        await service._imap(service.session.connect)
+    async with connected(imap_account, intake, db, clock, parse_seconds=10) as service:
         report = await service.sync_once()
         assert report.failed == 0 and report.quarantined == 0 and service.worker.kills == 0
         subjects = db.run_sync(lambda s: list(s.scalars(select(Ticket.subject))))
         assert "Normal sesudahnya" in subjects
-    finally:
-        await service.stop()
 
 
 def slow_serve(conn: Connection, progress: Progress) -> None:
@@ -427,9 +415,7 @@ MAX_TRIES = 4  # more than MAX_FAILURES: a mail would have been quarantined by n
 async def test_a_refused_folder_is_reported_once_and_does_not_stall(
     imap_account: DovecotAccount, intake: Intake, db: Database, clock: FixedClock
 ) -> None:
-    service = intake_service(imap_account, intake, db, clock, processed_folder="~Diproses")
-    try:
-        await service._imap(service.session.connect)
+    async with connected(imap_account, intake, db, clock, processed_folder="~Diproses") as service:
         for i in range(3):
             imap_account.append(make_mail(subject=f"Satu {i}", sender=f"f{i}@vendor.co.id"))
             await service._imap(lambda: service.session.box.client.noop())
@@ -440,8 +426,6 @@ async def test_a_refused_folder_is_reported_once_and_does_not_stall(
         assert len(alerts) == 1 and "~Diproses" in alerts[0].payload["folder"]
         assert "Invalid mailbox name" in alerts[0].payload["cause"]
         assert all("\\Seen" in f for f in _flags(imap_account).values())
-    finally:
-        await service.stop()
 
 
 async def test_a_refused_move_is_done_on_the_next_start_and_history_stays(
@@ -458,9 +442,7 @@ async def test_a_refused_move_is_done_on_the_next_start_and_history_stays(
     old_day = dt.datetime(2024, 3, 5, 10, 0, tzinfo=dt.UTC)
     for i in range(4):
         imap_account.append(make_mail(subject=f"Lama {i}"), date=old_day + dt.timedelta(hours=i))
-    refused = intake_service(imap_account, intake, db, clock, processed_folder="~Diproses")
-    try:
-        await refused._imap(refused.session.connect)
+    async with connected(imap_account, intake, db, clock, processed_folder="~Diproses") as refused:
         assert (await refused.sync_once()).skipped_old == 4
         worker = ParseWorker(
             intake.config.max_bytes, intake.config.helpdesk_addresses, intake.domain
@@ -480,14 +462,10 @@ async def test_a_refused_move_is_done_on_the_next_start_and_history_stays(
         await refused._imap(lambda: refused.session.box.client.noop())
         assert (await refused.sync_once()).committed == 5
         assert len(_flags(imap_account)) == 9  # the move was refused: all still in INBOX
-    finally:
-        await refused.stop()
     late = imap_account.append(make_mail(subject="Belum dibaca"))  # arrived while it was down
 
     monkeypatch.setattr(inbound, "REMARK_CHUNK", 2)  # several rounds of STORE and MOVE
-    fixed = intake_service(imap_account, intake, db, clock, processed_folder="Diproses")
-    try:
-        await fixed._imap(fixed.session.connect)
+    async with connected(imap_account, intake, db, clock, processed_folder="Diproses") as fixed:
         await fixed._remark_committed()  # what a start does first
         left = _flags(imap_account)
         assert set(left) == old_uids | {late}
@@ -495,8 +473,6 @@ async def test_a_refused_move_is_done_on_the_next_start_and_history_stays(
         assert len(_flags(imap_account, "Diproses")) == 5
         await fixed.sync_once()
         assert set(_flags(imap_account)) == old_uids
-    finally:
-        await fixed.stop()
 
 
 async def test_a_quarantined_mail_goes_to_its_folder_on_the_next_start(
@@ -508,23 +484,15 @@ async def test_a_quarantined_mail_goes_to_its_folder_on_the_next_start(
     imap_account.append(make_mail(subject="Baik", sender="ok@vendor.co.id"))
     bad = imap_account.append(make_mail(subject="RUSAK", sender="bad@vendor.co.id"))
     flaky = FlakyIntake(intake.workflow, intake.domain, intake.config)
-    refused = intake_service(imap_account, flaky, db, clock, quarantine_folder="~Karantina")
-    try:
-        await refused._imap(refused.session.connect)
+    async with connected(imap_account, flaky, db, clock, quarantine_folder="~Karantina") as refused:
         for _ in range(MAX_TRIES):
             await refused.sync_once()
         assert db.run_sync(lambda s: s.scalars(select(FailedMail.quarantined)).all()) == [True]
         assert set(_flags(imap_account)) >= {bad}
-    finally:
-        await refused.stop()
-    fixed = intake_service(imap_account, intake, db, clock, quarantine_folder="Karantina")
-    try:
-        await fixed._imap(fixed.session.connect)
+    async with connected(imap_account, intake, db, clock, quarantine_folder="Karantina") as fixed:
         await fixed._remark_committed()
         assert bad not in _flags(imap_account)
         assert len(_flags(imap_account, "Karantina")) == 1
-    finally:
-        await fixed.stop()
 
 
 async def test_dovecot_stopped_and_started_mid_idle(
